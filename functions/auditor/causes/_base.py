@@ -1,0 +1,116 @@
+"""What a cause is, and the small helpers the cause units share.
+
+A cause is declarative: id, title, severity, the troubleshooting topic and its URL, a
+precedence (lower wins when two causes match the same call: the more specific cause gets the
+lower number), the error codes it can explain (the classifier's index; ``None`` for any
+code), a pure ``match(call, facts) -> Match | None`` and a ``remediation(call, match) -> str``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from ..facts import Facts
+from ..trail import ACCESS_DENIED_CODES, FailedCall
+
+__all__ = [
+    "ACCESS_DENIED_CODES",
+    "Cause",
+    "Match",
+    "SM_DOC",
+    "IAM_DENIED_DOC",
+    "denied_action",
+    "denied_resource_arn",
+    "partition_of",
+    "policy_statement",
+    "secret_arn_pattern",
+    "key_arn",
+]
+
+SM_DOC = "https://docs.aws.amazon.com/secretsmanager/latest/userguide/troubleshoot.html"
+IAM_DENIED_DOC = "https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html"
+
+Confidence = str  # "high" | "medium" | "low"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Why a cause fits: short facts, how sure we are, and an optional policy statement."""
+
+    evidence: tuple[str, ...]
+    confidence: Confidence = "high"
+    policy: Optional[dict] = None  # the least-privilege statement that would fix it, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    id: str
+    title: str
+    severity: str  # critical | high | medium | low | info
+    topic: str
+    doc_url: str
+    precedence: int
+    error_codes: Optional[frozenset[str]]
+    match: Callable[[FailedCall, Optional[Facts]], Optional[Match]]
+    remediation: Callable[[FailedCall, Match], str]
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for remediation texts: name the action and the resource the record shows, and print
+# the statement an engineer can paste.
+# ---------------------------------------------------------------------------------------------
+_ARN_PARTITION = re.compile(r"^arn:(aws[a-z-]*):")
+_KEY_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$|^mrk-[0-9a-f]{32}$")
+
+
+def partition_of(call: FailedCall) -> str:
+    for arn in (call.principal.arn, call.resource, call.secret_arn):
+        m = _ARN_PARTITION.match(arn)
+        if m:
+            return m.group(1)
+    return "aws"
+
+
+def denied_action(call: FailedCall) -> str:
+    """The IAM action that was denied: from the message when it names one, else from the call."""
+    if call.denial and call.denial.action:
+        return call.denial.action
+    return f"{call.service}:{call.action}"
+
+
+def secret_arn_pattern(call: FailedCall, secret: str) -> str:
+    """An ARN pattern for a secret given by name or ARN (names get AWS's ``-??????`` suffix)."""
+    if secret.startswith("arn:"):
+        return secret
+    return f"arn:{partition_of(call)}:secretsmanager:{call.region or '*'}:{call.account or '*'}:secret:{secret}-??????"
+
+
+def key_arn(call: FailedCall, key: str) -> str:
+    """A key ARN for a key given by id or ARN; aliases cannot be used in a key's Resource."""
+    if key.startswith("arn:") and ":alias/" not in key:
+        return key
+    if _KEY_ID.match(key):
+        return f"arn:{partition_of(call)}:kms:{call.region or '*'}:{call.account or '*'}:key/{key}"
+    return f"arn:{partition_of(call)}:kms:{call.region or '*'}:{call.account or '*'}:key/<key id behind {key or 'the alias'}>"
+
+
+def denied_resource_arn(call: FailedCall) -> str:
+    if call.denial and call.denial.resource.startswith("arn:"):
+        return call.denial.resource
+    if call.service == "kms":
+        return key_arn(call, call.resource)
+    return secret_arn_pattern(call, call.resource or "<secret name>")
+
+
+def policy_statement(action: str, resource: str, condition: Optional[dict] = None) -> dict:
+    stmt: dict = {"Effect": "Allow", "Action": action, "Resource": resource}
+    if condition:
+        stmt["Condition"] = condition
+    return stmt
+
+
+def render(stmt: Optional[dict]) -> str:
+    return json.dumps(stmt, separators=(", ", ": ")) if stmt else ""

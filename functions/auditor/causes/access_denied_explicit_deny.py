@@ -1,0 +1,28 @@
+"""An explicit Deny statement in an identity-based or resource-based policy."""
+
+from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, denied_action
+from ._denied import by_policy_type
+
+
+def remediation(call, m):
+    where = "the secret's resource policy (get-resource-policy)" if call.service == "secretsmanager" else "the key policy (get-key-policy)"
+    if call.denial and call.denial.policy_type == "identity-based":
+        where = f"the policies attached to {call.principal.identity_arn or 'the caller'}"
+    return (
+        f"An explicit Deny always wins over any Allow. Find the Deny statement for {denied_action(call)} in "
+        f"{where}, including its Condition (NotPrincipal, aws:SourceVpce, aws:PrincipalArn, aws:SourceIp ...), and "
+        "either exclude this caller deliberately or change how the caller reaches the resource. Do not add an Allow: it cannot override a Deny."
+    )
+
+
+CAUSE = Cause(
+    id="access-denied.explicit-deny",
+    title="Access denied: an explicit deny in an identity- or resource-based policy",
+    severity="high",
+    topic='"Access denied" messages when sending requests to Secrets Manager',
+    doc_url=IAM_DENIED_DOC + "#access_denied_message_examples",
+    precedence=60,
+    error_codes=ACCESS_DENIED_CODES,
+    match=by_policy_type(frozenset({"identity-based", "resource-based"}), explicit=True),
+    remediation=remediation,
+)

@@ -1,0 +1,27 @@
+"""No identity-based policy of the caller allows the action (implicit deny)."""
+
+from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, render
+from ._denied import by_policy_type
+
+
+def remediation(call, m):
+    p = call.principal
+    return (
+        f"Grant {p.identity_arn or 'the caller'} the permission in an identity-based policy "
+        f"(on the {'role' if p.temporary else 'user or its group'}), scoped to the resource: "
+        f"{render(m.policy)}. If the role's policies already allow it, check that the call used the role you "
+        "expect (sts get-caller-identity) and that no condition in the allowing statement excludes this request."
+    )
+
+
+CAUSE = Cause(
+    id="access-denied.identity-policy",
+    title="Access denied: no identity-based policy allows the action",
+    severity="high",
+    topic='"Access denied" messages when sending requests to Secrets Manager',
+    doc_url=IAM_DENIED_DOC + "#access_denied_message_examples",
+    precedence=62,
+    error_codes=ACCESS_DENIED_CODES,
+    match=by_policy_type(frozenset({"identity-based"}), explicit=False, fix=True),
+    remediation=remediation,
+)

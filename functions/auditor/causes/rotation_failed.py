@@ -1,0 +1,34 @@
+"""Secrets Manager reported that a scheduled or requested rotation failed (a service event)."""
+
+from ..trail import FAILURE_SERVICE_EVENTS
+from ._base import Cause, Match
+
+
+def match(call, facts):
+    if call.service != "secretsmanager" or call.action not in FAILURE_SERVICE_EVENTS:
+        return None
+    evidence = (f"Secrets Manager service event {call.action} for {call.resource or 'a secret'}",)
+    return Match(evidence, "high")
+
+
+def remediation(call, m):
+    return (
+        "Open the rotation function's CloudWatch logs around this time: the step that failed (createSecret, setSecret, "
+        "testSecret, finishSecret) is logged there. The usual causes: the function cannot reach the database or the "
+        "Secrets Manager endpoint from its VPC, its role lacks secretsmanager or kms permissions, or the secret value "
+        "is not in the JSON format the function expects. A previous failure leaves AWSPENDING on a version: "
+        "fix the cause, then aws secretsmanager rotate-secret --secret-id <secret>."
+    )
+
+
+CAUSE = Cause(
+    id="rotation.failed",
+    title="Secret rotation failed",
+    severity="high",
+    topic="Troubleshoot AWS Secrets Manager rotation",
+    doc_url="https://docs.aws.amazon.com/secretsmanager/latest/userguide/troubleshoot_rotation.html",
+    precedence=10,
+    error_codes=FAILURE_SERVICE_EVENTS,
+    match=match,
+    remediation=remediation,
+)

@@ -1,0 +1,81 @@
+"""A partial ARN of a secret whose name ends in a hyphen and six characters.
+
+Secrets Manager appends "-" and six random characters to every secret's ARN. When a secret's
+own name ends in a hyphen and six characters (``MySecret-abcdef``), its partial ARN
+(``...:secret:MySecret-abcdef``) looks like a complete one, and the lookup fails. From the
+record alone this is a heuristic: the random suffix mixes upper and lower case, so a suffix
+with no upper-case letter is more likely part of the name. DescribeSecret by name confirms it.
+"""
+
+import re
+
+from ._base import SM_DOC, Cause, Match
+from ._denied import who
+
+_ARN = re.compile(r"^arn:[\w-]+:secretsmanager:[^:]*:[^:]*:secret:(?P<name>.+)$")
+_TAIL = re.compile(r"-(?P<tail>[A-Za-z0-9]{6})$")
+
+
+def split(resource: str):
+    """(name as given in the ARN, its -XXXXXX tail) or None."""
+    m = _ARN.match(resource)
+    if not m:
+        return None
+    name = m.group("name")
+    tail = _TAIL.search(name)
+    return (name, tail.group("tail")) if tail else None
+
+
+def looks_generated(tail: str) -> bool:
+    """A random suffix almost always has an upper-case letter (62-letter alphabet)."""
+    return any(c.isupper() for c in tail)
+
+
+def match(call, facts):
+    if call.service != "secretsmanager" or call.error_code != "ResourceNotFoundException":
+        return None
+    parts = split(call.resource)
+    if parts is None:
+        return None
+    name, tail = parts
+    head = name[: -len(tail) - 1]
+    secret = facts.secret if facts else None
+    evidence = [f"the secret id is an ARN whose name ends in a hyphen and six characters (-{tail})"]
+    if secret is not None and secret.found:
+        if secret.name == name and secret.arn != call.resource:
+            evidence.append(f"DescribeSecret by name finds secret {name!r} with the complete ARN {secret.arn}")
+            return Match(tuple(evidence) + (who(call),), "high")
+        return None  # the lookup found something else: not this cause
+    if secret is not None and not secret.error:
+        return None  # confirmed: no secret by that name either -> secret.not-found
+    if _TAIL.search(head):
+        return None  # a complete ARN of a name that itself ends in -XXXXXX
+    if looks_generated(tail):
+        return None  # looks like Secrets Manager's own random suffix: a complete ARN
+    evidence.append(f"heuristic: '-{tail}' has no upper-case letter, unlike Secrets Manager's random suffix, so it is likely part of the name")
+    if secret is not None and secret.error:
+        evidence.append(f"could not confirm: DescribeSecret failed with {secret.error}")
+    return Match(tuple(evidence) + (who(call),), "low")
+
+
+def remediation(call, m):
+    parts = split(call.resource)
+    name = parts[0] if parts else "<name>"
+    return (
+        f"Use the secret's complete ARN (with Secrets Manager's own six-character suffix), or its name {name!r} for a "
+        f"secret in the same account: aws secretsmanager describe-secret --secret-id {name!r} --query ARN prints it. "
+        "Avoid secret names that end in a hyphen and six characters."
+    )
+
+
+CAUSE = Cause(
+    id="secret.partial-arn",
+    title="Partial ARN of a secret whose name ends in a hyphen and six characters",
+    severity="medium",
+    topic="An AWS CLI or AWS SDK operation can't find my secret from a partial ARN",
+    doc_url=SM_DOC + "#ARN_secretnamehyphen",
+    precedence=81,
+    error_codes=frozenset({"ResourceNotFoundException"}),
+    match=match,
+    remediation=remediation,
+)

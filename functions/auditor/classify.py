@@ -1,0 +1,71 @@
+"""FailedCall (+ Facts) -> Finding. Pure: no I/O, no clock, no globals that change.
+
+Causes are tried most specific first (``Cause.precedence``); the first that matches wins.
+Causes further down that also match are named in the evidence, so the engineer sees why the
+winner was chosen over them. An index by error code keeps each call to a handful of tries.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .causes import CATALOG, Cause
+from .facts import Facts
+from .finding import Finding, fingerprint
+from .trail import FailedCall
+
+__all__ = ["classify", "candidates"]
+
+_WILDCARDS = tuple(c for c in CATALOG if c.error_codes is None)
+_INDEX: dict[str, tuple[Cause, ...]] = {}
+
+
+def candidates(error_code: str) -> tuple[Cause, ...]:
+    """Causes that could explain ``error_code``, most specific first (memoised per code)."""
+    found = _INDEX.get(error_code)
+    if found is None:
+        found = tuple(c for c in CATALOG if c.error_codes is None or error_code in c.error_codes)
+        if len(_INDEX) < 4096:  # bounded: error codes come from untrusted input
+            _INDEX[error_code] = found
+    return found
+
+
+def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
+    tried = candidates(call.error_code)
+    for position, cause in enumerate(tried):
+        found = cause.match(call, facts)
+        if found is not None:
+            break
+    else:  # pragma: no cover - "unknown" always matches
+        raise AssertionError("the catalog has no catch-all cause")
+    evidence = list(found.evidence)
+    runners_up = [c.id for c in tried[position + 1 :] if c.error_codes is not None and c.match(call, facts) is not None]
+    if runners_up:
+        evidence.append(f"{cause.id} is more specific than {', '.join(runners_up[:3])}, which also fit")
+    if facts is not None and facts.notes:
+        evidence.extend(facts.notes)
+    principal = call.principal
+    return Finding(
+        event_id=call.event_id,
+        event_time=call.event_time,
+        account=call.account,
+        region=call.region,
+        service=call.service,
+        action=call.action,
+        error_code=call.error_code,
+        error_message=call.error_message,
+        principal=principal.to_dict(),
+        source_ip=call.source_ip,
+        user_agent=call.user_agent,
+        resource=call.resource,
+        cause=cause.id,
+        title=cause.title,
+        severity=cause.severity,
+        confidence=found.confidence,
+        evidence=tuple(evidence),
+        remediation=cause.remediation(call, found),
+        policy=found.policy,
+        doc_url=cause.doc_url,
+        topic=cause.topic,
+        fingerprint=fingerprint(principal.identity_arn, call.service, call.action, call.resource, cause.id),
+    )

@@ -1,0 +1,430 @@
+"""CloudTrail input -> normalised, typed ``FailedCall``.
+
+One job: turn whatever CloudTrail or EventBridge hands us into a ``FailedCall`` (a failed
+Secrets Manager or KMS call, or a failure service event), a ``Malformed`` outcome that names
+where the bad record came from, or one of two "nothing to see" outcomes (a successful call,
+another service's record). Nothing here raises for bad input; nothing here does I/O except
+``read_path``.
+
+Only identifiers are copied out of ``requestParameters`` (secret id, key id, encryption
+context's SecretARN, ...). Values that could carry secret material (SecretString,
+SecretBinary, Plaintext, ...) are never read, so they can never reach a finding, a log line
+or a message, even when CloudTrail failed to redact them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator, Union
+
+__all__ = [
+    "Denial",
+    "FailedCall",
+    "Malformed",
+    "OTHER_SERVICE",
+    "Principal",
+    "SUCCESS",
+    "Skipped",
+    "parse_record",
+    "iter_documents",
+    "iter_outcomes",
+    "to_eventbridge",
+]
+
+SERVICES = frozenset({"secretsmanager", "kms"})
+API_CALL = "AWS API Call via CloudTrail"
+SERVICE_EVENT = "AWS Service Event via CloudTrail"
+DETAIL_TYPES = frozenset({API_CALL, SERVICE_EVENT})
+
+#: Secrets Manager service events that report a failure (no errorCode of their own).
+FAILURE_SERVICE_EVENTS = frozenset({"RotationFailed", "RotationAbandoned"})
+
+#: Error codes that mean "the authorization check said no".
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation"}
+)
+
+TEMPORARY_IDENTITY_TYPES = frozenset({"AssumedRole", "FederatedUser", "WebIdentityUser", "SAMLUser"})
+
+#: Longest string we keep from the record: bounded so hostile input stays bounded everywhere.
+MAX_TEXT = 2048
+MAX_MESSAGE = 1024
+
+
+def _text(value: Any, limit: int = MAX_TEXT) -> str:
+    """A string field as a bounded ``str``; anything else (None, numbers, objects) -> ''."""
+    if type(value) is str:
+        return value if len(value) <= limit else value[:limit]
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# The access-denied message, as IAM documents it:
+#   User: <arn> is not authorized to perform: <action> on resource: <res> because no <type> policy allows the <action> action
+#   User: <arn> is not authorized to perform: <action> on resource: <res> with an explicit deny in a(n) <type> policy[: <policy arn>]
+# Some services drop "User:", quote the resource, or say "due to an explicit deny"; we accept all.
+# --------------------------------------------------------------------------------------------
+_TYPE_RE = r"(identity[- ]based|resource[- ]based|service control|resource control|permissions? boundary|session|vpc endpoint)"
+_DENY_RE = re.compile(
+    r"(?:with|due to) an explicit deny in (?:a|an|the) " + _TYPE_RE + r"(?: policy| policies)?(?:\s*[:(]\s*(arn:[^\s)]+))?",
+    re.IGNORECASE,
+)
+_IMPLICIT_RE = re.compile(r"because no " + _TYPE_RE + r"(?: policy| policies)? allows?", re.IGNORECASE)
+_PERFORM_RE = re.compile(
+    r"(?:User: (?P<who>\S+) )?is not authorized to perform:? (?P<action>[\w-]+:[\w*-]+)"
+    r"(?: on resource:? \"?(?P<resource>[^\s\"]+)\"?)?",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    """What an access-denied message says: which policy type, explicit or implicit."""
+
+    policy_type: str  # identity-based, resource-based, service control, resource control,
+    #                   permissions boundary, session, vpc endpoint; "" when the message does not say
+    explicit: bool
+    action: str  # e.g. "kms:Decrypt", as the message names it ("" if absent)
+    resource: str
+    policy_arn: str  # the denying policy's ARN when AWS includes it
+
+
+def parse_denial(message: str) -> Denial:
+    """Read policy type, explicitness, action and resource out of an access-denied message."""
+    policy_type, explicit, policy_arn = "", False, ""
+    m = _DENY_RE.search(message)
+    if m:
+        policy_type, explicit, policy_arn = _canonical_type(m.group(1)), True, m.group(2) or ""
+    else:
+        m = _IMPLICIT_RE.search(message)
+        if m:
+            policy_type = _canonical_type(m.group(1))
+    action = resource = ""
+    p = _PERFORM_RE.search(message)
+    if p:
+        action = p.group("action") or ""
+        resource = (p.group("resource") or "").rstrip(".,;")
+    return Denial(policy_type, explicit, action, resource, policy_arn.rstrip(".,;"))
+
+
+def _canonical_type(raw: str) -> str:
+    low = raw.lower().replace("-", " ")
+    if low.startswith("identity"):
+        return "identity-based"
+    if low.startswith("resource based"):
+        return "resource-based"
+    if low.startswith("permission"):
+        return "permissions boundary"
+    return low
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Principal:
+    arn: str
+    type: str  # userIdentity.type: IAMUser, AssumedRole, FederatedUser, Root, AWSService, ...
+    temporary: bool
+    account: str
+    #: The identity policies attach to: the role behind an assumed-role session, else ``arn``.
+    identity_arn: str
+    access_key_id: str
+    invoked_by: str  # service that made the call on the principal's behalf, e.g. secretsmanager.amazonaws.com
+    temporary_reason: str  # why we consider the credentials temporary ("" when not)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arn": self.arn,
+            "type": self.type,
+            "temporary_credentials": self.temporary,
+            "identity_arn": self.identity_arn,
+            "account": self.account,
+            "invoked_by": self.invoked_by,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FailedCall:
+    """A failed Secrets Manager or KMS call (or failure service event), normalised."""
+
+    event_id: str
+    event_time: str
+    account: str
+    region: str
+    service: str  # "secretsmanager" | "kms"
+    action: str  # eventName
+    event_type: str  # AwsApiCall | AwsServiceEvent
+    error_code: str
+    error_message: str
+    principal: Principal
+    source_ip: str
+    user_agent: str
+    vpc_endpoint_id: str
+    #: The secret id or key id as the caller gave it (or as the service event names it).
+    resource: str
+    #: For KMS calls made for Secrets Manager: the secret whose key it is (encryption context).
+    secret_arn: str
+    #: For Secrets Manager calls: the KMS key id the request named (CreateSecret/UpdateSecret).
+    kms_key_id: str
+    denial: Denial | None
+    origin: str = ""  # "<file>#<index>" where the record came from (CLI); "" in Lambda
+
+    @property
+    def is_access_denied(self) -> bool:
+        return self.denial is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A record we could not understand; counted and reported, never fatal."""
+
+    origin: str  # file name (or "event") and record index
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A record that is fine but not ours to report."""
+
+    reason: str
+
+
+SUCCESS = Skipped("successful call")
+OTHER_SERVICE = Skipped("other service")
+
+Outcome = Union[FailedCall, Malformed, Skipped]
+
+
+# --------------------------------------------------------------------------------------------
+# Record -> outcome
+# --------------------------------------------------------------------------------------------
+def parse_record(obj: Any, origin: str = "event") -> Outcome:
+    """One CloudTrail record (bare, or wrapped in an EventBridge envelope) -> an outcome."""
+    if type(obj) is not dict:
+        return Malformed(origin, f"record is a JSON {_json_type(obj)}, not an object")
+    if "detail" in obj and "eventSource" not in obj:
+        detail_type = obj.get("detail-type")
+        if detail_type not in DETAIL_TYPES:
+            return Malformed(origin, f"EventBridge event with unsupported detail-type {_clip(detail_type)}")
+        obj = obj["detail"]
+        if type(obj) is not dict:
+            return Malformed(origin, "EventBridge event whose detail is not an object")
+    source = obj.get("eventSource")
+    if type(source) is not str or not source:
+        return Malformed(origin, "record has no eventSource")
+    service = source.partition(".")[0]
+    if service not in SERVICES:
+        return OTHER_SERVICE
+    action = obj.get("eventName")
+    if type(action) is not str or not action:
+        return Malformed(origin, "record has no eventName")
+    error_code = obj.get("errorCode")
+    event_type = _text(obj.get("eventType"), 64)
+    if error_code is None:
+        if action in FAILURE_SERVICE_EVENTS and service == "secretsmanager":
+            error_code = action
+        else:
+            return SUCCESS
+    elif type(error_code) is not str:
+        return Malformed(origin, f"errorCode is a JSON {_json_type(error_code)}, not a string")
+    elif not error_code:
+        return SUCCESS
+    return _failed_call(obj, service, action, _text(error_code, 256), event_type, origin)
+
+
+def _failed_call(obj: dict, service: str, action: str, error_code: str, event_type: str, origin: str) -> FailedCall:
+    message = _text(obj.get("errorMessage"), MAX_MESSAGE)
+    ident = obj.get("userIdentity")
+    principal = _principal(ident if type(ident) is dict else {})
+    params = obj.get("requestParameters")
+    params = params if type(params) is dict else {}
+    resource, secret_arn, kms_key_id = _resource(obj, service, params)
+    denial = parse_denial(message) if error_code in ACCESS_DENIED_CODES else None
+    if not resource and denial is not None:
+        resource = denial.resource
+    account = _text(obj.get("recipientAccountId"), 64) or principal.account
+    return FailedCall(
+        event_id=_text(obj.get("eventID"), 128),
+        event_time=_text(obj.get("eventTime"), 64),
+        account=account,
+        region=_text(obj.get("awsRegion"), 64),
+        service=service,
+        action=_text(action, 128),
+        event_type=event_type,
+        error_code=error_code,
+        error_message=message,
+        principal=principal,
+        source_ip=_text(obj.get("sourceIPAddress"), 256),
+        user_agent=_text(obj.get("userAgent"), 512),
+        vpc_endpoint_id=_text(obj.get("vpcEndpointId"), 128),
+        resource=resource,
+        secret_arn=secret_arn,
+        kms_key_id=kms_key_id,
+        denial=denial,
+        origin=origin,
+    )
+
+
+def _principal(ident: dict) -> Principal:
+    kind = _text(ident.get("type"), 64)
+    arn = _text(ident.get("arn"), 512)
+    key = _text(ident.get("accessKeyId"), 128)
+    ctx = ident.get("sessionContext")
+    issuer = ctx.get("sessionIssuer") if type(ctx) is dict else None
+    issuer_arn = _text(issuer.get("arn"), 512) if type(issuer) is dict else ""
+    reason = ""
+    if kind in TEMPORARY_IDENTITY_TYPES:
+        reason = f"userIdentity.type is {kind}"
+    elif key.startswith("ASIA"):
+        reason = "the access key id starts with ASIA (an STS session key)"
+    elif issuer_arn:
+        reason = "the call was made in a session issued by " + issuer_arn
+    if not arn and kind == "AWSService":
+        arn = _text(ident.get("invokedBy"), 256)
+    return Principal(
+        arn=arn,
+        type=kind or "Unknown",
+        temporary=bool(reason),
+        account=_text(ident.get("accountId"), 64),
+        identity_arn=issuer_arn or arn,
+        access_key_id=key,
+        invoked_by=_text(ident.get("invokedBy"), 256),
+        temporary_reason=reason,
+    )
+
+
+#: Identifier fields we read from requestParameters, per service, in order of preference.
+_SM_ID_FIELDS = ("secretId", "name", "secretArn", "SecretId")
+_KMS_ID_FIELDS = ("keyId", "destinationKeyId", "sourceKeyId", "targetKeyId", "aliasName")
+
+
+def _resource(obj: dict, service: str, params: dict) -> tuple[str, str, str]:
+    resource = secret_arn = kms_key_id = ""
+    if service == "secretsmanager":
+        for name in _SM_ID_FIELDS:
+            resource = _text(params.get(name), 512)
+            if resource:
+                break
+        if not resource:
+            extra = obj.get("additionalEventData")
+            if type(extra) is dict:
+                resource = _text(extra.get("SecretId"), 512) or _text(extra.get("SecretArn"), 512)
+        kms_key_id = _text(params.get("kmsKeyId"), 512)
+    else:
+        for name in _KMS_ID_FIELDS:
+            resource = _text(params.get(name), 512)
+            if resource:
+                break
+        ctx = params.get("encryptionContext")
+        if type(ctx) is dict:
+            secret_arn = _text(ctx.get("SecretARN"), 512)
+    if not resource:
+        resources = obj.get("resources")
+        if type(resources) is list and resources and type(resources[0]) is dict:
+            resource = _text(resources[0].get("ARN"), 512)
+    return resource, secret_arn, kms_key_id
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number", dict: "object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _clip(value: Any, limit: int = 80) -> str:
+    text = value if type(value) is str else json.dumps(value, default=str)[:limit]
+    return repr(text[:limit])
+
+
+# --------------------------------------------------------------------------------------------
+# Documents -> records. A document is one file's content, or one Lambda event.
+# --------------------------------------------------------------------------------------------
+def iter_documents(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
+    """Yield ``(origin, record)`` for every record in a file's bytes.
+
+    Accepts gzip or plain; a CloudTrail log file ``{"Records": [...]}``, a JSON array, one
+    EventBridge event, one bare record, or JSON Lines of any of those. Undecodable content
+    yields a single ``Malformed`` in place of a record.
+    """
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, ValueError) as exc:
+            yield f"{name}", Malformed(name, f"not a readable gzip file ({exc})")
+            return
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        yield from _iter_json_lines(data, name)
+        return
+    yield from _iter_doc(doc, name)
+
+
+def _iter_doc(doc: Any, name: str, line: int | None = None) -> Iterator[tuple[str, Any]]:
+    where = name if line is None else f"{name}:{line}"
+    if type(doc) is dict:
+        records = doc.get("Records")
+        if records is not None and "eventSource" not in doc:
+            if type(records) is not list:
+                yield where, Malformed(where, "Records is not an array")
+                return
+            for i, rec in enumerate(records):
+                yield f"{where}#{i}", rec
+            return
+        yield where if line is not None else f"{where}#0", doc
+    elif type(doc) is list:
+        for i, rec in enumerate(doc):
+            yield f"{where}#{i}", rec
+    else:
+        yield where, Malformed(where, f"document is a JSON {_json_type(doc)}, not a CloudTrail record or log")
+
+
+def _iter_json_lines(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
+    for number, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            doc = json.loads(raw)
+        except ValueError as exc:
+            yield f"{name}:{number}", Malformed(f"{name}:{number}", f"line is not JSON ({_short(exc)})")
+            continue
+        yield from _iter_doc(doc, name, number)
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).split(":", 1)[0][:80]
+
+
+def iter_outcomes(data: bytes, name: str) -> Iterator[Outcome]:
+    """Every outcome in one file's bytes."""
+    for origin, rec in iter_documents(data, name):
+        yield rec if type(rec) is Malformed else parse_record(rec, origin)
+
+
+#: File names the CLI reads when it walks a directory.
+LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".gz")
+
+
+def to_eventbridge(record: dict, event_id: str | None = None) -> dict:
+    """Wrap a bare CloudTrail record the way EventBridge delivers it to a rule target."""
+    import uuid
+
+    source = record.get("eventSource", "")
+    service = source.partition(".")[0] if isinstance(source, str) else ""
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": SERVICE_EVENT if record.get("eventType") == "AwsServiceEvent" else API_CALL,
+        "source": f"aws.{service}",
+        "account": record.get("recipientAccountId", ""),
+        "time": record.get("eventTime", ""),
+        "region": record.get("awsRegion", ""),
+        "resources": [],
+        "detail": record,
+    }
