@@ -285,6 +285,8 @@ def _principal(ident: dict) -> Principal:
         reason = "the call was made in a session issued by " + issuer_arn
     if not arn and kind == "AWSService":
         arn = _text(ident.get("invokedBy"), 256)
+    if not issuer_arn and kind == "AssumedRole":
+        issuer_arn = _role_of_session(arn)
     return Principal(
         arn=arn,
         type=kind or "Unknown",
@@ -295,6 +297,15 @@ def _principal(ident: dict) -> Principal:
         invoked_by=_text(ident.get("invokedBy"), 256),
         temporary_reason=reason,
     )
+
+
+_SESSION_ARN = re.compile(r"^arn:([\w-]+):sts::(\d*):assumed-role/([^/]+)/")
+
+
+def _role_of_session(arn: str) -> str:
+    """arn:aws:sts::1:assumed-role/Role/session -> arn:aws:iam::1:role/Role (the path is not in the ARN)."""
+    m = _SESSION_ARN.match(arn)
+    return f"arn:{m.group(1)}:iam::{m.group(2)}:role/{m.group(3)}" if m else ""
 
 
 #: Identifier fields we read from requestParameters, per service, in order of preference.
