@@ -1,0 +1,159 @@
+"""Every cause matches its own fixtures, and no other cause steals them.
+
+The fixtures are realistic CloudTrail records under tests/fixtures/<cause-id>/ (see the
+README there); a ``.facts`` sidecar holds what enrichment would have found.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from auditor.causes import BY_ID, CATALOG
+from auditor.classify import candidates, classify
+from auditor.facts import Facts
+from auditor.trail import FailedCall, parse_record
+
+from .conftest import FIXTURES, fixture_records
+
+ARCHITECTURE = Path(__file__).resolve().parents[3] / "shared" / "ARCHITECTURE.md"
+RECORDS = fixture_records()
+NEEDS_FACTS = {"consistency.not-yet-visible", "access-denied.condition"}
+
+
+def _ids(rows):
+    return [f"{cause}/{path.stem}" for cause, path, _, _ in rows]
+
+
+def test_catalog_has_exactly_the_architecture_cause_ids():
+    if not ARCHITECTURE.exists():
+        pytest.skip("../shared/ARCHITECTURE.md is not beside the repo")
+    table = ARCHITECTURE.read_text().split("## The cause catalog", 1)[1].split("## The finding", 1)[0]
+    documented = set()
+    for cell in re.findall(r"^\| ([^|]+) \|", table, re.MULTILINE):
+        documented.update(i.strip() for i in cell.split(",") if re.fullmatch(r"\s*[a-z-]+(\.[a-z-]+)?\s*", i))
+    documented.discard("id")
+    assert documented == set(BY_ID)
+
+
+@pytest.mark.parametrize("cause", CATALOG, ids=lambda c: c.id)
+def test_each_cause_is_a_complete_unit(cause):
+    assert cause.title and cause.topic and cause.doc_url.startswith("https://docs.aws.amazon.com/")
+    assert cause.severity in {"critical", "high", "medium", "low", "info"}
+
+
+@pytest.mark.parametrize("cause", [c.id for c in CATALOG])
+def test_each_cause_has_at_least_three_fixtures(cause):
+    count = len(list((FIXTURES / cause).glob("*.json")))
+    assert count >= 3, f"{cause} has {count} fixtures"
+
+
+@pytest.mark.parametrize("cause, path, record, facts", RECORDS, ids=_ids(RECORDS))
+def test_fixture_is_classified_as_its_cause(cause, path, record, facts):
+    call = parse_record(record, path.name)
+    if cause == "success":
+        assert not isinstance(call, FailedCall), "a successful call must not become a finding"
+        return
+    assert isinstance(call, FailedCall), call
+    found = classify(call, Facts.from_dict(facts) if facts and cause in NEEDS_FACTS else None)
+    assert found.cause == cause, f"{path.name}: {found.cause} stole it; evidence: {found.evidence}"
+    assert found.evidence and found.remediation and found.fingerprint
+
+
+@pytest.mark.parametrize(
+    "cause, path, record, facts", [r for r in RECORDS if r[3] is not None], ids=_ids([r for r in RECORDS if r[3] is not None])
+)
+def test_facts_confirm_the_cause_with_high_confidence(cause, path, record, facts):
+    found = classify(parse_record(record), Facts.from_dict(facts))
+    assert found.cause == cause
+    assert found.confidence in ("high", "medium")
+
+
+@pytest.mark.parametrize("cause", sorted(NEEDS_FACTS))
+def test_causes_that_need_facts_never_fire_on_the_record_alone(cause):
+    for c, path, record, _ in RECORDS:
+        call = parse_record(record)
+        if isinstance(call, FailedCall):
+            assert classify(call).cause != cause, path
+
+
+def test_partial_arn_is_a_low_confidence_heuristic_until_confirmed():
+    rows = [r for r in RECORDS if r[0] == "secret.partial-arn"]
+    if not rows:
+        pytest.skip("no partial-ARN fixtures yet")
+    for _, path, record, _ in rows:
+        found = classify(parse_record(record))
+        assert found.confidence == "low" and any("heuristic" in e for e in found.evidence), path
+
+
+def test_a_full_arn_with_a_random_suffix_is_not_called_a_partial_arn():
+    record = {
+        "eventSource": "secretsmanager.amazonaws.com", "eventName": "GetSecretValue", "awsRegion": "us-east-2",
+        "recipientAccountId": "111122223333", "errorCode": "ResourceNotFoundException",
+        "errorMessage": "Secrets Manager can't find the specified secret.",
+        "requestParameters": {"secretId": "arn:aws:secretsmanager:us-east-2:111122223333:secret:MySecret-a1B2c3"},
+    }
+    assert classify(parse_record(record)).cause == "secret.not-found"
+    record["requestParameters"]["secretId"] = "arn:aws:secretsmanager:us-east-2:111122223333:secret:MySecret-abcdef"
+    assert classify(parse_record(record)).cause == "secret.partial-arn"
+    confirmed = Facts.from_dict({"secret": {"found": True, "name": "MySecret-abcdef",
+                                            "arn": "arn:aws:secretsmanager:us-east-2:111122223333:secret:MySecret-abcdef-nutBrk"}})
+    found = classify(parse_record(record), confirmed)
+    assert (found.cause, found.confidence) == ("secret.partial-arn", "high")
+    assert classify(parse_record(record), Facts.from_dict({"secret": {"found": False}})).cause == "secret.not-found"
+
+
+def test_most_specific_cause_wins_and_the_evidence_says_why():
+    record = {
+        "eventSource": "kms.amazonaws.com", "eventName": "Decrypt", "awsRegion": "us-east-1",
+        "recipientAccountId": "111122223333", "errorCode": "AccessDeniedException",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/app", "invokedBy": "secretsmanager.amazonaws.com"},
+        "errorMessage": "User: arn:aws:iam::111122223333:user/app is not authorized to perform: kms:Decrypt on resource: "
+        "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab because no resource-based policy allows the kms:Decrypt action",
+    }
+    found = classify(parse_record(record))
+    assert found.cause == "access-denied.kms-key"
+    assert any("more specific than access-denied.resource-policy" in e for e in found.evidence)
+    assert found.policy["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
+
+
+def test_remediation_names_the_least_privilege_statement():
+    record = json.loads(json.dumps({
+        "eventSource": "secretsmanager.amazonaws.com", "eventName": "GetSecretValue", "awsRegion": "eu-west-1",
+        "recipientAccountId": "111122223333", "errorCode": "AccessDenied",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/app"},
+        "errorMessage": "User: arn:aws:iam::111122223333:user/app is not authorized to perform: secretsmanager:GetSecretValue "
+        "on resource: prod/db because no identity-based policy allows the secretsmanager:GetSecretValue action",
+        "requestParameters": {"secretId": "prod/db"},
+    }))
+    found = classify(parse_record(record))
+    assert found.cause == "access-denied.identity-policy"
+    assert found.policy == {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                            "Resource": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/db-??????"}
+    assert json.dumps(found.policy, separators=(", ", ": ")) in found.remediation
+
+
+def test_unknown_errors_are_still_findings():
+    record = {"eventSource": "kms.amazonaws.com", "eventName": "Decrypt", "errorCode": "KMSInternalException"}
+    found = classify(parse_record(record))
+    assert found.cause == "unknown" and "KMSInternalException" in found.evidence[0]
+
+
+def test_fingerprint_groups_sessions_of_one_role_and_separates_causes():
+    def call(session, code="ThrottlingException"):
+        return parse_record({
+            "eventSource": "kms.amazonaws.com", "eventName": "Decrypt", "errorCode": code,
+            "userIdentity": {"type": "AssumedRole", "arn": f"arn:aws:sts::111122223333:assumed-role/app/{session}"},
+            "requestParameters": {"keyId": "alias/app"},
+        })
+    assert classify(call("a")).fingerprint == classify(call("b")).fingerprint
+    assert classify(call("a")).fingerprint != classify(call("a", "DisabledException")).fingerprint
+
+
+def test_the_index_offers_every_cause_that_names_the_code_plus_catch_alls():
+    offered = {c.id for c in candidates("ResourceNotFoundException")}
+    assert {"secret.partial-arn", "secret.not-found", "consistency.not-yet-visible", "unknown"} <= offered
+    assert "throttling" not in offered
