@@ -39,7 +39,7 @@ def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
     else:  # pragma: no cover - "unknown" always matches
         raise AssertionError("the catalog has no catch-all cause")
     evidence = list(found.evidence)
-    runners_up = [c.id for c in tried[position + 1 :] if c.error_codes is not None and c.match(call, facts) is not None]
+    runners_up = [c.id for c in tried[position + 1 :] if not c.fallback and c.match(call, facts) is not None]
     if runners_up:
         evidence.append(f"{cause.id} is more specific than {', '.join(runners_up[:3])}, which also fit")
     if facts is not None and facts.notes:

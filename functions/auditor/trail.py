@@ -74,9 +74,7 @@ _DENY_RE = re.compile(
 )
 _IMPLICIT_RE = re.compile(r"because no " + _TYPE_RE + r"(?: policy| policies)? allows?", re.IGNORECASE)
 _PERFORM_RE = re.compile(
-    r"(?:User: (?P<who>\S+) )?is not authorized to perform:? (?P<action>[\w-]+:[\w*-]+)"
-    r"(?: on resource:? \"?(?P<resource>[^\s\"]+)\"?)?",
-    re.IGNORECASE,
+    r"not authorized to perform:? (?P<action>[\w-]+:[\w*-]+)(?: on resource:? \"?(?P<resource>[^\s\"]+)\"?)?"
 )
 
 
@@ -95,15 +93,17 @@ class Denial:
 def parse_denial(message: str) -> Denial:
     """Read policy type, explicitness, action and resource out of an access-denied message."""
     policy_type, explicit, policy_arn = "", False, ""
-    m = _DENY_RE.search(message)
+    low = message.lower()
+    # Substring checks first: most messages hold one phrase or none, and `in` is far cheaper than a regex.
+    m = _DENY_RE.search(message) if "explicit deny" in low else None
     if m:
         policy_type, explicit, policy_arn = _canonical_type(m.group(1)), True, m.group(2) or ""
-    else:
+    elif "because no " in low:
         m = _IMPLICIT_RE.search(message)
         if m:
             policy_type = _canonical_type(m.group(1))
     action = resource = ""
-    p = _PERFORM_RE.search(message)
+    p = _PERFORM_RE.search(message) if "not authorized to perform" in message else None
     if p:
         action = p.group("action") or ""
         resource = (p.group("resource") or "").rstrip(".,;")
@@ -223,7 +223,6 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
     if type(action) is not str or not action:
         return Malformed(origin, "record has no eventName")
     error_code = obj.get("errorCode")
-    event_type = _text(obj.get("eventType"), 64)
     if error_code is None:
         if action in FAILURE_SERVICE_EVENTS and service == "secretsmanager":
             error_code = action
@@ -233,11 +232,12 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
         return Malformed(origin, f"errorCode is a JSON {_json_type(error_code)}, not a string")
     elif not error_code:
         return SUCCESS
-    return _failed_call(obj, service, action, _text(error_code, 256), event_type, origin)
+    return _failed_call(obj, service, action, _text(error_code, 256), origin)
 
 
-def _failed_call(obj: dict, service: str, action: str, error_code: str, event_type: str, origin: str) -> FailedCall:
-    message = _text(obj.get("errorMessage"), MAX_MESSAGE)
+def _failed_call(obj: dict, service: str, action: str, error_code: str, origin: str) -> FailedCall:
+    text = _text  # local: this runs for every failure
+    message = text(obj.get("errorMessage"), MAX_MESSAGE)
     ident = obj.get("userIdentity")
     principal = _principal(ident if type(ident) is dict else {})
     params = obj.get("requestParameters")
@@ -246,21 +246,21 @@ def _failed_call(obj: dict, service: str, action: str, error_code: str, event_ty
     denial = parse_denial(message) if error_code in ACCESS_DENIED_CODES else None
     if not resource and denial is not None:
         resource = denial.resource
-    account = _text(obj.get("recipientAccountId"), 64) or principal.account
+    account = text(obj.get("recipientAccountId"), 64) or principal.account
     return FailedCall(
-        event_id=_text(obj.get("eventID"), 128),
-        event_time=_text(obj.get("eventTime"), 64),
+        event_id=text(obj.get("eventID"), 128),
+        event_time=text(obj.get("eventTime"), 64),
         account=account,
-        region=_text(obj.get("awsRegion"), 64),
+        region=text(obj.get("awsRegion"), 64),
         service=service,
         action=_text(action, 128),
-        event_type=event_type,
+        event_type=text(obj.get("eventType"), 64),
         error_code=error_code,
         error_message=message,
         principal=principal,
-        source_ip=_text(obj.get("sourceIPAddress"), 256),
-        user_agent=_text(obj.get("userAgent"), 512),
-        vpc_endpoint_id=_text(obj.get("vpcEndpointId"), 128),
+        source_ip=text(obj.get("sourceIPAddress"), 256),
+        user_agent=text(obj.get("userAgent"), 512),
+        vpc_endpoint_id=text(obj.get("vpcEndpointId"), 128),
         resource=resource,
         secret_arn=secret_arn,
         kms_key_id=kms_key_id,

@@ -56,6 +56,8 @@ class Cause:
     error_codes: Optional[frozenset[str]]
     match: Callable[[FailedCall, Optional[Facts]], Optional[Match]]
     remediation: Callable[[FailedCall, Match], str]
+    #: A catch-all for its error codes (it matches whenever they do): never named as "also fits".
+    fallback: bool = False
 
 
 # ---------------------------------------------------------------------------------------------

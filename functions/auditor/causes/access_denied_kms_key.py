@@ -18,6 +18,11 @@ _SM = "secretsmanager.amazonaws.com"
 _SM_FAILURE_CODES = frozenset({"DecryptionFailure", "EncryptionFailure"})
 
 
+def _mentions_kms(message: str) -> bool:
+    low = message.lower()  # cheap substring gate before the regex
+    return ("kms" in low or "master key" in low) and _KMS_TEXT.search(message) is not None
+
+
 def _for_secrets_manager(call) -> str:
     p = call.principal
     if p.invoked_by == _SM:
@@ -42,7 +47,7 @@ def match(call, facts):
         return Match(evidence, "high", _statement(call, call.resource, call.action))
     # Secrets Manager reports the KMS failure itself.
     d = call.denial
-    if d is not None and (d.action.startswith("kms:") or _KMS_TEXT.search(call.error_message)):
+    if d is not None and (d.action.startswith("kms:") or _mentions_kms(call.error_message)):
         text = f'Secrets Manager says: "{call.error_message[:120]}"'
         return Match((text, who(call)), "high", _statement(call, _sm_key(call, facts), call.action))
     if call.error_code in _SM_FAILURE_CODES:

@@ -31,4 +31,5 @@ CAUSE = Cause(
     error_codes=ACCESS_DENIED_CODES,
     match=match,
     remediation=remediation,
+    fallback=True,
 )

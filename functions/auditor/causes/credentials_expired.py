@@ -12,7 +12,7 @@ _TEXT = re.compile(r"security token included in the request is expired|token (?:
 def match(call, facts):
     if call.error_code in _CODES:
         evidence = (f"error code {call.error_code}", who(call))
-    elif _TEXT.search(call.error_message):
+    elif "xpired" in call.error_message and _TEXT.search(call.error_message):
         evidence = (f'the message says the token is expired: "{call.error_message[:100]}"', who(call))
     else:
         return None

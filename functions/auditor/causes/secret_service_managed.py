@@ -42,6 +42,8 @@ def match(call, facts):
     if call.service != "secretsmanager":
         return None
     said = "managed by" in call.error_message.lower() and _TEXT.search(call.error_message)
+    if not said and "!" not in call.resource and not (facts and facts.secret and facts.secret.owning_service):
+        return None
     service, source = owning_service(call, facts)
     if said:
         evidence = [f'the message says: "{call.error_message[:140]}"']

@@ -26,4 +26,5 @@ CAUSE = Cause(
     error_codes=None,
     match=match,
     remediation=remediation,
+    fallback=True,
 )
