@@ -93,7 +93,7 @@ def _clip(text: str, width: int) -> str:
 
 
 def _render_table(finding, call) -> str:
-    principal = finding.principal.get("arn", "")
+    principal = finding.principal.arn
     short = principal.rsplit(":", 1)[-1] if principal else "-"
     return "  ".join(
         (

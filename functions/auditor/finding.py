@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .trail import Principal
+
 SCHEMA_VERSION = "1"
 
 
@@ -20,7 +22,7 @@ class Finding:
     action: str
     error_code: str
     error_message: str
-    principal: dict
+    principal: Principal
     source_ip: str
     user_agent: str
     resource: str
@@ -46,7 +48,7 @@ class Finding:
             "action": self.action,
             "error_code": self.error_code,
             "error_message": self.error_message,
-            "principal": self.principal,
+            "principal": self.principal.to_dict(),
             "source_ip": self.source_ip,
             "user_agent": self.user_agent,
             "resource": self.resource,

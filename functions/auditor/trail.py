@@ -67,14 +67,19 @@ def _text(value: Any, limit: int = MAX_TEXT) -> str:
 #   User: <arn> is not authorized to perform: <action> on resource: <res> with an explicit deny in a(n) <type> policy[: <policy arn>]
 # Some services drop "User:", quote the resource, or say "due to an explicit deny"; we accept all.
 # --------------------------------------------------------------------------------------------
-_TYPE_RE = r"(identity[- ]based|resource[- ]based|service control|resource control|permissions? boundary|session|vpc endpoint)"
-_DENY_RE = re.compile(
-    r"(?:with|due to) an explicit deny in (?:a|an|the) " + _TYPE_RE + r"(?: policy| policies)?(?:\s*[:(]\s*(arn:[^\s)]+))?",
-    re.IGNORECASE,
-)
-_IMPLICIT_RE = re.compile(r"because no " + _TYPE_RE + r"(?: policy| policies)? allows?", re.IGNORECASE)
-_PERFORM_RE = re.compile(
-    r"not authorized to perform:? (?P<action>[\w-]+:[\w*-]+)(?: on resource:? \"?(?P<resource>[^\s\"]+)\"?)?"
+#: Policy-type phrases as they appear (lower-cased) after "explicit deny in a" / "because no",
+#: with the canonical name. Order matters: longer phrases first.
+_TYPE_PHRASES = (
+    ("identity-based", "identity-based"),
+    ("identity based", "identity-based"),
+    ("resource-based", "resource-based"),
+    ("resource based", "resource-based"),
+    ("service control", "service control"),
+    ("resource control", "resource control"),
+    ("permissions boundary", "permissions boundary"),
+    ("permission boundary", "permissions boundary"),
+    ("session", "session"),
+    ("vpc endpoint", "vpc endpoint"),
 )
 
 
@@ -91,34 +96,47 @@ class Denial:
 
 
 def parse_denial(message: str) -> Denial:
-    """Read policy type, explicitness, action and resource out of an access-denied message."""
-    policy_type, explicit, policy_arn = "", False, ""
+    """Read policy type, explicitness, action and resource out of an access-denied message.
+
+    Plain string scanning rather than regular expressions: this runs for every denial, and
+    the phrases are fixed by IAM.
+    """
     low = message.lower()
-    # Substring checks first: most messages hold one phrase or none, and `in` is far cheaper than a regex.
-    m = _DENY_RE.search(message) if "explicit deny" in low else None
-    if m:
-        policy_type, explicit, policy_arn = _canonical_type(m.group(1)), True, m.group(2) or ""
-    elif "because no " in low:
-        m = _IMPLICIT_RE.search(message)
-        if m:
-            policy_type = _canonical_type(m.group(1))
+    policy_type, explicit, policy_arn = "", False, ""
+    at = low.find("explicit deny in ")
+    if at >= 0:
+        rest = low[at + 17 :]
+        for article in ("a ", "an ", "the "):
+            if rest.startswith(article):
+                rest = rest[len(article) :]
+                break
+        policy_type = _policy_type(rest)
+        if policy_type:
+            explicit = True
+            arn_at = low.find("arn:", at)
+            if arn_at >= 0 and low[at:arn_at].count(" ") <= 8:
+                policy_arn = message[arn_at:].split(None, 1)[0].rstrip(".,;)")
+    else:
+        at = low.find("because no ")
+        if at >= 0:
+            policy_type = _policy_type(low[at + 11 :])
     action = resource = ""
-    p = _PERFORM_RE.search(message) if "not authorized to perform" in message else None
-    if p:
-        action = p.group("action") or ""
-        resource = (p.group("resource") or "").rstrip(".,;")
-    return Denial(policy_type, explicit, action, resource, policy_arn.rstrip(".,;"))
+    at = message.find("not authorized to perform")
+    if at >= 0:
+        words = message[at + 25 :].lstrip(": ").split(None, 4)
+        if words and ":" in words[0]:
+            action = words[0]
+            if len(words) >= 3 and words[1] == "on" and words[2].startswith("resource"):
+                target = words[3] if words[2] in ("resource:", "resource") and len(words) > 3 else ""
+                resource = target.strip('"').rstrip(".,;")
+    return Denial(policy_type, explicit, action, resource, policy_arn)
 
 
-def _canonical_type(raw: str) -> str:
-    low = raw.lower().replace("-", " ")
-    if low.startswith("identity"):
-        return "identity-based"
-    if low.startswith("resource based"):
-        return "resource-based"
-    if low.startswith("permission"):
-        return "permissions boundary"
-    return low
+def _policy_type(text: str) -> str:
+    for phrase, canonical in _TYPE_PHRASES:
+        if text.startswith(phrase):
+            return canonical
+    return ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,25 +265,25 @@ def _failed_call(obj: dict, service: str, action: str, error_code: str, origin: 
     if not resource and denial is not None:
         resource = denial.resource
     account = text(obj.get("recipientAccountId"), 64) or principal.account
-    return FailedCall(
-        event_id=text(obj.get("eventID"), 128),
-        event_time=text(obj.get("eventTime"), 64),
-        account=account,
-        region=text(obj.get("awsRegion"), 64),
-        service=service,
-        action=_text(action, 128),
-        event_type=text(obj.get("eventType"), 64),
-        error_code=error_code,
-        error_message=message,
-        principal=principal,
-        source_ip=text(obj.get("sourceIPAddress"), 256),
-        user_agent=text(obj.get("userAgent"), 512),
-        vpc_endpoint_id=text(obj.get("vpcEndpointId"), 128),
-        resource=resource,
-        secret_arn=secret_arn,
-        kms_key_id=kms_key_id,
-        denial=denial,
-        origin=origin,
+    return FailedCall(  # positional, in field order: this runs once per failure
+        text(obj.get("eventID"), 128),
+        text(obj.get("eventTime"), 64),
+        account,
+        text(obj.get("awsRegion"), 64),
+        service,
+        text(action, 128),
+        text(obj.get("eventType"), 64),
+        error_code,
+        message,
+        principal,
+        text(obj.get("sourceIPAddress"), 256),
+        text(obj.get("userAgent"), 512),
+        text(obj.get("vpcEndpointId"), 128),
+        resource,
+        secret_arn,
+        kms_key_id,
+        denial,
+        origin,
     )
 
 
