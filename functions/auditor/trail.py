@@ -55,18 +55,20 @@ MAX_MESSAGE = 1024
 
 
 def _text(value: Any, limit: int = MAX_TEXT) -> str:
-    """A string field as a bounded ``str``; anything else (None, numbers, objects) -> ''."""
-    if type(value) is str:
-        return value if len(value) <= limit else value[:limit]
-    return ""
+    """A string field as a bounded, encodable ``str``; anything else (None, numbers, objects) -> ''.
+
+    Lone surrogates (legal in JSON escapes, illegal in UTF-8) become '?', so every output
+    (stdout, SNS, logs) can encode what the record held.
+    """
+    if type(value) is not str:
+        return ""
+    if len(value) > limit:
+        value = value[:limit]
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
-# --------------------------------------------------------------------------------------------
-# The access-denied message, as IAM documents it:
-#   User: <arn> is not authorized to perform: <action> on resource: <res> because no <type> policy allows the <action> action
-#   User: <arn> is not authorized to perform: <action> on resource: <res> with an explicit deny in a(n) <type> policy[: <policy arn>]
-# Some services drop "User:", quote the resource, or say "due to an explicit deny"; we accept all.
-# --------------------------------------------------------------------------------------------
 #: Policy-type phrases as they appear (lower-cased) after "explicit deny in a" / "because no",
 #: with the canonical name. Order matters: longer phrases first.
 _TYPE_PHRASES = (
@@ -389,6 +391,9 @@ def iter_documents(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
             return
     try:
         doc = json.loads(data)
+    except RecursionError:
+        yield name, Malformed(name, "JSON nested too deeply")
+        return
     except ValueError:
         yield from _iter_json_lines(data, name)
         return
@@ -420,6 +425,9 @@ def _iter_json_lines(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
             continue
         try:
             doc = json.loads(raw)
+        except RecursionError:
+            yield f"{name}:{number}", Malformed(f"{name}:{number}", "JSON nested too deeply")
+            continue
         except ValueError as exc:
             yield f"{name}:{number}", Malformed(f"{name}:{number}", f"line is not JSON ({_short(exc)})")
             continue
