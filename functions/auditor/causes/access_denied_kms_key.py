@@ -15,6 +15,8 @@ from ._denied import said, who
 _KMS_TEXT = re.compile(r"access to kms is not allowed|\bkms\b.*\bnot allowed\b|customer master key|kms key", re.IGNORECASE)
 _WRITE_ACTIONS = frozenset({"CreateSecret", "PutSecretValue", "UpdateSecret", "RotateSecret", "ReplicateSecretToRegions"})
 _SM = "secretsmanager.amazonaws.com"
+#: Secrets Manager's DecryptionFailure/EncryptionFailure that names a key state is a key-state cause.
+_KEY_STATE_TEXT = re.compile(r"is disabled|pending (?:replica )?deletion|pending import|is unavailable|asymmetric", re.IGNORECASE)
 _SM_FAILURE_CODES = frozenset({"DecryptionFailure", "EncryptionFailure"})
 
 
@@ -50,7 +52,7 @@ def match(call, facts):
     if d is not None and (d.action.startswith("kms:") or _mentions_kms(call.error_message)):
         text = f'Secrets Manager says: "{call.error_message[:120]}"'
         return Match((text, who(call)), "high", _statement(call, _sm_key(call, facts), call.action))
-    if call.error_code in _SM_FAILURE_CODES:
+    if call.error_code in _SM_FAILURE_CODES and not _KEY_STATE_TEXT.search(call.error_message):
         text = f"Secrets Manager could not use the secret's KMS key ({call.error_code})"
         why = "most often the caller lacks kms:Decrypt / kms:GenerateDataKey through Secrets Manager, or the key is not usable"
         return Match((text, why, who(call)), "medium", _statement(call, _sm_key(call, facts), call.action))
