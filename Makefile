@@ -35,7 +35,7 @@ infra: venv
 	$(BIN)/python -m pytest -q tests/infra
 
 synth: venv
-	rm -rf cdk.out && $(BIN)/python app.py && $(BIN)/cfn-lint cdk.out/*.template.json
+	rm -rf cdk.out && $(BIN)/python app.py && $(BIN)/cfn-lint
 
 bench: venv
 	$(BIN)/python -m bench

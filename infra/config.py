@@ -1,0 +1,126 @@
+"""cdk.json context -> a validated ``AuditorConfig``. Bad values fail synthesis with a clear message."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aws_cdk import aws_logs as logs
+
+#: Retention periods CloudWatch Logs accepts, in days -> the CDK enum member.
+_RETENTION = {
+    days: getattr(logs.RetentionDays, name)
+    for days, name in (
+        (1, "ONE_DAY"), (3, "THREE_DAYS"), (5, "FIVE_DAYS"), (7, "ONE_WEEK"), (14, "TWO_WEEKS"), (30, "ONE_MONTH"),
+        (60, "TWO_MONTHS"), (90, "THREE_MONTHS"), (120, "FOUR_MONTHS"), (150, "FIVE_MONTHS"), (180, "SIX_MONTHS"),
+        (365, "ONE_YEAR"), (400, "THIRTEEN_MONTHS"), (545, "EIGHTEEN_MONTHS"), (731, "TWO_YEARS"), (1096, "THREE_YEARS"),
+        (1827, "FIVE_YEARS"), (2192, "SIX_YEARS"), (2557, "SEVEN_YEARS"), (2922, "EIGHT_YEARS"), (3288, "NINE_YEARS"),
+        (3653, "TEN_YEARS"),
+    )
+}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+
+
+class ConfigError(ValueError):
+    """A context value is invalid; the message names the key, the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class SlackChannel:
+    workspace_id: str
+    channel_id: str
+
+
+@dataclass(frozen=True)
+class AuditorConfig:
+    stack_name: str = "SecretsKmsFailureAuditor"
+    notification_emails: tuple[str, ...] = ()
+    https_endpoints: tuple[str, ...] = ()
+    slack: SlackChannel | None = None
+    dedup_window_minutes: int = 15
+    consistency_window_minutes: int = 10
+    log_retention_days: int = 30
+    create_trail: bool = False
+    simulate_policies: bool = False
+    findings_spike_threshold: int = 100
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return _RETENTION[self.log_retention_days]
+
+
+DEFAULTS = AuditorConfig()
+
+
+def _parsed(raw: Any) -> Any:
+    """`cdk synth -c key=value` passes strings: accept JSON forms of lists, objects, numbers, booleans."""
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text[:1] in "[{" or text in ("true", "false", "null") or re.fullmatch(r"-?\d+", text):
+            try:
+                return json.loads(text)
+            except ValueError:
+                return raw
+    return raw
+
+
+def _int(key: str, raw: Any, low: int, high: int) -> int:
+    value = _parsed(raw)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"context {key!r} is {raw!r}: expected a whole number from {low} to {high}")
+    return value
+
+
+def _bool(key: str, raw: Any) -> bool:
+    value = _parsed(raw)
+    if not isinstance(value, bool):
+        raise ConfigError(f"context {key!r} is {raw!r}: expected true or false")
+    return value
+
+
+def _list(key: str, raw: Any, check: Callable[[str], bool], what: str) -> tuple[str, ...]:
+    value = _parsed(raw)
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) and check(v) for v in value):
+        raise ConfigError(f"context {key!r} is {raw!r}: expected a list of {what}")
+    return tuple(value)
+
+
+def load(get: Callable[[str], Any]) -> AuditorConfig:
+    """Build the config from a context getter (``node.try_get_context``)."""
+
+    def ctx(key: str, default: Any) -> Any:
+        value = get(key)
+        return default if value is None else value
+
+    stack_name = ctx("stackName", DEFAULTS.stack_name)
+    if not isinstance(stack_name, str) or not _STACK_NAME.match(stack_name):
+        raise ConfigError(f"context 'stackName' is {stack_name!r}: expected letters, digits and hyphens, starting with a letter")
+    slack_raw = _parsed(ctx("slack", None))
+    slack = None
+    if slack_raw is not None:
+        if not (isinstance(slack_raw, dict) and isinstance(slack_raw.get("workspaceId"), str)
+                and isinstance(slack_raw.get("channelId"), str) and slack_raw["workspaceId"] and slack_raw["channelId"]):
+            raise ConfigError(f"context 'slack' is {slack_raw!r}: expected {{\"workspaceId\": \"T...\", \"channelId\": \"C...\"}} or null")
+        slack = SlackChannel(slack_raw["workspaceId"], slack_raw["channelId"])
+    retention = _int("logRetentionDays", ctx("logRetentionDays", DEFAULTS.log_retention_days), 1, 3653)
+    if retention not in _RETENTION:
+        allowed = ", ".join(str(k) for k in sorted(_RETENTION))
+        raise ConfigError(f"context 'logRetentionDays' is {retention}: CloudWatch Logs allows {allowed}")
+    return AuditorConfig(
+        stack_name=stack_name,
+        notification_emails=_list("notificationEmails", ctx("notificationEmails", []), lambda v: bool(_EMAIL.match(v)), "e-mail addresses"),
+        https_endpoints=_list("httpsEndpoints", ctx("httpsEndpoints", []), lambda v: v.startswith("https://") and len(v) > 8, "https:// URLs"),
+        slack=slack,
+        dedup_window_minutes=_int("dedupWindowMinutes", ctx("dedupWindowMinutes", DEFAULTS.dedup_window_minutes), 1, 1440),
+        consistency_window_minutes=_int("consistencyWindowMinutes", ctx("consistencyWindowMinutes", DEFAULTS.consistency_window_minutes), 1, 1440),
+        log_retention_days=retention,
+        create_trail=_bool("createTrail", ctx("createTrail", False)),
+        simulate_policies=_bool("simulatePolicies", ctx("simulatePolicies", False)),
+        findings_spike_threshold=_int("findingsSpikeThreshold", ctx("findingsSpikeThreshold", DEFAULTS.findings_spike_threshold), 1, 1_000_000),
+    )

@@ -1,0 +1,37 @@
+"""The EventBridge rule that hands every failed Secrets Manager / KMS call to the function."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from .function import secure_queue
+from .pattern import DETECTION_PATTERN, RULE_STATE
+
+
+class Detection(Construct):
+    def __init__(self, scope: Construct, id: str, *, function: lambda_.IFunction) -> None:
+        super().__init__(scope, id)
+        self.dead_letters = secure_queue(self, "UndeliveredEvents")
+        self.rule = events.Rule(
+            self,
+            "FailedCalls",
+            description="Failed Secrets Manager and KMS calls (read-only included) and rotation failures",
+            # Placeholder pattern, replaced below: the L2 EventPattern type cannot express "$or".
+            event_pattern=events.EventPattern(source=DETECTION_PATTERN["source"]),
+        )
+        cfn = self.rule.node.default_child
+        cfn.add_property_override("EventPattern", DETECTION_PATTERN)
+        # Read-only calls (GetSecretValue, Decrypt, ...) reach only rules in this state.
+        cfn.add_property_override("State", RULE_STATE)
+        self.rule.add_target(
+            targets.LambdaFunction(
+                function,
+                dead_letter_queue=self.dead_letters,
+                retry_attempts=8,
+                max_event_age=Duration.hours(2),
+            )
+        )

@@ -1,0 +1,106 @@
+"""The auditor function: Python 3.13 on arm64, Powertools from its official public layer,
+a role that can read metadata but never a secret."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from .config import AuditorConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE_NAME = "secrets-kms-auditor"
+METRICS_NAMESPACE = "SecretsKmsAuditor"
+#: The asset holds the auditor package's sources and nothing else.
+ASSET_EXCLUDES = ["*", "!auditor", "!auditor/**", "**/__pycache__", "**/*.pyc", "**/*.egg-info"]
+
+
+def powertools_version(requirements: Path = ROOT / "requirements.txt") -> str:
+    """The aws-lambda-powertools pin: the layer must be the version the tests ran against."""
+    match = re.search(r"^aws-lambda-powertools==([\w.]+)\s*$", requirements.read_text(), re.MULTILINE)
+    if not match:
+        raise ValueError(f"{requirements} does not pin aws-lambda-powertools==X.Y.Z")
+    return match.group(1)
+
+
+def secure_queue(scope: Construct, id: str) -> sqs.Queue:
+    return sqs.Queue(
+        scope,
+        id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+
+
+class AuditorFunction(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: AuditorConfig, topic: sns.ITopic, topic_key: kms.IKey,
+                 table: dynamodb.ITable) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        self.log_group = logs.LogGroup(self, "Logs", retention=config.log_retention, removal_policy=RemovalPolicy.DESTROY)
+        self.failures = secure_queue(self, "FailedInvocations")
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                             description="Secrets Manager and KMS failure auditor: metadata reads, never secret values")
+        layer_arn = ssm.StringParameter.value_for_string_parameter(
+            self, f"/aws/service/powertools/python/arm64/python3.13/{powertools_version()}"
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="auditor.handler.handler",
+            code=lambda_.Code.from_asset(str(ROOT / "functions"), exclude=ASSET_EXCLUDES),
+            layers=[lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", layer_arn)],
+            memory_size=256,
+            timeout=Duration.seconds(30),
+            tracing=lambda_.Tracing.ACTIVE,
+            role=self.role,
+            log_group=self.log_group,
+            environment={
+                "FINDINGS_TOPIC_ARN": topic.topic_arn,
+                "DEDUP_TABLE_NAME": table.table_name,
+                "DEDUP_WINDOW_SECONDS": str(config.dedup_window_minutes * 60),
+                "CONSISTENCY_WINDOW_SECONDS": str(config.consistency_window_minutes * 60),
+                "SIMULATE_POLICIES": "true" if config.simulate_policies else "false",
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+            # Asynchronous invocations that still fail after Lambda's retries land here.
+            on_failure=destinations.SqsDestination(self.failures),
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+        )
+        # Least privilege, statement by statement (no managed policies, no "*" actions).
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="WriteOwnLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[self.log_group.log_group_arn]))
+        self.role.add_to_policy(iam.PolicyStatement(sid="PublishFindings", actions=["sns:Publish"], resources=[topic.topic_arn]))
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="UseTopicKeyForPublish", actions=["kms:GenerateDataKey*", "kms:Decrypt"], resources=[topic_key.key_arn]))
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="Dedup", actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            resources=[table.table_arn]))
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="DescribeSecretsNeverRead", actions=["secretsmanager:DescribeSecret"],
+            resources=[f"arn:{stack.partition}:secretsmanager:*:{stack.account}:secret:*"]))
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="DescribeKeys", actions=["kms:DescribeKey"], resources=[f"arn:{stack.partition}:kms:*:{stack.account}:key/*"]))
+        if config.simulate_policies:
+            self.role.add_to_policy(iam.PolicyStatement(
+                sid="SimulatePolicies", actions=["iam:SimulatePrincipalPolicy", "iam:GetContextKeysForPrincipalPolicy"],
+                resources=[f"arn:{stack.partition}:iam::{stack.account}:role/*", f"arn:{stack.partition}:iam::{stack.account}:user/*"]))

@@ -1,0 +1,55 @@
+"""One stack: detection -> function -> alerting, observed by a dashboard and alarms."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
+from constructs import Construct
+
+from .alerting import Alerting
+from .config import AuditorConfig
+from .detection import Detection
+from .function import AuditorFunction
+from .observability import Observability
+from .trail import ManagementTrail
+
+
+class AuditorStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, config: AuditorConfig, **kwargs) -> None:
+        super().__init__(scope, id, description="Names the documented cause of every failed Secrets Manager and KMS call", **kwargs)
+        alerting = Alerting(self, "Alerting", config=config)
+        fn = AuditorFunction(self, "Auditor", config=config, topic=alerting.topic, topic_key=alerting.key, table=alerting.table)
+        detection = Detection(self, "Detection", function=fn.function)
+        Observability(self, "Observability", config=config, function=fn.function, log_group=fn.log_group,
+                      queues={"UndeliveredEvents": detection.dead_letters, "FailedInvocations": fn.failures},
+                      topic=alerting.topic)
+        if config.create_trail:
+            ManagementTrail(self, "ManagementTrail")
+        CfnOutput(self, "FindingsTopicArn", value=alerting.topic.topic_arn)
+        CfnOutput(self, "FunctionName", value=fn.function.function_name)
+        CfnOutput(self, "DedupTableName", value=alerting.table.table_name)
+        self._suppress(fn, detection)
+
+    def _suppress(self, fn: AuditorFunction, detection: Detection) -> None:
+        """cdk-nag findings that are deliberate, each acknowledged with its reason."""
+        partition_wildcards = {
+            "Resource::arn:<AWS::Partition>:secretsmanager:*:<AWS::AccountId>:secret:*":
+                "Read-only DescribeSecret on any secret of this account: a failure can name any secret; GetSecretValue is never granted.",
+            "Resource::arn:<AWS::Partition>:kms:*:<AWS::AccountId>:key/*":
+                "Read-only DescribeKey on any key of this account: a failure can name any key; Decrypt is never granted.",
+            "Resource::*":
+                "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
+            "Action::kms:GenerateDataKey*":
+                "Publishing to an SSE-KMS topic needs the GenerateDataKey family, scoped to the topic's own key only.",
+            "Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*":
+                "Opt-in policy simulation (simulatePolicies) of the denied principal, which can be any role of the account.",
+            "Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*":
+                "Opt-in policy simulation (simulatePolicies) of the denied principal, which can be any user of the account.",
+        }
+        acknowledge(fn.role, *[(f"AwsSolutions-IAM5[{finding}]", reason) for finding, reason in partition_wildcards.items()])
+        acknowledge(fn.function, ("AwsSolutions-L1", "Pinned to Python 3.13: the runtime the code, the Powertools layer and the tests are built for."))
+        for queue in (detection.dead_letters, fn.failures):
+            acknowledge(queue, ("AwsSolutions-SQS3", "This queue is itself a dead-letter/failure-destination queue; alarms watch its depth."))
+
+
+def acknowledge(scope, *rules: tuple[str, str]) -> None:
+    Validations.of(scope).acknowledge(*[Acknowledgment(id=rule, reason=reason) for rule, reason in rules])
