@@ -1,13 +1,28 @@
 #!/usr/bin/env python3
-"""CDK entry point: builds the auditor stack from cdk.json context (see infra/config.py)."""
+"""CDK entry point: builds the auditor stack from cdk.json context (see infra/config.py).
 
+Run by the CDK CLI (`cdk deploy`), which passes cdk.json's context, or directly
+(`python app.py`, `make synth`), in which case cdk.json's context is read here.
+"""
+
+import json
 import os
+from pathlib import Path
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.config import ConfigError, load
 from infra.stack import AuditorStack
+
+CDK_JSON = Path(__file__).resolve().with_name("cdk.json")
+
+
+def new_app(outdir: str | None = None, context: dict | None = None) -> cdk.App:
+    """An App with cdk.json's context (unless the CDK CLI already supplied it) plus ``context``."""
+    merged = {} if "CDK_CONTEXT_JSON" in os.environ else dict(json.loads(CDK_JSON.read_text()).get("context", {}))
+    merged.update(context or {})
+    return cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR", "cdk.out"), context=merged)
 
 
 def build(app: cdk.App) -> AuditorStack:
@@ -19,8 +34,7 @@ def build(app: cdk.App) -> AuditorStack:
 
 
 if __name__ == "__main__":
-    # The CDK CLI sets CDK_OUTDIR; `python app.py` (make synth) writes to cdk.out.
-    app = cdk.App(outdir=os.environ.get("CDK_OUTDIR", "cdk.out"))
+    app = new_app()
     try:
         build(app)
     except ConfigError as exc:

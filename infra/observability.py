@@ -18,7 +18,7 @@ from .function import METRICS_NAMESPACE, SERVICE_NAME
 FIVE_MINUTES = Duration.minutes(5)
 
 
-def own_metric(name: str, label: str) -> cw.Metric:
+def own_metric(name: str, label: str | None = None) -> cw.Metric:
     """A counter the function emits (EMF) with only Powertools' ``service`` dimension."""
     return cw.Metric(namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map={"service": SERVICE_NAME},
                      statistic="Sum", period=FIVE_MINUTES, label=label)
@@ -51,7 +51,7 @@ class Observability(Construct):
         for name, queue in queues.items():
             alarm(f"{name}Visible", queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum"), 0,
                   f"Events are waiting in {name}: they were not processed. Inspect them and redrive.")
-        alarm("FindingsSpike", own_metric("FindingsTotal", "Findings"), config.findings_spike_threshold,
+        alarm("FindingsSpike", own_metric("FindingsTotal"), config.findings_spike_threshold,
               f"More than {config.findings_spike_threshold} Secrets Manager/KMS failures in 5 minutes.")
 
         by_cause = search("", "Findings by cause")
