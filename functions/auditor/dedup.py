@@ -1,0 +1,100 @@
+"""No storms, no duplicates: one notification per fingerprint per window, and never two for
+one CloudTrail event. DynamoDB conditional writes; items expire by TTL.
+
+Items (partition key ``pk``):
+* ``fp#<fingerprint>``: ``window_start`` (epoch s) of the notified window, ``suppressed``
+  repeats counted since, ``expires_at`` (TTL).
+* ``ev#<eventID>``: written after a notification was published, so a redelivered event is
+  recognised; a publish that failed leaves none, so the retry notifies.
+
+When the table cannot be used the caller fails open (notifies): ``DedupUnavailable``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class DedupUnavailable(Exception):
+    """The table could not be read or written (missing, throttled, unreachable)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    notify: bool
+    window_start: int
+    suppressed_before: int = 0  # repeats suppressed in the previous window (for the next notification)
+    previous_window_start: int = 0
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    return response.get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
+
+
+class Dedup:
+    def __init__(self, table_name: str, window_seconds: int = 900, client=None, event_ttl_seconds: int = 86_400):
+        self.table = table_name
+        self.window = window_seconds
+        self.event_ttl = event_ttl_seconds
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.client("dynamodb", config=Config(connect_timeout=2, read_timeout=2,
+                                                                   retries={"max_attempts": 3, "mode": "standard"}))
+        return self._client
+
+    def _call(self, method: str, **kwargs) -> Any:
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise
+            raise DedupUnavailable(f"{method} on {self.table}: {_code(exc) or type(exc).__name__}") from exc
+
+    def seen_event(self, event_id: str) -> bool:
+        if not event_id:
+            return False
+        item = self._call("get_item", TableName=self.table, Key={"pk": {"S": f"ev#{event_id}"}}, ConsistentRead=True)
+        return "Item" in item
+
+    def mark_event(self, event_id: str, now: float) -> None:
+        if event_id:
+            self._call("put_item", TableName=self.table,
+                       Item={"pk": {"S": f"ev#{event_id}"}, "expires_at": {"N": str(int(now) + self.event_ttl)}})
+
+    def claim(self, fingerprint: str, now: float, count: int = 1) -> Claim:
+        """Claim the window for ``fingerprint`` (notify), or count ``count`` suppressed repeats."""
+        start = int(now)
+        try:
+            old = self._call(
+                "update_item", TableName=self.table, Key={"pk": {"S": f"fp#{fingerprint}"}},
+                UpdateExpression="SET window_start = :now, suppressed = :extra, expires_at = :exp",
+                ConditionExpression="attribute_not_exists(pk) OR window_start <= :cutoff",
+                ExpressionAttributeValues={":now": {"N": str(start)}, ":cutoff": {"N": str(start - self.window)},
+                                           ":extra": {"N": str(count - 1)}, ":exp": {"N": str(start + 2 * self.window)}},
+                ReturnValues="ALL_OLD",
+            ).get("Attributes", {})
+        except Exception as exc:  # noqa: BLE001
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+            self._call("update_item", TableName=self.table, Key={"pk": {"S": f"fp#{fingerprint}"}},
+                       UpdateExpression="ADD suppressed :n", ExpressionAttributeValues={":n": {"N": str(count)}})
+            return Claim(notify=False, window_start=start)
+        return Claim(notify=True, window_start=start, suppressed_before=int(old.get("suppressed", {}).get("N", 0)),
+                     previous_window_start=int(old.get("window_start", {}).get("N", 0)))
+
+    def release(self, fingerprint: str, claim: Claim) -> None:
+        """Undo a claim whose notification could not be published, so the retry notifies."""
+        try:
+            self._call("delete_item", TableName=self.table, Key={"pk": {"S": f"fp#{fingerprint}"}},
+                       ConditionExpression="window_start = :start",
+                       ExpressionAttributeValues={":start": {"N": str(claim.window_start)}})
+        except Exception:  # noqa: BLE001 - best effort; the window expires anyway
+            pass

@@ -1,0 +1,167 @@
+"""Finding -> one SNS message every kind of subscriber can read.
+
+``MessageStructure="json"`` gives each protocol its own body: e-mail gets readable text under a
+short subject, SQS / Lambda / e-mail-json get the finding JSON, HTTPS gets the Amazon Q
+Developer in chat applications (AWS Chatbot) custom notification — what a chat channel
+subscribed through Chatbot receives — with the finding JSON in ``metadata.additionalContext``
+for other HTTPS subscribers. Message attributes let subscribers filter.
+
+Every string from the event is untrusted: bounded, stripped of control and bidi characters,
+and escaped for the medium, so it can neither break nor spoof the message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from .finding import Finding
+
+SUBJECT_LIMIT = 100
+_MENTION = re.compile(r"@(here|channel|everyone|all)\b", re.IGNORECASE)
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\*_~`>#|[]()!"})
+
+
+def clean(text: Any, limit: int = 300) -> str:
+    """One line of printable text: control/format characters dropped, whitespace collapsed, bounded."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    text = "".join(ch if unicodedata.category(ch)[0] not in "CZ" or ch == " " else " " for ch in text[: limit * 2])
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def chat(text: Any, limit: int = 300) -> str:
+    """Untrusted text for chat markdown: inert (no formatting, links, mentions or HTML)."""
+    text = clean(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MENTION.sub(lambda m: "@\u2060" + m.group(1), text)
+    return text.translate(_MARKDOWN)
+
+
+def subject_for(finding: Finding) -> str:
+    """ASCII, one line, under SNS's 100-character limit, starting with a letter or bracket."""
+    raw = f"[{finding.severity.upper()}] {finding.cause}: {finding.service}:{finding.action} in {finding.account}/{finding.region}"
+    ascii_only = raw.encode("ascii", "replace").decode("ascii")
+    ascii_only = "".join(c if 32 <= ord(c) < 127 else "?" for c in ascii_only)
+    return ascii_only if len(ascii_only) < SUBJECT_LIMIT else ascii_only[: SUBJECT_LIMIT - 2] + "~"
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """What dedup knows: how many repeats were suppressed in the previous window, since when."""
+
+    count: int = 0
+    since: int = 0  # epoch seconds
+
+    def sentence(self) -> str:
+        if not self.count:
+            return ""
+        when = datetime.fromtimestamp(self.since, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if self.since else "the last notification"
+        return f"{self.count} repeat(s) of this failure were suppressed since {when}."
+
+
+def email_text(finding: Finding, repeats: Repeats = Repeats()) -> str:
+    p = finding.principal
+    lines = [
+        f"{finding.title}",
+        "",
+        f"Cause:      {finding.cause} (confidence {finding.confidence}, severity {finding.severity})",
+        f"Call:       {finding.service}:{clean(finding.action, 80)} failed with {clean(finding.error_code, 80)}",
+        f"Message:    {clean(finding.error_message, 500)}",
+        f"Caller:     {clean(p.arn, 200)} ({p.type}{', temporary credentials' if p.temporary else ''})",
+        f"Resource:   {clean(finding.resource, 300) or '-'}",
+        f"Where:      account {clean(finding.account, 20)}, {clean(finding.region, 30)}, from {clean(finding.source_ip, 60)}",
+        f"When:       {clean(finding.event_time, 40)} (CloudTrail event {clean(finding.event_id, 80)})",
+        "",
+        "Evidence:",
+        *[f"  - {clean(e, 400)}" for e in finding.evidence],
+        "",
+        "Fix:",
+        f"  {clean(finding.remediation, 1500)}",
+    ]
+    if finding.policy:
+        lines += ["", "Policy statement:", "  " + json.dumps(finding.policy)]
+    lines += ["", f"Documentation: {finding.doc_url}"]
+    if repeats.count:
+        lines += ["", repeats.sentence()]
+    return "\n".join(lines) + "\n"
+
+
+def chatbot_payload(finding: Finding, repeats: Repeats = Repeats()) -> dict:
+    """Amazon Q Developer in chat applications custom notification (schema version 1.0)."""
+    p = finding.principal
+    description = "\n".join([
+        f"*{chat(finding.service)}:{chat(finding.action, 80)}* failed with `{chat(finding.error_code, 80)}`",
+        f"*Caller:* {chat(p.arn, 200)}{' (temporary credentials)' if p.temporary else ''}",
+        f"*Resource:* {chat(finding.resource, 200) or '-'}",
+        f"*Where:* {chat(finding.account, 20)} / {chat(finding.region, 30)}, confidence {finding.confidence}",
+        "*Evidence:*",
+        *[f"• {chat(e, 300)}" for e in finding.evidence[:6]],
+        *([f"_{repeats.sentence()}_"] if repeats.count else []),
+    ])
+    return {
+        "version": "1.0",
+        "source": "custom",
+        "id": finding.event_id[:128] or finding.fingerprint,
+        "content": {
+            "textType": "client-markdown",
+            "title": f":rotating_light: {finding.title} ({finding.severity})"[:250],
+            "description": description[:8000],
+            "nextSteps": [chat(finding.remediation, 900), f"<{finding.doc_url}|Troubleshooting guide>"],
+            "keywords": [finding.cause, finding.severity, finding.service, clean(finding.account, 20), clean(finding.region, 30)],
+        },
+        "metadata": {
+            "threadId": finding.fingerprint,
+            "summary": clean(f"{finding.cause}: {finding.service}:{finding.action} by {p.arn}", 250),
+            "eventType": finding.cause,
+            "relatedResources": [r for r in (clean(finding.resource, 500),) if r],
+            "additionalContext": {"finding": finding.to_json()},
+        },
+    }
+
+
+def attributes(finding: Finding) -> dict:
+    values = {"cause": finding.cause, "severity": finding.severity, "service": finding.service,
+              "account": finding.account, "region": finding.region, "confidence": finding.confidence}
+    return {k: {"DataType": "String", "StringValue": clean(v, 256) or "-"} for k, v in values.items()}
+
+
+def message(finding: Finding, repeats: Repeats = Repeats()) -> dict:
+    """The complete SNS Publish arguments (without TopicArn)."""
+    body = finding.to_dict()
+    if repeats.count:
+        body["suppressed_repeats"] = {"count": repeats.count, "since": repeats.since}
+    as_json = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    text = email_text(finding, repeats)
+    chat_json = json.dumps(chatbot_payload(finding, repeats), ensure_ascii=False)
+    return {
+        "Subject": subject_for(finding),
+        "MessageStructure": "json",
+        "Message": json.dumps({"default": text, "email": text, "email-json": as_json, "sqs": as_json,
+                               "lambda": as_json, "firehose": as_json, "https": chat_json, "http": chat_json}),
+        "MessageAttributes": attributes(finding),
+    }
+
+
+class Publisher:
+    def __init__(self, topic_arn: str, client=None):
+        self.topic_arn = topic_arn
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.client("sns", config=Config(connect_timeout=3, read_timeout=5,
+                                                              retries={"max_attempts": 3, "mode": "standard"}))
+        return self._client
+
+    def publish(self, finding: Finding, repeats: Optional[Repeats] = None) -> str:
+        """Publish one finding; raises on failure (the caller lets AWS retry)."""
+        return self.client.publish(TopicArn=self.topic_arn, **message(finding, repeats or Repeats()))["MessageId"]

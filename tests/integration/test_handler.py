@@ -1,0 +1,116 @@
+"""The handler against a moto server over HTTP: what a subscriber of the findings topic receives."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from auditor.classify import classify
+from auditor.trail import parse_record, to_eventbridge
+
+from .conftest import Context, emf, metric_total
+
+pytestmark = pytest.mark.integration
+
+
+def invoke(event):
+    from auditor.handler import handler
+
+    return handler(event, Context())
+
+
+def logged_findings(out: str) -> list[dict]:
+    return [json.loads(line)["finding"] for line in out.splitlines() if line.startswith("{") and '"message":"finding"' in line]
+
+
+def test_one_message_per_distinct_failure_with_filterable_attributes(stack, failures, capsys):
+    for cause, name, record in failures:
+        invoke(to_eventbridge(record))
+    out = capsys.readouterr().out
+    logged = logged_findings(out)
+    assert len(logged) == len(failures)  # one finding per failure in the logs
+    expected = {f["fingerprint"]: f for f in logged}
+    received = stack.drain()
+    assert len(received) == len(expected)  # one message per distinct failure
+    by_fp = {r.body["fingerprint"]: r for r in received}
+    assert set(by_fp) == set(expected)
+    for fp, finding in expected.items():
+        msg = by_fp[fp]
+        assert msg.body["cause"] == finding["cause"]
+        assert msg.attributes == {"cause": finding["cause"], "severity": finding["severity"], "service": finding["service"],
+                                  "account": finding["account"], "region": finding["region"], "confidence": finding["confidence"]}
+        assert msg.subject.startswith(f"[{finding['severity'].upper()}] {finding['cause']}") and len(msg.subject) < 100
+    lines = emf(out)
+    assert metric_total(lines, "FindingsTotal") == len(failures)
+    assert metric_total(lines, "Findings", AwsService="kms", Cause="kms.key-disabled") >= 3
+    assert metric_total(lines, "Notifications") == len(expected)
+
+
+def test_a_storm_of_one_failure_is_one_message_and_counted(stack, failures, capsys):
+    record = next(r for c, n, r in failures if c == "throttling")
+    for i in range(25):
+        rec = copy.deepcopy(record)
+        rec["eventID"] = f"storm-{i}"
+        invoke(to_eventbridge(rec))
+    assert len(stack.drain()) == 1
+    lines = emf(capsys.readouterr().out)
+    assert metric_total(lines, "Findings", Cause="throttling") == 25
+    assert metric_total(lines, "SuppressedDuplicates") == 24
+
+
+def test_malformed_events_are_counted_and_do_not_raise(stack, capsys):
+    for event in ({"detail-type": "AWS API Call via CloudTrail", "detail": "garbage"}, {"source": "aws.kms"}, None, []):
+        invoke(event) if event is not None else invoke({"detail-type": "AWS API Call via CloudTrail", "detail": None})
+    assert stack.drain() == []
+    out = capsys.readouterr().out
+    assert metric_total(emf(out), "MalformedEvents") == 4
+    assert "malformed event dropped" in out
+
+
+def test_publish_failure_raises_so_aws_retries_and_the_retry_notifies(stack, failures, monkeypatch):
+    import auditor.handler as handler
+
+    record = next(r for c, n, r in failures if c == "secret.not-found")
+    monkeypatch.setenv("FINDINGS_TOPIC_ARN", stack.topic_arn + "-missing")
+    monkeypatch.setattr(handler, "_pipeline", None)
+    with pytest.raises(handler.PublishFailed):
+        invoke(to_eventbridge(record))
+    monkeypatch.setenv("FINDINGS_TOPIC_ARN", stack.topic_arn)
+    monkeypatch.setattr(handler, "_pipeline", None)
+    invoke(to_eventbridge(record))  # the retry: the failed attempt released its dedup claim
+    assert len(stack.drain()) == 1
+
+
+def test_fail_open_when_the_dedup_table_is_missing(stack, failures, monkeypatch, capsys):
+    import auditor.handler as handler
+
+    monkeypatch.setenv("DEDUP_TABLE_NAME", "no-such-table")
+    monkeypatch.setattr(handler, "_pipeline", None)
+    record = next(r for c, n, r in failures if c == "kms.key-not-found")
+    invoke(to_eventbridge(record))
+    assert len(stack.drain()) == 1
+    out = capsys.readouterr().out
+    assert metric_total(emf(out), "DedupUnavailable") >= 1 and "notifying anyway" in out
+
+
+def test_sqs_batch_reports_only_transient_failures(stack, failures):
+    good = [to_eventbridge(r) for c, n, r in failures[:5]]
+    records = [{"messageId": f"m{i}", "eventSource": "aws:sqs", "body": json.dumps(e)} for i, e in enumerate(good)]
+    records.append({"messageId": "bad", "eventSource": "aws:sqs", "body": "{not json"})
+    result = invoke({"Records": records})
+    assert result == {"batchItemFailures": []}
+    assert len(stack.drain()) == len({classify(parse_record(r)).fingerprint for c, n, r in failures[:5]})
+
+
+def test_logs_carry_the_finding_and_never_a_secret_value(stack, failures, capsys):
+    canaries = [r for c, n, r in failures if "CANARY" in json.dumps(r)]
+    assert len(canaries) == 2
+    for record in canaries:
+        invoke(to_eventbridge(record))
+    received = stack.drain()
+    out = capsys.readouterr()
+    assert '"message":"finding"' in out.out.replace(" ", "")
+    for text in (out.out, out.err, json.dumps([r.body for r in received]), json.dumps([r.subject for r in received])):
+        assert "CANARY" not in text
