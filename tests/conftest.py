@@ -20,7 +20,11 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def moto_server():
     """The endpoint URL of a moto server for the whole session, with dummy credentials."""
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
