@@ -1,0 +1,141 @@
+"""No storms, no duplicates: windows, suppressed counts, redelivery, fail-open, release on failure."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from auditor.dedup import Dedup
+from auditor.pipeline import Pipeline
+from auditor.publish import Publisher
+from auditor.trail import to_eventbridge
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Counting:
+    def __init__(self):
+        self.counts, self.by_cause = {}, {}
+
+    def count(self, name, value=1):
+        self.counts[name] = self.counts.get(name, 0) + value
+
+    def findings(self, service, cause, value):
+        self.by_cause[cause] = self.by_cause.get(cause, 0) + value
+
+
+class QuietLog:
+    def __init__(self):
+        self.lines = []
+
+    def _log(self, msg, extra=None):
+        self.lines.append((msg, extra))
+
+    info = warning = error = _log
+
+
+def make(stack, aws, table=None, window=900, publisher=None):
+    clock, metrics = Clock(), Counting()
+    pipe = Pipeline(publisher=publisher or Publisher(stack.topic_arn, client=aws("sns")),
+                    dedup=Dedup(table or stack.table, window, client=aws("dynamodb")),
+                    metrics=metrics, logger=QuietLog(), clock=clock)
+    return pipe, clock, metrics
+
+
+def copies(record, n, prefix="e"):
+    out = []
+    for i in range(n):
+        r = copy.deepcopy(record)
+        r["eventID"] = f"{prefix}-{i}"
+        out.append((r["eventID"], to_eventbridge(r)))
+    return out
+
+
+@pytest.fixture
+def record(failures):
+    return next(r for c, n, r in failures if c == "access-denied.identity-policy")
+
+
+def test_suppressed_inside_the_window_and_counted_in_the_next_notification(stack, aws, record):
+    pipe, clock, metrics = make(stack, aws)
+    pipe.handle(copies(record, 1, "first"))
+    for i in range(4):
+        clock.now += 60
+        pipe.handle(copies(record, 1, f"repeat{i}"))
+    assert len(stack.drain()) == 1
+    assert metrics.counts["SuppressedDuplicates"] == 4 and metrics.by_cause["access-denied.identity-policy"] == 5
+    clock.now += 900  # the window has passed
+    pipe.handle(copies(record, 1, "later"))
+    (msg,) = stack.drain()
+    assert msg.body["suppressed_repeats"]["count"] == 4
+
+
+def test_redelivered_event_never_notifies_twice_even_after_the_window(stack, aws, record):
+    pipe, clock, metrics = make(stack, aws)
+    event = copies(record, 1, "same")
+    pipe.handle(event)
+    clock.now += 5000
+    pipe.handle(event)  # EventBridge delivered the same CloudTrail event again
+    assert len(stack.drain()) == 1
+    assert metrics.counts["RedeliveredEvents"] == 1
+
+
+def test_fail_open_when_the_table_does_not_exist(stack, aws, record):
+    pipe, clock, metrics = make(stack, aws, table="missing-table")
+    pipe.handle(copies(record, 1))
+    pipe.handle(copies(record, 1, "again"))
+    assert len(stack.drain()) == 2  # better two alerts than none
+    assert metrics.counts["DedupUnavailable"] >= 2
+
+
+def test_failed_publish_releases_the_claim_so_the_retry_notifies(stack, aws, record):
+    class Flaky(Publisher):
+        fail = True
+
+        def publish(self, finding, repeats=None):
+            if Flaky.fail:
+                Flaky.fail = False
+                raise RuntimeError("ThrottledException")
+            return super().publish(finding, repeats)
+
+    pipe, clock, metrics = make(stack, aws, publisher=Flaky(stack.topic_arn, client=aws("sns")))
+    event = copies(record, 1)
+    report = pipe.handle(event)
+    assert report.failed_keys == ["e-0"] and metrics.counts["PublishFailures"] == 1
+    report = pipe.handle(event)  # AWS retries the same event
+    assert report.failed_keys == [] and len(stack.drain()) == 1
+
+
+def test_storm_of_10000_identical_failures_is_one_notification_and_10000_counted(stack, aws, record):
+    pipe, clock, metrics = make(stack, aws)
+    events = copies(record, 10_000)
+    for start in range(0, len(events), 100):  # SQS batches of 100
+        pipe.handle(events[start:start + 100])
+        clock.now += 0.5
+    assert len(stack.drain()) == 1
+    assert metrics.by_cause["access-denied.identity-policy"] == 10_000
+    assert metrics.counts["SuppressedDuplicates"] == 9_999
+
+
+def test_10000_failures_across_50_fingerprints_are_50_notifications(stack, aws, failures):
+    pipe, clock, metrics = make(stack, aws)
+    base = next(r for c, n, r in failures if c == "secret.not-found")
+    events = []
+    for i in range(10_000):
+        r = copy.deepcopy(base)
+        r["eventID"] = f"s-{i}"
+        r["requestParameters"] = {"secretId": f"app/secret-{i % 50}"}
+        events.append((r["eventID"], to_eventbridge(r)))
+    for start in range(0, len(events), 1000):  # SQS batches of up to 10,000 with a batching window
+        pipe.handle(events[start:start + 1000])
+    assert len(stack.drain()) == 50
+    assert sum(metrics.by_cause.values()) == 10_000
