@@ -85,3 +85,13 @@ def test_installed_console_script_runs_over_the_fixture_corpus():
     assert result.returncode == 0, result.stderr
     for line in result.stdout.decode().splitlines():
         assert json.loads(line)["cause"]
+
+
+def test_no_secret_value_reaches_the_cli_output_even_unredacted():
+    fixtures = REPO / "tests" / "fixtures"
+    canaries = [p for p in fixtures.rglob("*.json") if "CANARY" in p.read_text()]
+    assert len(canaries) == 2
+    for fmt in ("jsonl", "table"):
+        result = run("classify", *map(str, canaries), "--format", fmt)
+        assert result.returncode == 0 and result.stdout
+        assert b"CANARY" not in result.stdout + result.stderr
