@@ -20,7 +20,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 venv: $(STAMP)
 
 demo: venv
-	$(BIN)/python -m auditor.demo
+	$(BIN)/python -m demo
 
 test: venv
 	$(BIN)/python -m pytest -q
