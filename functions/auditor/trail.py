@@ -255,9 +255,21 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
     return _failed_call(obj, service, action, _text(error_code, 256), origin)
 
 
+#: (field, bound) read from every failed record, in FailedCall's order.
+_CALL_FIELDS = (("eventID", 128), ("eventTime", 64), ("recipientAccountId", 64), ("awsRegion", 64),
+                ("eventType", 64), ("sourceIPAddress", 256), ("userAgent", 512), ("vpcEndpointId", 128))
+_IDENTITY_FIELDS = (("type", 64), ("arn", 512), ("accessKeyId", 128), ("accountId", 64), ("invokedBy", 256))
+
+
+def _texts(get, fields) -> list[str]:
+    """Several bounded string fields at once; the common case (a short ASCII string) costs no call."""
+    return [v if type(v := get(name)) is str and len(v) <= limit and v.isascii() else _text(v, limit)
+            for name, limit in fields]
+
+
 def _failed_call(obj: dict, service: str, action: str, error_code: str, origin: str) -> FailedCall:
-    text = _text  # local: this runs for every failure
-    message = text(obj.get("errorMessage"), MAX_MESSAGE)
+    event_id, event_time, account, region, event_type, source_ip, user_agent, endpoint = _texts(obj.get, _CALL_FIELDS)
+    message = _text(obj.get("errorMessage"), MAX_MESSAGE)
     ident = obj.get("userIdentity")
     principal = _principal(ident if type(ident) is dict else {})
     params = obj.get("requestParameters")
@@ -266,33 +278,14 @@ def _failed_call(obj: dict, service: str, action: str, error_code: str, origin: 
     denial = parse_denial(message) if error_code in ACCESS_DENIED_CODES else None
     if not resource and denial is not None:
         resource = denial.resource
-    account = text(obj.get("recipientAccountId"), 64) or principal.account
     return FailedCall(  # positional, in field order: this runs once per failure
-        text(obj.get("eventID"), 128),
-        text(obj.get("eventTime"), 64),
-        account,
-        text(obj.get("awsRegion"), 64),
-        service,
-        text(action, 128),
-        text(obj.get("eventType"), 64),
-        error_code,
-        message,
-        principal,
-        text(obj.get("sourceIPAddress"), 256),
-        text(obj.get("userAgent"), 512),
-        text(obj.get("vpcEndpointId"), 128),
-        resource,
-        secret_arn,
-        kms_key_id,
-        denial,
-        origin,
+        event_id, event_time, account or principal.account, region, service, _text(action, 128), event_type,
+        error_code, message, principal, source_ip, user_agent, endpoint, resource, secret_arn, kms_key_id, denial, origin,
     )
 
 
 def _principal(ident: dict) -> Principal:
-    kind = _text(ident.get("type"), 64)
-    arn = _text(ident.get("arn"), 512)
-    key = _text(ident.get("accessKeyId"), 128)
+    kind, arn, key, account, invoked_by = _texts(ident.get, _IDENTITY_FIELDS)
     ctx = ident.get("sessionContext")
     issuer = ctx.get("sessionIssuer") if type(ctx) is dict else None
     issuer_arn = _text(issuer.get("arn"), 512) if type(issuer) is dict else ""
@@ -304,19 +297,10 @@ def _principal(ident: dict) -> Principal:
     elif issuer_arn:
         reason = "the call was made in a session issued by " + issuer_arn
     if not arn and kind == "AWSService":
-        arn = _text(ident.get("invokedBy"), 256)
+        arn = invoked_by
     if not issuer_arn and kind == "AssumedRole":
         issuer_arn = _role_of_session(arn)
-    return Principal(
-        arn=arn,
-        type=kind or "Unknown",
-        temporary=bool(reason),
-        account=_text(ident.get("accountId"), 64),
-        identity_arn=issuer_arn or arn,
-        access_key_id=key,
-        invoked_by=_text(ident.get("invokedBy"), 256),
-        temporary_reason=reason,
-    )
+    return Principal(arn, kind or "Unknown", bool(reason), account, issuer_arn or arn, key, invoked_by, reason)
 
 
 _SESSION_ARN = re.compile(r"^arn:([\w-]+):sts::(\d*):assumed-role/([^/]+)/")

@@ -114,5 +114,8 @@ def policy_statement(action: str, resource: str, condition: Optional[dict] = Non
     return stmt
 
 
+_ENCODER = json.JSONEncoder(separators=(", ", ": "))  # built once: json.dumps with options builds one per call
+
+
 def render(stmt: Optional[dict]) -> str:
-    return json.dumps(stmt, separators=(", ", ": ")) if stmt else ""
+    return _ENCODER.encode(stmt) if stmt else ""

@@ -14,7 +14,8 @@ _SM = "secretsmanager.amazonaws.com"
 def match(call, facts):
     key = facts.key if facts else None
     confirmed = key is not None and key.found and key.key_spec not in ("", "SYMMETRIC_DEFAULT")
-    if _TEXT.search(call.error_message) and re.search(r"data ?key|cmk|kms key|symmetric", call.error_message, re.IGNORECASE):
+    message = call.error_message
+    if ("symmetric" in message or "SYMMETRIC" in message) and _TEXT.search(message) and re.search(r"data ?key|cmk|kms key|symmetric", call.error_message, re.IGNORECASE):
         evidence = [f'the message says: "{call.error_message[:140]}"']
     elif call.service == "kms" and call.error_code == "InvalidKeyUsageException" and call.action.startswith("GenerateDataKey"):
         evidence = [f"KMS refused {call.action} with InvalidKeyUsageException: data keys need a symmetric encryption key"]
