@@ -17,33 +17,40 @@ from .trail import FailedCall
 __all__ = ["classify", "candidates"]
 
 _WILDCARDS = tuple(c for c in CATALOG if c.error_codes is None)
-_INDEX: dict[str, tuple[Cause, ...]] = {}
+_INDEX: dict[tuple[str, Optional[str]], tuple[Cause, ...]] = {}
 
 
-def candidates(error_code: str) -> tuple[Cause, ...]:
-    """Causes that could explain ``error_code``, most specific first (memoised per code)."""
-    found = _INDEX.get(error_code)
+def candidates(error_code: str, policy_type: Optional[str] = None) -> tuple[Cause, ...]:
+    """Causes that could explain ``error_code`` (and the policy type an access-denied message
+    names, ``None`` when there is no such message), most specific first; memoised."""
+    key = (error_code, policy_type)
+    found = _INDEX.get(key)
     if found is None:
-        found = tuple(c for c in CATALOG if c.error_codes is None or error_code in c.error_codes)
+        found = tuple(
+            c for c in CATALOG
+            if (c.error_codes is None or error_code in c.error_codes)
+            and (c.policy_types is None or policy_type in c.policy_types)
+        )
         if len(_INDEX) < 4096:  # bounded: error codes come from untrusted input
-            _INDEX[error_code] = found
+            _INDEX[key] = found
     return found
 
 
 def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
-    tried = candidates(call.error_code)
+    denial = call.denial
+    tried = candidates(call.error_code, denial.policy_type if denial is not None else None)
     for position, cause in enumerate(tried):
         found = cause.match(call, facts)
         if found is not None:
             break
     else:  # pragma: no cover - "unknown" always matches
         raise AssertionError("the catalog has no catch-all cause")
-    evidence = list(found.evidence)
+    evidence = found.evidence
     runners_up = [c.id for c in tried[position + 1 :] if not c.fallback and c.match(call, facts) is not None]
     if runners_up:
-        evidence.append(f"{cause.id} is more specific than {', '.join(runners_up[:3])}, which also fit")
+        evidence += (f"{cause.id} is more specific than {', '.join(runners_up[:3])}, which also fit",)
     if facts is not None and facts.notes:
-        evidence.extend(facts.notes)
+        evidence += facts.notes
     principal = call.principal
     return Finding(  # positional: this runs once per failure, and keyword passing costs
         call.event_id,
@@ -62,7 +69,7 @@ def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
         cause.title,
         cause.severity,
         found.confidence,
-        tuple(evidence),
+        evidence,
         cause.remediation(call, found),
         found.policy,
         cause.doc_url,

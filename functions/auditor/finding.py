@@ -12,7 +12,7 @@ from .trail import Principal
 SCHEMA_VERSION = "1"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finding:
     event_id: str
     event_time: str

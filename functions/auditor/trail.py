@@ -85,7 +85,7 @@ _TYPE_PHRASES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Denial:
     """What an access-denied message says: which policy type, explicit or implicit."""
 
@@ -103,11 +103,11 @@ def parse_denial(message: str) -> Denial:
     Plain string scanning rather than regular expressions: this runs for every denial, and
     the phrases are fixed by IAM.
     """
-    low = message.lower()
     policy_type, explicit, policy_arn = "", False, ""
-    at = low.find("explicit deny in ")
+    # Fixed phrases, matched without lower-casing the whole message ("Explicit"/"explicit" both end in "xplicit").
+    at = message.find("xplicit deny in ")
     if at >= 0:
-        rest = low[at + 17 :]
+        rest = message[at + 16 : at + 80].lower()
         for article in ("a ", "an ", "the "):
             if rest.startswith(article):
                 rest = rest[len(article) :]
@@ -115,13 +115,13 @@ def parse_denial(message: str) -> Denial:
         policy_type = _policy_type(rest)
         if policy_type:
             explicit = True
-            arn_at = low.find("arn:", at)
-            if arn_at >= 0 and low[at:arn_at].count(" ") <= 8:
+            arn_at = message.find("arn:", at)
+            if arn_at >= 0 and message[at:arn_at].count(" ") <= 8:
                 policy_arn = message[arn_at:].split(None, 1)[0].rstrip(".,;)")
     else:
-        at = low.find("because no ")
+        at = message.find("ecause no ")
         if at >= 0:
-            policy_type = _policy_type(low[at + 11 :])
+            policy_type = _policy_type(message[at + 10 : at + 60].lower())
     action = resource = ""
     at = message.find("not authorized to perform")
     if at >= 0:
@@ -144,7 +144,7 @@ def _policy_type(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 # The model
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Principal:
     arn: str
     type: str  # userIdentity.type: IAMUser, AssumedRole, FederatedUser, Root, AWSService, ...
@@ -154,7 +154,18 @@ class Principal:
     identity_arn: str
     access_key_id: str
     invoked_by: str  # service that made the call on the principal's behalf, e.g. secretsmanager.amazonaws.com
-    temporary_reason: str  # why we consider the credentials temporary ("" when not)
+    session_issuer: str  # userIdentity.sessionContext.sessionIssuer.arn, when the record has one
+
+    @property
+    def temporary_reason(self) -> str:
+        """Why the credentials count as temporary ("" when they do not); built only when shown."""
+        if self.type in TEMPORARY_IDENTITY_TYPES:
+            return f"userIdentity.type is {self.type}"
+        if self.access_key_id.startswith("ASIA"):
+            return "the access key id starts with ASIA (an STS session key)"
+        if self.session_issuer:
+            return "the call was made in a session issued by " + self.session_issuer
+        return ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -167,7 +178,7 @@ class Principal:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FailedCall:
     """A failed Secrets Manager or KMS call (or failure service event), normalised."""
 
@@ -263,7 +274,7 @@ _IDENTITY_FIELDS = (("type", 64), ("arn", 512), ("accessKeyId", 128), ("accountI
 
 def _texts(get, fields) -> list[str]:
     """Several bounded string fields at once; the common case (a short ASCII string) costs no call."""
-    return [v if type(v := get(name)) is str and len(v) <= limit and v.isascii() else _text(v, limit)
+    return [v if type(v := get(name)) is str and len(v) <= limit and v.isascii() else "" if v is None else _text(v, limit)
             for name, limit in fields]
 
 
@@ -289,18 +300,13 @@ def _principal(ident: dict) -> Principal:
     ctx = ident.get("sessionContext")
     issuer = ctx.get("sessionIssuer") if type(ctx) is dict else None
     issuer_arn = _text(issuer.get("arn"), 512) if type(issuer) is dict else ""
-    reason = ""
-    if kind in TEMPORARY_IDENTITY_TYPES:
-        reason = f"userIdentity.type is {kind}"
-    elif key.startswith("ASIA"):
-        reason = "the access key id starts with ASIA (an STS session key)"
-    elif issuer_arn:
-        reason = "the call was made in a session issued by " + issuer_arn
+    temporary = kind in TEMPORARY_IDENTITY_TYPES or key.startswith("ASIA") or bool(issuer_arn)
     if not arn and kind == "AWSService":
         arn = invoked_by
+    session_issuer = issuer_arn
     if not issuer_arn and kind == "AssumedRole":
         issuer_arn = _role_of_session(arn)
-    return Principal(arn, kind or "Unknown", bool(reason), account, issuer_arn or arn, key, invoked_by, reason)
+    return Principal(arn, kind or "Unknown", temporary, account, issuer_arn or arn, key, invoked_by, session_issuer)
 
 
 _SESSION_ARN = re.compile(r"^arn:([\w-]+):sts::(\d*):assumed-role/([^/]+)/")

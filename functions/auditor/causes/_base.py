@@ -36,7 +36,7 @@ IAM_DENIED_DOC = "https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_
 Confidence = str  # "high" | "medium" | "low"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Match:
     """Why a cause fits: short facts, how sure we are, and an optional policy statement."""
 
@@ -58,6 +58,8 @@ class Cause:
     remediation: Callable[[FailedCall, Match], str]
     #: A catch-all for its error codes (it matches whenever they do): never named as "also fits".
     fallback: bool = False
+    #: For causes that read IAM's access-denied message: the policy types it can name (index key).
+    policy_types: Optional[frozenset[str]] = None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ CAUSE = Cause(
     doc_url=IAM_DENIED_DOC + "#access_denied_message_examples",
     precedence=60,
     error_codes=ACCESS_DENIED_CODES,
+    policy_types=frozenset({"identity-based", "resource-based"}),
     match=by_policy_type(frozenset({"identity-based", "resource-based"}), explicit=True),
     remediation=remediation,
 )

@@ -22,6 +22,7 @@ CAUSE = Cause(
     doc_url=IAM_DENIED_DOC + "#access_denied_message_examples",
     precedence=62,
     error_codes=ACCESS_DENIED_CODES,
+    policy_types=frozenset({"identity-based"}),
     match=by_policy_type(frozenset({"identity-based"}), explicit=False, fix=True),
     remediation=remediation,
 )

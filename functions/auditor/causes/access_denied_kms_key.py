@@ -21,8 +21,8 @@ _SM_FAILURE_CODES = frozenset({"DecryptionFailure", "EncryptionFailure"})
 
 
 def _mentions_kms(message: str) -> bool:
-    low = message.lower()  # cheap substring gate before the regex
-    return ("kms" in low or "master key" in low) and _KMS_TEXT.search(message) is not None
+    # cheap substring gate before the case-insensitive regex
+    return ("KMS" in message or "kms" in message or "aster key" in message) and _KMS_TEXT.search(message) is not None
 
 
 def _for_secrets_manager(call) -> str:

@@ -23,6 +23,7 @@ CAUSE = Cause(
     doc_url="https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps.html",
     precedence=50,
     error_codes=ACCESS_DENIED_CODES,
+    policy_types=frozenset({"service control", "resource control"}),
     match=by_policy_type(frozenset({"service control", "resource control"})),
     remediation=remediation,
 )

@@ -21,6 +21,7 @@ CAUSE = Cause(
     doc_url="https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html",
     precedence=51,
     error_codes=ACCESS_DENIED_CODES,
+    policy_types=frozenset({"permissions boundary"}),
     match=by_policy_type(frozenset({"permissions boundary"}), fix=True),
     remediation=remediation,
 )

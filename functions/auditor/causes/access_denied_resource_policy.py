@@ -26,6 +26,7 @@ CAUSE = Cause(
     doc_url=IAM_DENIED_DOC + "#access_denied_message_examples",
     precedence=61,
     error_codes=ACCESS_DENIED_CODES,
+    policy_types=frozenset({"resource-based"}),
     match=by_policy_type(frozenset({"resource-based"}), explicit=False, fix=True),
     remediation=remediation,
 )

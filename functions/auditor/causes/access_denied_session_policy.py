@@ -21,6 +21,7 @@ CAUSE = Cause(
     doc_url="https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_control-access.html",
     precedence=52,
     error_codes=ACCESS_DENIED_CODES,
+    policy_types=frozenset({"session"}),
     match=by_policy_type(frozenset({"session"}), fix=True),
     remediation=remediation,
 )

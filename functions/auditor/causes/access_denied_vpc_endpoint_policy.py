@@ -23,6 +23,7 @@ CAUSE = Cause(
     doc_url="https://docs.aws.amazon.com/secretsmanager/latest/userguide/vpc-endpoint-overview.html",
     precedence=53,
     error_codes=ACCESS_DENIED_CODES,
+    policy_types=frozenset({"vpc endpoint"}),
     match=by_policy_type(frozenset({"vpc endpoint"}), fix=True),
     remediation=remediation,
 )

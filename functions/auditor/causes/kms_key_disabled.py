@@ -6,12 +6,13 @@ from ._base import Cause
 from ._key_state import key_state_match
 
 _TEXT = re.compile(r"is disabled|pending import|is unavailable|not enabled|disabled key|is not usable", re.IGNORECASE)
+_HINTS = ("isabled", "ISABLED", "ending import", "navailable", "ot enabled", "ot usable")
 _CODES = frozenset({"DisabledException", "KMSInvalidStateException", "KMSInvalidState", "KeyUnavailableException"})
 _STATES = frozenset({"Disabled", "PendingImport", "Unavailable", "Creating", "Updating"})
 
 
 def match(call, facts):
-    found = key_state_match(call, facts, _TEXT, _STATES, _CODES)
+    found = key_state_match(call, facts, _TEXT, _STATES, _CODES, _HINTS)
     if found is None and call.service == "kms" and call.error_code in ("DisabledException", "KeyUnavailableException"):
         return key_state_match(call, facts, re.compile(""), _STATES, _CODES)
     return found

@@ -11,7 +11,7 @@ _STATES = frozenset({"PendingDeletion", "PendingReplicaDeletion"})
 
 
 def match(call, facts):
-    return key_state_match(call, facts, _TEXT, _STATES, _CODES)
+    return key_state_match(call, facts, _TEXT, _STATES, _CODES, ("eletion", "ELETION"))
 
 
 def remediation(call, m):

@@ -41,7 +41,7 @@ def owning_service(call, facts) -> tuple[str, str]:
 def match(call, facts):
     if call.service != "secretsmanager":
         return None
-    said = "managed by" in call.error_message.lower() and _TEXT.search(call.error_message)
+    said = "anaged by" in call.error_message and _TEXT.search(call.error_message)
     if not said and "!" not in call.resource and not (facts and facts.secret and facts.secret.owning_service):
         return None
     service, source = owning_service(call, facts)
