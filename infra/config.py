@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from aws_cdk import aws_logs as logs
@@ -46,7 +46,7 @@ class AuditorConfig:
     create_trail: bool = False
     simulate_policies: bool = False
     findings_spike_threshold: int = 100
-    extra: dict = field(default_factory=dict)
+    max_concurrency: int = 5
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -123,4 +123,5 @@ def load(get: Callable[[str], Any]) -> AuditorConfig:
         create_trail=_bool("createTrail", ctx("createTrail", False)),
         simulate_policies=_bool("simulatePolicies", ctx("simulatePolicies", False)),
         findings_spike_threshold=_int("findingsSpikeThreshold", ctx("findingsSpikeThreshold", DEFAULTS.findings_spike_threshold), 1, 1_000_000),
+        max_concurrency=_int("maxConcurrency", ctx("maxConcurrency", DEFAULTS.max_concurrency), 2, 1000),
     )

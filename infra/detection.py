@@ -1,11 +1,11 @@
-"""The EventBridge rule that hands every failed Secrets Manager / KMS call to the function."""
+"""The EventBridge rule that hands every failed Secrets Manager / KMS call to the ingestion queue."""
 
 from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .function import secure_queue
@@ -13,7 +13,7 @@ from .pattern import DETECTION_PATTERN, RULE_STATE
 
 
 class Detection(Construct):
-    def __init__(self, scope: Construct, id: str, *, function: lambda_.IFunction) -> None:
+    def __init__(self, scope: Construct, id: str, *, queue: sqs.IQueue) -> None:
         super().__init__(scope, id)
         self.dead_letters = secure_queue(self, "UndeliveredEvents")
         self.rule = events.Rule(
@@ -28,8 +28,8 @@ class Detection(Construct):
         # Read-only calls (GetSecretValue, Decrypt, ...) reach only rules in this state.
         cfn.add_property_override("State", RULE_STATE)
         self.rule.add_target(
-            targets.LambdaFunction(
-                function,
+            targets.SqsQueue(
+                queue,
                 dead_letter_queue=self.dead_letters,
                 retry_attempts=8,
                 max_event_age=Duration.hours(2),

@@ -10,7 +10,6 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
@@ -51,7 +50,6 @@ class AuditorFunction(Construct):
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.log_group = logs.LogGroup(self, "Logs", retention=config.log_retention, removal_policy=RemovalPolicy.DESTROY)
-        self.failures = secure_queue(self, "FailedInvocations")
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                              description="Secrets Manager and KMS failure auditor: metadata reads, never secret values")
         layer_arn = ssm.StringParameter.value_for_string_parameter(
@@ -80,10 +78,6 @@ class AuditorFunction(Construct):
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
-            # Asynchronous invocations that still fail after Lambda's retries land here.
-            on_failure=destinations.SqsDestination(self.failures),
-            retry_attempts=2,
-            max_event_age=Duration.hours(6),
         )
         # Least privilege, statement by statement (no managed policies, no "*" actions).
         self.role.add_to_policy(iam.PolicyStatement(

@@ -33,7 +33,7 @@ def search(dimension_keys: str, label: str, extra: str = "") -> cw.MathExpressio
 
 class Observability(Construct):
     def __init__(self, scope: Construct, id: str, *, config: AuditorConfig, function: lambda_.Function,
-                 log_group: logs.ILogGroup, queues: dict[str, sqs.IQueue], topic: sns.ITopic) -> None:
+                 log_group: logs.ILogGroup, queues: dict[str, sqs.IQueue], backlog: sqs.IQueue, topic: sns.ITopic) -> None:
         super().__init__(scope, id)
         notify = actions.SnsAction(topic)
         self.alarms: list[cw.Alarm] = []
@@ -51,6 +51,8 @@ class Observability(Construct):
         for name, queue in queues.items():
             alarm(f"{name}Visible", queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum"), 0,
                   f"Events are waiting in {name}: they were not processed. Inspect them and redrive.")
+        alarm("IngestionBacklog", backlog.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES, statistic="Maximum"), 900,
+              "Failure events have waited more than 15 minutes in the ingestion queue: the function is throttled or failing.")
         alarm("FindingsSpike", own_metric("FindingsTotal"), config.findings_spike_threshold,
               f"More than {config.findings_spike_threshold} Secrets Manager/KMS failures in 5 minutes.")
 
@@ -87,7 +89,10 @@ class Observability(Construct):
                 function.metric_duration(period=FIVE_MINUTES, statistic="p50"), function.metric_duration(period=FIVE_MINUTES, statistic="p99")]),
         )
         self.dashboard.add_widgets(
-            cw.GraphWidget(title="Dead-letter queue depth", width=12, left=[
+            cw.GraphWidget(title="Dead-letter queue depth", width=8, left=[
                 q.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum", label=name) for name, q in queues.items()]),
-            cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=12),
+            cw.GraphWidget(title="Ingestion backlog", width=8, left=[
+                backlog.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum", label="queued events")],
+                right=[backlog.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES, statistic="Maximum", label="oldest (s)")]),
+            cw.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=8),
         )

@@ -9,6 +9,7 @@ from .alerting import Alerting
 from .config import AuditorConfig
 from .detection import Detection
 from .function import AuditorFunction
+from .ingestion import Ingestion
 from .observability import Observability
 from .trail import ManagementTrail
 
@@ -18,18 +19,19 @@ class AuditorStack(Stack):
         super().__init__(scope, id, description="Names the documented cause of every failed Secrets Manager and KMS call", **kwargs)
         alerting = Alerting(self, "Alerting", config=config)
         fn = AuditorFunction(self, "Auditor", config=config, topic=alerting.topic, topic_key=alerting.key, table=alerting.table)
-        detection = Detection(self, "Detection", function=fn.function)
+        ingestion = Ingestion(self, "Ingestion", function=fn.function, max_concurrency=config.max_concurrency)
+        detection = Detection(self, "Detection", queue=ingestion.queue)
         Observability(self, "Observability", config=config, function=fn.function, log_group=fn.log_group,
-                      queues={"UndeliveredEvents": detection.dead_letters, "FailedInvocations": fn.failures},
-                      topic=alerting.topic)
+                      queues={"UndeliveredEvents": detection.dead_letters, "FailedEvents": ingestion.dead_letters},
+                      backlog=ingestion.queue, topic=alerting.topic)
         if config.create_trail:
             ManagementTrail(self, "ManagementTrail")
         CfnOutput(self, "FindingsTopicArn", value=alerting.topic.topic_arn)
         CfnOutput(self, "FunctionName", value=fn.function.function_name)
         CfnOutput(self, "DedupTableName", value=alerting.table.table_name)
-        self._suppress(fn, detection)
+        self._suppress(fn, detection, ingestion)
 
-    def _suppress(self, fn: AuditorFunction, detection: Detection) -> None:
+    def _suppress(self, fn: AuditorFunction, detection: Detection, ingestion: Ingestion) -> None:
         """cdk-nag findings that are deliberate, each acknowledged with its reason."""
         partition_wildcards = {
             "Resource::arn:<AWS::Partition>:secretsmanager:*:<AWS::AccountId>:secret:*":
@@ -47,8 +49,8 @@ class AuditorStack(Stack):
         }
         acknowledge(fn.role, *[(f"AwsSolutions-IAM5[{finding}]", reason) for finding, reason in partition_wildcards.items()])
         acknowledge(fn.function, ("AwsSolutions-L1", "Pinned to Python 3.13: the runtime the code, the Powertools layer and the tests are built for."))
-        for queue in (detection.dead_letters, fn.failures):
-            acknowledge(queue, ("AwsSolutions-SQS3", "This queue is itself a dead-letter/failure-destination queue; alarms watch its depth."))
+        for queue in (detection.dead_letters, ingestion.dead_letters):
+            acknowledge(queue, ("AwsSolutions-SQS3", "This queue is itself a dead-letter queue; an alarm watches its depth."))
 
 
 def acknowledge(scope, *rules: tuple[str, str]) -> None:

@@ -55,28 +55,35 @@ def test_detection_rule_pattern_and_state(template):
     assert props["EventPattern"]["$or"][0]["detail"] == {"errorCode": [{"exists": True}]}
 
 
-def test_rule_target_retries_and_has_an_encrypted_dead_letter_queue(template):
+def test_rule_delivers_to_the_ingestion_queue_with_retries_and_an_encrypted_dead_letter_queue(template):
     target = next(iter(resources(template, "AWS::Events::Rule").values()))["Properties"]["Targets"][0]
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 7200, "MaximumRetryAttempts": 8}
+    assert target["Arn"]["Fn::GetAtt"][0].startswith("IngestionEvents")
     dlq_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
     assert template["Resources"][dlq_id]["Properties"]["SqsManagedSseEnabled"] is True
+    assert not resources(template, "AWS::Lambda::Permission")  # no direct EventBridge -> Lambda path
 
 
-def test_async_failures_go_to_a_destination_queue(template):
-    config = next(iter(resources(template, "AWS::Lambda::EventInvokeConfig").values()))["Properties"]
-    assert config["MaximumRetryAttempts"] == 2
-    queue_id = config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
-    assert template["Resources"][queue_id]["Type"] == "AWS::SQS::Queue"
+def test_function_consumes_the_queue_in_batches_with_partial_failures_and_a_concurrency_cap(template):
+    (mapping,) = [m["Properties"] for m in resources(template, "AWS::Lambda::EventSourceMapping").values()]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
+    assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (100, 5)
+    queue = template["Resources"][mapping["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+    assert queue["VisibilityTimeout"] == 180 and queue["SqsManagedSseEnabled"] is True
+    assert not resources(template, "AWS::Lambda::EventInvokeConfig")  # nothing is invoked asynchronously any more
 
 
-def test_every_queue_is_encrypted_tls_only_and_keeps_messages_14_days(template):
+def test_every_queue_is_encrypted_and_tls_only_and_dead_letters_are_kept_14_days(template):
     queues = resources(template, "AWS::SQS::Queue")
-    assert len(queues) == 2
-    for q in queues.values():
+    assert len(queues) == 3
+    for logical_id, q in queues.items():
         assert q["Properties"]["SqsManagedSseEnabled"] is True
-        assert q["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+        if "RedrivePolicy" not in q["Properties"]:
+            assert q["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600, logical_id
     policies = json.dumps(resources(template, "AWS::SQS::QueuePolicy"))
-    assert '"aws:SecureTransport": "false"' in policies
+    assert policies.count('"aws:SecureTransport": "false"') >= 3
 
 
 def test_function_runtime_layer_tracing_and_environment(template):
@@ -180,7 +187,8 @@ def dashboard_body(template: dict) -> str:
 def test_dashboard_widgets(template):
     body = dashboard_body(template)
     for title in ("Findings by cause", "Findings by service", "Top principals", "Top resources",
-                  "Function errors and throttles", "Function duration", "Dead-letter queue depth"):
+                  "Function errors and throttles", "Function duration", "Dead-letter queue depth", "Ingestion backlog",
+                  "Findings by account and region"):
         assert f'"title":"{title}"' in body, title
     assert 'MetricName=\\"Findings\\"' in body and "AwsService" in body and "Cause" in body
     assert "stats count(*) as findings by finding.principal.arn" in body
@@ -190,8 +198,8 @@ def test_dashboard_widgets(template):
 def test_alarms_publish_to_the_findings_topic(template):
     alarms = resources(template, "AWS::CloudWatch::Alarm")
     names = {a["Properties"]["MetricName"] for a in alarms.values() if "MetricName" in a["Properties"]}
-    assert {"Errors", "ApproximateNumberOfMessagesVisible", "FindingsTotal"} <= names
-    assert len(alarms) == 4
+    assert {"Errors", "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "FindingsTotal"} <= names
+    assert len(alarms) == 5
     topic_id = next(iter(resources(template, "AWS::SNS::Topic")))
     for a in alarms.values():
         assert a["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
