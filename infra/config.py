@@ -35,6 +35,61 @@ class SlackChannel:
 
 
 @dataclass(frozen=True)
+class Organization:
+    id: str
+    audit_account: str
+    home_region: str
+    regions: tuple[str, ...]
+    organizational_units: tuple[str, ...]
+    call_as: str = "DELEGATED_ADMIN"
+
+
+_ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+_OU = re.compile(r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$")
+
+
+def _organization(raw: Any) -> "Organization | None":
+    value = _parsed(raw)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"context 'organization' is {raw!r}: expected an object "
+                          '{"id", "auditAccount", "homeRegion", "regions", "organizationalUnits"} or null')
+
+    def field_(key: str, pattern: re.Pattern, what: str) -> str:
+        v = value.get(key)
+        if not isinstance(v, str) or not pattern.match(v):
+            raise ConfigError(f"context 'organization.{key}' is {v!r}: expected {what}")
+        return v
+
+    def list_(key: str, pattern: re.Pattern, what: str) -> tuple[str, ...]:
+        v = value.get(key)
+        if not isinstance(v, list) or not v or not all(isinstance(i, str) and pattern.match(i) for i in v):
+            raise ConfigError(f"context 'organization.{key}' is {v!r}: expected a non-empty list of {what}")
+        return tuple(dict.fromkeys(v))
+
+    unknown = set(value) - {"id", "auditAccount", "homeRegion", "regions", "organizationalUnits", "callAs"}
+    if unknown:
+        raise ConfigError(f"context 'organization' has unknown keys {sorted(unknown)}")
+    call_as = value.get("callAs", "DELEGATED_ADMIN")
+    if call_as not in ("DELEGATED_ADMIN", "SELF"):
+        raise ConfigError(f"context 'organization.callAs' is {call_as!r}: expected DELEGATED_ADMIN or SELF")
+    org = Organization(
+        id=field_("id", _ORG_ID, "an organization id like o-a1b2c3d4e5"),
+        audit_account=field_("auditAccount", _ACCOUNT, "a 12-digit account id"),
+        home_region=field_("homeRegion", _REGION, "a region name like us-east-1"),
+        regions=list_("regions", _REGION, "region names"),
+        organizational_units=list_("organizationalUnits", _OU, "OU ids (ou-xxxx-xxxxxxxx) or the root id (r-xxxx)"),
+        call_as=call_as,
+    )
+    if org.home_region not in org.regions:
+        raise ConfigError(f"context 'organization.homeRegion' {org.home_region!r} must be one of 'organization.regions' {list(org.regions)}")
+    return org
+
+
+@dataclass(frozen=True)
 class AuditorConfig:
     stack_name: str = "SecretsKmsFailureAuditor"
     notification_emails: tuple[str, ...] = ()
@@ -47,6 +102,7 @@ class AuditorConfig:
     simulate_policies: bool = False
     findings_spike_threshold: int = 100
     max_concurrency: int = 5
+    organization: Organization | None = None
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -124,4 +180,5 @@ def load(get: Callable[[str], Any]) -> AuditorConfig:
         simulate_policies=_bool("simulatePolicies", ctx("simulatePolicies", False)),
         findings_spike_threshold=_int("findingsSpikeThreshold", ctx("findingsSpikeThreshold", DEFAULTS.findings_spike_threshold), 1, 1_000_000),
         max_concurrency=_int("maxConcurrency", ctx("maxConcurrency", DEFAULTS.max_concurrency), 2, 1000),
+        organization=_organization(ctx("organization", None)),
     )

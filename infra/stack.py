@@ -10,6 +10,7 @@ from .config import AuditorConfig
 from .detection import Detection
 from .function import AuditorFunction
 from .ingestion import Ingestion
+from .organization import CentralBus, ForwarderRollout
 from .observability import Observability
 from .trail import ManagementTrail
 
@@ -24,6 +25,11 @@ class AuditorStack(Stack):
         Observability(self, "Observability", config=config, function=fn.function, log_group=fn.log_group,
                       queues={"UndeliveredEvents": detection.dead_letters, "FailedEvents": ingestion.dead_letters},
                       backlog=ingestion.queue, topic=alerting.topic)
+        if config.organization is not None:
+            central = CentralBus(self, "Organization", org=config.organization, stack_name=config.stack_name, queue=ingestion.queue)
+            ForwarderRollout(self, "Rollout", org=config.organization, stack_name=config.stack_name)
+            acknowledge(central.dead_letters, ("AwsSolutions-SQS3", "This queue is itself a dead-letter queue; an alarm watches its depth."))
+            CfnOutput(self, "CentralBusArn", value=central.bus.event_bus_arn)
         if config.create_trail:
             ManagementTrail(self, "ManagementTrail")
         CfnOutput(self, "FindingsTopicArn", value=alerting.topic.topic_arn)
