@@ -1,6 +1,8 @@
 """The command line: the Lambda's classifier over CloudTrail history, no AWS needed.
 
     auditor classify PATH... [--format table|jsonl] [--jobs N]
+    auditor classify s3://bucket/prefix/ [--since 7d] [--until ...] [--accounts ...] [--regions ...]
+    auditor lookup [--since 24h] [--regions us-east-1,eu-west-1]
     auditor causes [--format table|jsonl]
 
 Findings go to stdout; the summary, malformed records, unreadable inputs and progress go to
@@ -165,30 +167,93 @@ def _results(items: list, fmt: str, jobs: int) -> Iterator[tuple[list[str], Tall
             pool.shutdown(cancel_futures=True)
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
-    items = list(_inputs(args.paths))
-    out = sys.stdout
-    err = sys.stderr
-    progress = err.isatty() and not args.quiet
-    total = Tally()
-    started = time.monotonic()
-    if args.format == "table":
-        out.write(TABLE_HEADER + "\n")
-    for done, (lines, tally) in enumerate(_results(items, args.format, args.jobs), start=1):
+class Run:
+    """Writes findings as they come, keeps the tally, shows progress on a terminal."""
+
+    def __init__(self, args: argparse.Namespace, expected: int = 0):
+        self.out, self.err = sys.stdout, sys.stderr
+        self.progress = self.err.isatty() and not args.quiet
+        self.total, self.expected, self.done = Tally(), expected, 0
+        self.started = time.monotonic()
+        self.quiet = args.quiet
+        if args.format == "table":
+            self.out.write(TABLE_HEADER + "\n")
+
+    def emit(self, lines: list[str], tally: Tally) -> None:
         if lines:
-            out.write("\n".join(lines))
-            out.write("\n")
-        total.merge(tally)
+            self.out.write("\n".join(lines))
+            self.out.write("\n")
+        self.total.merge(tally)
+        self.done += 1
         for problem in tally.unreadable:
-            err.write(f"auditor: cannot read {problem}\n")
-        if progress:
-            err.write(f"\r{done}/{len(items)} files, {total.records} records, {sum(total.findings.values())} findings")
-            err.flush()
-    out.flush()
-    if progress:
-        err.write("\n")
-    _summary(total, time.monotonic() - started, err, args.quiet)
-    return EXIT_UNREADABLE if total.unreadable else EXIT_OK
+            self.err.write(f"auditor: cannot read {problem}\n")
+        if self.progress:
+            of = f"/{self.expected}" if self.expected else ""
+            self.err.write(f"\r{self.done}{of} files, {self.total.records} records, {sum(self.total.findings.values())} findings")
+            self.err.flush()
+
+    def finish(self) -> int:
+        self.out.flush()
+        if self.progress:
+            self.err.write("\n")
+        _summary(self.total, time.monotonic() - self.started, self.err, self.quiet)
+        return EXIT_UNREADABLE if self.total.unreadable else EXIT_OK
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    remote = [p for p in args.paths if p.startswith("s3://")]
+    items = list(_inputs([p for p in args.paths if not p.startswith("s3://")]))
+    run = Run(args, expected=len(items))
+    for lines, tally in _results(items, args.format, args.jobs):
+        run.emit(lines, tally)
+    if remote:
+        _classify_s3(remote, args, run)
+    return run.finish()
+
+
+def _classify_s3(urls: list[str], args: argparse.Namespace, run: Run) -> None:
+    from .history import TrailBucket, parse_when, split_s3_url
+
+    now = time.time()
+    from datetime import datetime, timezone
+
+    until = parse_when(args.until) if args.until else datetime.fromtimestamp(now, timezone.utc)
+    since = parse_when(args.since or "24h")
+    accounts = set(args.accounts.split(",")) if args.accounts else None
+    regions = set(args.regions.split(",")) if args.regions else None
+    for url in urls:
+        bucket, prefix = split_s3_url(url)
+        try:
+            trail = TrailBucket(bucket, prefix)
+            keys = [k for k, _ in trail.keys(since, until, accounts, regions)]
+        except Exception as exc:  # noqa: BLE001 - the bucket itself cannot be listed
+            run.emit([], Tally(unreadable=[f"{url}: {type(exc).__name__}: {exc}"]))
+            continue
+        run.expected += len(keys)
+        for name, data in trail.fetch(keys, workers=8, in_flight=max(8, 2 * args.jobs)):
+            if isinstance(data, Exception):
+                run.emit([], Tally(unreadable=[f"{name}: {type(data).__name__}: {data}"]))
+            else:
+                run.emit(*process_bytes(name, data, args.format))
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    import boto3
+
+    from .history import lookup_records, parse_when
+
+    since, until = parse_when(args.since), (parse_when(args.until) if args.until else parse_when("0m"))
+    regions = args.regions.split(",") if args.regions else [boto3.session.Session().region_name or "us-east-1"]
+    run = Run(args, expected=len(regions))
+    for region in regions:
+        client = boto3.client("cloudtrail", region_name=region)
+        try:
+            data = "\n".join(lookup_records(client, since, until)).encode()
+        except Exception as exc:  # noqa: BLE001 - one region failing does not stop the others
+            run.emit([], Tally(unreadable=[f"LookupEvents in {region}: {type(exc).__name__}: {exc}"]))
+            continue
+        run.emit(*process_bytes(f"lookup:{region}", data, args.format) if data else ([], Tally(files=1)))
+    return run.finish()
 
 
 def _summary(total: Tally, seconds: float, err, quiet: bool) -> None:
@@ -236,7 +301,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 8),
                    help="worker processes for many files (default: CPU count)")
     p.add_argument("--quiet", action="store_true", help="no summary or progress on stderr")
+    p.add_argument("--since", help="s3:// paths: first day to read (24h, 7d, 2026-11-20, ...; default 24h)")
+    p.add_argument("--until", help="s3:// paths: last day to read (default now)")
+    p.add_argument("--accounts", help="s3:// paths: comma-separated account ids to read (default all)")
+    p.add_argument("--regions", help="s3:// paths: comma-separated regions to read (default all)")
     p.set_defaults(run=cmd_classify)
+    lk = sub.add_parser("lookup", help="classify recent Secrets Manager and KMS events from CloudTrail LookupEvents")
+    lk.add_argument("--since", default="24h", help="how far back (24h, 7d, an ISO time; LookupEvents keeps 90 days)")
+    lk.add_argument("--until", help="end of the window (default now)")
+    lk.add_argument("--regions", help="comma-separated regions (default: the configured region)")
+    lk.add_argument("--format", choices=("table", "jsonl"), default="table")
+    lk.add_argument("--quiet", action="store_true", help="no summary or progress on stderr")
+    lk.set_defaults(run=cmd_lookup)
     c = sub.add_parser("causes", help="list the cause catalog")
     c.add_argument("--format", choices=("table", "jsonl"), default="table")
     c.set_defaults(run=cmd_causes)
