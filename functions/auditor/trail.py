@@ -379,6 +379,9 @@ def iter_documents(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
         except (OSError, EOFError, ValueError) as exc:
             yield f"{name}", Malformed(name, f"not a readable gzip file ({exc})")
             return
+    if name.endswith((".csv", ".csv.gz")):
+        yield from _iter_athena_csv(data, name)
+        return
     try:
         doc = json.loads(data)
     except RecursionError:
@@ -424,6 +427,29 @@ def _iter_json_lines(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
         yield from _iter_doc(doc, name, number)
 
 
+def _iter_athena_csv(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
+    """Athena query results (CSV with a header) whose ``record`` column holds each record's JSON."""
+    import csv
+    import io
+
+    try:
+        rows = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
+        header = next(rows, None)
+    except csv.Error as exc:
+        yield name, Malformed(name, f"not a readable CSV file ({exc})")
+        return
+    if not header or "record" not in header:
+        yield name, Malformed(name, "CSV without a 'record' column (see the README's Athena query)")
+        return
+    column = header.index("record")
+    for number, row in enumerate(rows, start=2):
+        where = f"{name}:{number}"
+        try:
+            yield where, json.loads(row[column])
+        except (IndexError, ValueError, RecursionError):
+            yield where, Malformed(where, "the record column is not JSON")
+
+
 def _short(exc: Exception) -> str:
     return str(exc).split(":", 1)[0][:80]
 
@@ -435,7 +461,7 @@ def iter_outcomes(data: bytes, name: str) -> Iterator[Outcome]:
 
 
 #: File names the CLI reads when it walks a directory.
-LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".gz")
+LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".gz", ".csv")
 
 
 def to_eventbridge(record: dict, event_id: str | None = None) -> dict:

@@ -95,3 +95,20 @@ def test_no_secret_value_reaches_the_cli_output_even_unredacted():
         result = run("classify", *map(str, canaries), "--format", fmt)
         assert result.returncode == 0 and result.stdout
         assert b"CANARY" not in result.stdout + result.stderr
+
+
+def test_athena_query_results_csv_is_read_through_its_record_column(tmp_path):
+    import csv
+
+    rows = [(p, r) for c, p, r, _ in __import__("tests.unit.conftest", fromlist=["x"]).fixture_records() if c != "success"][:5]
+    path = tmp_path / "4a1b6b5e-athena-results.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, quoting=csv.QUOTE_ALL)  # Athena quotes every field and doubles inner quotes
+        writer.writerow(["record"])
+        for _, record in rows:
+            writer.writerow([json.dumps(record)])
+        writer.writerow(["{broken"])
+    result = run("classify", str(path), "--format", "jsonl")
+    assert result.returncode == 0
+    assert len(result.stdout.decode().splitlines()) == 5
+    assert "athena-results.csv:7: the record column is not JSON" in result.stderr.decode()
