@@ -4,6 +4,8 @@
     cli_vs_jq             auditor classify --format jsonl over .json.gz logs / jq filter    (target <= 0.5)
     cold_import_vs_boto3  fresh interpreter importing the handler / importing boto3 alone  (target <= 1.3)
     warm invocation       handler time per event against a moto server (information)
+    batch_vs_single       handler cost per event in batches of 100 / one event per invocation (target <= 0.3)
+    s3_vs_local           the CLI over moto S3 / over the same files on disk (information)
 """
 
 from __future__ import annotations
@@ -186,9 +188,84 @@ def warm_invocation(events: int) -> dict:
             total = timed(lambda: [handler.handler(e, Context()) for e in envelopes[1:]])
         classify_t = timed(lambda: [classify(parse_record(e)) for e in envelopes[1:]])
         n = len(envelopes) - 1
-        return {"events": n, "per_event_ms": total / n * 1000, "classification_share": classify_t / total}
+        result = {"events": n, "per_event_ms": total / n * 1000, "classification_share": classify_t / total}
+        result["batch"] = batch_vs_single()
+        result["s3"] = s3_vs_local()
+        return result
     finally:
         server.stop()
+
+
+def batch_vs_single(events: int = 300, rounds: int = 3) -> dict:
+    """Handler cost per event: batches of 100 (SQS) vs one event per invocation, same records, against moto."""
+    import contextlib
+    import io
+    import uuid
+
+    import boto3
+
+    import auditor.handler as handler
+    from auditor.trail import FailedCall, parse_record, to_eventbridge
+
+    records = [json.loads(line) for line in record_lines(20_000, 11)]
+    failed = [r for r in records if type(parse_record(r)) is FailedCall][:events]
+    envelopes = [to_eventbridge(r) for r in failed]
+
+    class Context:
+        function_name, memory_limit_in_mb, aws_request_id = "bench", 256, "bench"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+
+    def fresh():
+        name = f"bench-{uuid.uuid4().hex[:6]}"
+        topic = boto3.client("sns").create_topic(Name=name)["TopicArn"]
+        boto3.client("dynamodb").create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                                              AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                                              BillingMode="PAY_PER_REQUEST")
+        os.environ.update(FINDINGS_TOPIC_ARN=topic, DEDUP_TABLE_NAME=name)
+        handler._pipeline = None
+
+    sink = io.StringIO()
+    handler.logger.registered_handler.setStream(sink)
+    single, batched = [], []
+    with contextlib.redirect_stdout(sink):
+        for _ in range(rounds):
+            fresh()
+            handler.handler(envelopes[0], Context())
+            single.append(timed(lambda: [handler.handler(e, Context()) for e in envelopes]) / len(envelopes))
+            fresh()
+            handler.handler(envelopes[0], Context())
+            def run_batches():
+                for start in range(0, len(envelopes), 100):
+                    chunk = envelopes[start:start + 100]
+                    handler.handler({"Records": [{"messageId": str(i), "eventSource": "aws:sqs", "body": json.dumps(e)}
+                                                 for i, e in enumerate(chunk)]}, Context())
+            batched.append(timed(run_batches) / len(envelopes))
+    return {"single_ms": statistics.median(single) * 1000, "batch_ms": statistics.median(batched) * 1000,
+            "ratio": statistics.median(b / s for b, s in zip(batched, single))}
+
+
+def s3_vs_local(rounds: int = 3) -> dict:
+    """The CLI over the same gzip log files served by moto S3 (org-trail layout) vs read from disk."""
+    import boto3
+
+    logs = log_files(40_000, 2_000, 42)
+    bucket = "bench-org-trail"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    files = sorted(logs.glob("*.json.gz"))
+    for i, path in enumerate(files):
+        key = f"AWSLogs/o-a1b2c3d4e5/111122223333/CloudTrail/us-east-1/2026/11/23/{path.name}"
+        s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+
+    def run(args):
+        with open(os.devnull, "wb") as null:
+            subprocess.run([AUDITOR, "classify", *args, "--format", "jsonl", "--quiet"], stdout=null, check=True)
+
+    remote = [f"s3://{bucket}/", "--since", "2026-11-23", "--until", "2026-11-23T23:59:00Z"]
+    s3_t = [timed(lambda: run(remote)) for _ in range(rounds)]
+    local_t = [timed(lambda: run([str(logs)])) for _ in range(rounds)]
+    return {"files": len(files), "s3_s": statistics.median(s3_t), "local_s": statistics.median(local_t),
+            "ratio": statistics.median(a / b for a, b in zip(s3_t, local_t))}
 
 
 def main() -> int:
@@ -217,14 +294,22 @@ def main() -> int:
     print(f"warm invocation: {w['per_event_ms']:.2f} ms per event against a moto server over HTTP "
           f"({w['events']} events); classification is {w['classification_share'] * 100:.1f} % of it", flush=True)
 
+    b, r = w["batch"], w["s3"]
+    print(f"batch vs single: {b['batch_ms']:.2f} ms per event in batches of 100, {b['single_ms']:.2f} ms per event "
+          "one per invocation (same records, moto server)", flush=True)
+    print(f"s3 vs local: {r['files']} files, CLI reading moto S3 {r['s3_s']:.2f} s, reading disk {r['local_s']:.2f} s", flush=True)
+
     def verdict(value, target):
         return "ok" if value <= target else "MISSED"
 
     print(f"# targets: classify_vs_parse <= 2.0 ({verdict(c['ratio'], 2.0)}), cli_vs_jq <= 0.5 "
-          f"({verdict(j.get('ratio', 9), 0.5)}), cold_import_vs_boto3 <= 1.3 ({verdict(k['ratio'], 1.3)})")
+          f"({verdict(j.get('ratio', 9), 0.5)}), cold_import_vs_boto3 <= 1.3 ({verdict(k['ratio'], 1.3)}), "
+          f"batch_vs_single <= 0.3 ({verdict(b['ratio'], 0.3)}), s3_vs_local: information")
     print(f"classify_vs_parse={c['ratio']:.3f}")
     print(f"cli_vs_jq={j['ratio']:.3f}" if "ratio" in j else "cli_vs_jq=nan  # jq not installed")
     print(f"cold_import_vs_boto3={k['ratio']:.3f}")
+    print(f"batch_vs_single={b['ratio']:.3f}")
+    print(f"s3_vs_local={r['ratio']:.3f}")
     return 0
 
 
