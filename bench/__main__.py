@@ -150,7 +150,6 @@ def warm_invocation(events: int) -> dict:
     import uuid
 
     import boto3
-    from moto.server import ThreadedMotoServer
     import logging
 
     from auditor.classify import classify
@@ -160,8 +159,14 @@ def warm_invocation(events: int) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    # moto in its own process, as AWS would be: its CPU is not charged to the handler being timed.
+    server = subprocess.Popen([str(Path(PY).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
     os.environ.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                       AWS_DEFAULT_REGION="us-east-1")
     try:
@@ -193,7 +198,8 @@ def warm_invocation(events: int) -> dict:
         result["s3"] = s3_vs_local()
         return result
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def batch_vs_single(events: int = 300, rounds: int = 3) -> dict:

@@ -64,6 +64,32 @@ class Dedup:
         item = self._call("get_item", TableName=self.table, Key={"pk": {"S": f"ev#{event_id}"}}, ConsistentRead=True)
         return "Item" in item
 
+    def seen_events(self, event_ids: list[str]) -> set[str]:
+        """Which of these events were already notified (BatchGetItem, 100 keys a call)."""
+        wanted = list(dict.fromkeys(e for e in event_ids if e))
+        seen: set[str] = set()
+        for start in range(0, len(wanted), 100):
+            keys = [{"pk": {"S": f"ev#{e}"}} for e in wanted[start:start + 100]]
+            request = {self.table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "pk"}}
+            for _ in range(3):
+                response = self._call("batch_get_item", RequestItems=request)
+                seen.update(item["pk"]["S"][3:] for item in response.get("Responses", {}).get(self.table, []))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+        return seen
+
+    def mark_events(self, event_ids: list[str], now: float) -> None:
+        """Record notified events (BatchWriteItem, 25 a call)."""
+        items = [{"PutRequest": {"Item": {"pk": {"S": f"ev#{e}"}, "expires_at": {"N": str(int(now) + self.event_ttl)}}}}
+                 for e in dict.fromkeys(e for e in event_ids if e)]
+        for start in range(0, len(items), 25):
+            request = {self.table: items[start:start + 25]}
+            for _ in range(3):
+                request = self._call("batch_write_item", RequestItems=request).get("UnprocessedItems") or {}
+                if not request:
+                    break
+
     def mark_event(self, event_id: str, now: float) -> None:
         if event_id:
             self._call("put_item", TableName=self.table,

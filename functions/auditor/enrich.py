@@ -8,6 +8,7 @@ Never GetSecretValue, never Decrypt, never a write.
 from __future__ import annotations
 
 import ipaddress
+import threading
 import time
 from collections import OrderedDict
 from typing import Any, Callable, Optional
@@ -30,19 +31,22 @@ class TTLCache:
     def __init__(self, size: int = 1024, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic):
         self.size, self.ttl, self.clock = size, ttl, clock
         self._items: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key):
-        hit = self._items.get(key)
-        if hit is None or hit[0] < self.clock():
-            return None
-        self._items.move_to_end(key)
-        return hit[1]
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None or hit[0] < self.clock():
+                return None
+            self._items.move_to_end(key)
+            return hit[1]
 
     def put(self, key, value, ttl: Optional[float] = None) -> None:
-        self._items[key] = (self.clock() + (self.ttl if ttl is None else ttl), value)
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[key] = (self.clock() + (self.ttl if ttl is None else ttl), value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 def _error_code(exc: Exception) -> str:
@@ -67,12 +71,18 @@ class Enricher:
         self.cache = cache or TTLCache()
         self.failures = 0
         self.lookups = 0
+        self._lock = threading.Lock()  # batches look up in parallel threads
 
     # -- clients ---------------------------------------------------------------------------------
     def client(self, service: str, region: str):
         key = (service, region)
         found = self._clients.get(key)
-        if found is None:
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._clients.get(key)
+            if found is not None:
+                return found
             from botocore.config import Config
 
             if self._session is None:
@@ -80,9 +90,17 @@ class Enricher:
 
                 self._session = boto3.session.Session()
             config = Config(connect_timeout=self.timeout, read_timeout=self.timeout,
-                            retries={"max_attempts": 2, "mode": "standard"})
+                            retries={"max_attempts": 2, "mode": "standard"}, max_pool_connections=16)
             found = self._clients[key] = self._session.client(service, region_name=region or None, config=config)
-        return found
+            return found
+
+    def _failed(self) -> None:
+        with self._lock:
+            self.failures += 1
+
+    def _looked_up(self) -> None:
+        with self._lock:
+            self.lookups += 1
 
     # -- the one entry point ------------------------------------------------------------------
     def facts_for(self, call: FailedCall) -> Optional[Facts]:
@@ -102,7 +120,7 @@ class Enricher:
             if self.simulate and call.denial is not None:
                 simulation = self._simulation(call, notes)
         except Exception as exc:  # noqa: BLE001 - enrichment must never fail the event
-            self.failures += 1
+            self._failed()
             notes.append(f"enrichment failed unexpectedly ({type(exc).__name__}): confidence lowered")
         if secret is None and key is None and simulation is None and not notes:
             return None
@@ -129,12 +147,12 @@ class Enricher:
             cached = self._describe_secret(call.region, lookup)
             self.cache.put(cache_key, cached, ttl=None if not cached.error else 30.0)
         if cached.error:
-            self.failures += 1
+            self._failed()
             notes.append(f"DescribeSecret failed ({cached.error}): confidence lowered")
         return cached
 
     def _describe_secret(self, region: str, secret_id: str) -> SecretFacts:
-        self.lookups += 1
+        self._looked_up()
         try:
             r = self.client("secretsmanager", region).describe_secret(SecretId=secret_id)
         except Exception as exc:  # noqa: BLE001
@@ -155,12 +173,12 @@ class Enricher:
             cached = self._describe_key(call.region, key_id)
             self.cache.put(cache_key, cached, ttl=None if not cached.error else 30.0)
         if cached.error:
-            self.failures += 1
+            self._failed()
             notes.append(f"DescribeKey failed ({cached.error}): confidence lowered")
         return cached
 
     def _describe_key(self, region: str, key_id: str) -> KeyFacts:
-        self.lookups += 1
+        self._looked_up()
         try:
             m = self.client("kms", region).describe_key(KeyId=key_id)["KeyMetadata"]
         except Exception as exc:  # noqa: BLE001
@@ -193,12 +211,12 @@ class Enricher:
             cached = self._simulate(principal, action, resource, context)
             self.cache.put(cache_key, cached, ttl=60.0)
         if cached.error:
-            self.failures += 1
+            self._failed()
             notes.append(f"policy simulation failed ({cached.error}): confidence lowered")
         return cached
 
     def _simulate(self, principal: str, action: str, resource: str, context: list) -> SimulationFacts:
-        self.lookups += 1
+        self._looked_up()
         iam = self.client("iam", "us-east-1")
         base = {"PolicySourceArn": principal, "ActionNames": [action]}
         if resource:

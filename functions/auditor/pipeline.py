@@ -57,29 +57,25 @@ class Pipeline:
         now = self.clock()
         groups: dict[str, _Group] = {}
         per_cause: Counter = Counter()
+        calls: list[tuple[str, FailedCall]] = []
         for key, event in events:
             outcome = parse_record(event, key)
             if type(outcome) is Malformed:
                 report.counts["MalformedEvents"] += 1
                 self.log.warning("malformed event dropped", extra={"origin": outcome.origin, "reason": outcome.reason})
-                continue
-            if type(outcome) is not FailedCall:
+            elif type(outcome) is FailedCall:
+                calls.append((key, outcome))
+            else:
                 report.counts["IgnoredEvents"] += 1
-                continue
-            finding = self._classify(outcome, report)
+        for (key, call), facts in zip(calls, self._facts(calls, report)):
+            finding = classify(call, facts)
             report.findings.append(finding)
             per_cause[(finding.service, finding.cause)] += 1
             self.log.info("finding", extra={"finding": finding.to_dict(), "correlation_id": finding.event_id})
             groups.setdefault(finding.fingerprint, _Group()).items.append((key, finding))
         report.counts["FindingsTotal"] = sum(per_cause.values())
-        for fingerprint, group in groups.items():
-            try:
-                self._notify(fingerprint, group, now, report)
-            except Exception as exc:  # noqa: BLE001 - counted, logged, and handed back for retry
-                report.counts["PublishFailures"] += 1
-                report.failed_keys.extend(k for k, _ in group.items)
-                self.log.error("publishing failed; the event will be retried",
-                               extra={"fingerprint": fingerprint, "error": type(exc).__name__})
+        if groups:
+            self._notify_all(groups, now, report)
         for (service, cause), n in per_cause.items():
             self.metrics.findings(service, cause, n)
         for name, n in report.counts.items():
@@ -87,48 +83,108 @@ class Pipeline:
                 self.metrics.count(name, n)
         return report
 
-    def _classify(self, call: FailedCall, report: Report) -> Finding:
-        facts = None
-        if self.enricher is not None:
-            before = self.enricher.failures
-            facts = self.enricher.facts_for(call)
-            report.counts["EnrichmentFailures"] += self.enricher.failures - before
-        return classify(call, facts)
+    def _facts(self, calls: list[tuple[str, FailedCall]], report: Report) -> list:
+        """Facts for each call; a batch's lookups run in parallel (the enricher caches and is thread-safe)."""
+        if self.enricher is None or not calls:
+            return [None] * len(calls)
+        before = self.enricher.failures
+        if len(calls) == 1:
+            facts = [self.enricher.facts_for(calls[0][1])]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
 
-    def _notify(self, fingerprint: str, group: _Group, now: float, report: Report) -> None:
-        key, finding = group.items[0]
-        count = len(group.items)
-        claim: Optional[Claim] = None
-        if self.dedup is not None:
+            with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
+                facts = list(pool.map(self.enricher.facts_for, (call for _, call in calls)))
+        report.counts["EnrichmentFailures"] += self.enricher.failures - before
+        return facts
+
+    def _notify_all(self, groups: dict[str, _Group], now: float, report: Report) -> None:
+        """Dedup and publish every group of the batch, with as few AWS round trips as possible:
+        one BatchGetItem for redeliveries, the conditional claims in parallel, PublishBatch,
+        one BatchWriteItem to remember the notified events."""
+        dedup = self.dedup
+        if dedup is not None:
             try:
-                if self.dedup.seen_event(finding.event_id):
-                    report.counts["RedeliveredEvents"] += 1
-                    self.log.info("redelivered event: already notified", extra={"event_id": finding.event_id})
-                    if count == 1:
-                        return
-                    group.items.pop(0)
-                    key, finding = group.items[0]
-                    count -= 1
-                claim = self.dedup.claim(fingerprint, now, count)
+                seen = dedup.seen_events([g.items[0][1].event_id for g in groups.values()])
             except DedupUnavailable as exc:
-                report.counts["DedupUnavailable"] += 1
-                self.log.warning("dedup table unavailable: notifying anyway", extra={"error": str(exc)})
-                claim = None
-        if claim is not None and not claim.notify:
-            report.counts["SuppressedDuplicates"] += count
+                seen = set()
+                self._dedup_down(report, exc)
+            for fingerprint in list(groups):
+                group = groups[fingerprint]
+                while group.items and group.items[0][1].event_id in seen:
+                    report.counts["RedeliveredEvents"] += 1
+                    self.log.info("redelivered event: already notified", extra={"event_id": group.items[0][1].event_id})
+                    group.items.pop(0)
+                if not group.items:
+                    del groups[fingerprint]
+        claims = self._claims(groups, now, report)
+        due = []
+        for fingerprint, group in groups.items():
+            claim = claims.get(fingerprint)
+            if claim is not None and not claim.notify:
+                report.counts["SuppressedDuplicates"] += len(group.items)
+                continue
+            repeats = Repeats(claim.suppressed_before, claim.previous_window_start) if claim else Repeats()
+            due.append((fingerprint, group, claim, repeats))
+        if not due:
             return
-        repeats = Repeats(claim.suppressed_before, claim.previous_window_start) if claim else Repeats()
-        try:
-            self.publisher.publish(finding, repeats)
-        except Exception:
-            if claim is not None:
-                self.dedup.release(fingerprint, claim)
-            raise
-        report.notified.append(fingerprint)
-        report.counts["Notifications"] += 1
-        report.counts["SuppressedDuplicates"] += count - 1
-        if self.dedup is not None:
+        publish_many = getattr(self.publisher, "publish_many", None)
+        if publish_many is not None:
+            errors = publish_many([(group.items[0][1], repeats) for _, group, _, repeats in due])
+        else:
+            errors = []
+            for _, group, _, repeats in due:
+                try:
+                    self.publisher.publish(group.items[0][1], repeats)
+                    errors.append(None)
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(exc)
+        notified = []
+        for (fingerprint, group, claim, _), error in zip(due, errors):
+            if error is not None:
+                report.counts["PublishFailures"] += 1
+                report.failed_keys.extend(k for k, _ in group.items)
+                self.log.error("publishing failed; the event will be retried",
+                               extra={"fingerprint": fingerprint, "error": type(error).__name__})
+                if claim is not None:
+                    dedup.release(fingerprint, claim)
+                continue
+            report.notified.append(fingerprint)
+            report.counts["Notifications"] += 1
+            report.counts["SuppressedDuplicates"] += len(group.items) - 1
+            notified.append(group.items[0][1].event_id)
+        if dedup is not None and notified:
             try:
-                self.dedup.mark_event(finding.event_id, now)
-            except DedupUnavailable:
-                report.counts["DedupUnavailable"] += 1
+                dedup.mark_events(notified, now)
+            except DedupUnavailable as exc:
+                self._dedup_down(report, exc)
+
+    def _claims(self, groups: dict[str, _Group], now: float, report: Report) -> dict[str, Optional[Claim]]:
+        """Claim each fingerprint's window (conditional writes, in parallel for a batch); None = fail open."""
+        if self.dedup is None or not groups:
+            return {}
+
+        def claim(item):
+            fingerprint, group = item
+            try:
+                return fingerprint, self.dedup.claim(fingerprint, now, len(group.items)), None
+            except DedupUnavailable as exc:
+                return fingerprint, None, exc
+
+        if len(groups) == 1:
+            results = [claim(next(iter(groups.items())))]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(8, len(groups))) as pool:
+                results = list(pool.map(claim, groups.items()))
+        out = {}
+        for fingerprint, result, error in results:
+            if error is not None:
+                self._dedup_down(report, error)
+            out[fingerprint] = result
+        return out
+
+    def _dedup_down(self, report: Report, exc: Exception) -> None:
+        report.counts["DedupUnavailable"] += 1
+        self.log.warning("dedup table unavailable: notifying anyway", extra={"error": str(exc)})

@@ -165,3 +165,25 @@ class Publisher:
     def publish(self, finding: Finding, repeats: Optional[Repeats] = None) -> str:
         """Publish one finding; raises on failure (the caller lets AWS retry)."""
         return self.client.publish(TopicArn=self.topic_arn, **message(finding, repeats or Repeats()))["MessageId"]
+
+    def publish_many(self, items: list[tuple[Finding, Optional[Repeats]]]) -> list[Optional[Exception]]:
+        """Publish findings with PublishBatch (10 a call); per item, None or the error that stopped it."""
+        if len(items) == 1:
+            try:
+                self.publish(*items[0])
+                return [None]
+            except Exception as exc:  # noqa: BLE001 - reported per item
+                return [exc]
+        results: list[Optional[Exception]] = [None] * len(items)
+        for start in range(0, len(items), 10):
+            chunk = range(start, min(start + 10, len(items)))
+            entries = [{"Id": str(i), **message(items[i][0], items[i][1] or Repeats())} for i in chunk]
+            try:
+                response = self.client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=entries)
+            except Exception as exc:  # noqa: BLE001
+                for i in chunk:
+                    results[i] = exc
+                continue
+            for failed in response.get("Failed", []):
+                results[int(failed["Id"])] = RuntimeError(f"{failed.get('Code')}: {failed.get('Message', '')}"[:300])
+        return results

@@ -149,13 +149,15 @@ def test_member_failures_reach_the_subscriber_once_through_central_bus_and_queue
     stack = make_stack(aws)
 
     class FlakyOnce(Publisher):
+        """The first entry of the first PublishBatch fails transiently, as SNS can report per entry."""
+
         failed = False
 
-        def publish(self, finding, repeats=None):
+        def publish_many(self, items):
             if not FlakyOnce.failed:
                 FlakyOnce.failed = True
-                raise ConnectionError("SNS endpoint reset")
-            return super().publish(finding, repeats)
+                return [ConnectionError("SNS endpoint reset")] + super().publish_many(items[1:])
+            return super().publish_many(items)
 
     class Metrics:
         counts: dict = {}
