@@ -141,15 +141,19 @@ class Enricher:
             lookup = parts[0]  # a partial ARN's name: describe by name, as real Secrets Manager resolves it
         if self._foreign(call, call.resource, notes):
             return None
-        cache_key = ("secret", call.region, lookup)
-        cached = self.cache.get(cache_key)
-        if cached is None:
-            cached = self._describe_secret(call.region, lookup)
-            self.cache.put(cache_key, cached, ttl=None if not cached.error else 30.0)
-        if cached.error:
+        return self._cached("DescribeSecret", call.region, lookup, self._describe_secret, notes)
+
+    def _cached(self, api: str, region: str, resource_id: str, lookup, notes: list[str]):
+        """One lookup through the cache; failures are cached briefly (a storm must not hammer AWS) and noted."""
+        cache_key = (api, region, resource_id)
+        found = self.cache.get(cache_key)
+        if found is None:
+            found = lookup(region, resource_id)
+            self.cache.put(cache_key, found, ttl=None if not found.error else 30.0)
+        if found.error:
             self._failed()
-            notes.append(f"DescribeSecret failed ({cached.error}): confidence lowered")
-        return cached
+            notes.append(f"{api} failed ({found.error}): confidence lowered")
+        return found
 
     def _describe_secret(self, region: str, secret_id: str) -> SecretFacts:
         self._looked_up()
@@ -167,15 +171,7 @@ class Enricher:
     def _key(self, call: FailedCall, key_id: str, notes: list[str]) -> Optional[KeyFacts]:
         if self._foreign(call, key_id, notes):
             return None
-        cache_key = ("key", call.region, key_id)
-        cached = self.cache.get(cache_key)
-        if cached is None:
-            cached = self._describe_key(call.region, key_id)
-            self.cache.put(cache_key, cached, ttl=None if not cached.error else 30.0)
-        if cached.error:
-            self._failed()
-            notes.append(f"DescribeKey failed ({cached.error}): confidence lowered")
-        return cached
+        return self._cached("DescribeKey", call.region, key_id, self._describe_key, notes)
 
     def _describe_key(self, region: str, key_id: str) -> KeyFacts:
         self._looked_up()
