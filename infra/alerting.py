@@ -15,11 +15,41 @@ from constructs import Construct
 from .config import AuditorConfig
 
 
+#: What the account (through IAM policies) may do with the topic key: administer it (the
+#: key administrator actions of KMS's default console policy, so the key can never be locked
+#: out) and the two calls SNS makes on a publisher's behalf. No Encrypt/ReEncrypt: nothing
+#: but SNS ever encrypts with this key.
+ACCOUNT_KEY_ACTIONS = [
+    "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Revoke*",
+    "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand",
+    "kms:Decrypt", "kms:GenerateDataKey*",
+]
+#: Services that publish to the encrypted topic themselves: CloudWatch alarm actions. (The
+#: detection rule targets the ingestion queue, not the topic, so EventBridge needs no grant.)
+PUBLISHING_SERVICES = ("cloudwatch.amazonaws.com",)
+
+
+def topic_key_policy() -> iam.PolicyDocument:
+    """The topic key's policy: the account administers it and delegates use through IAM
+    (the function's role gets Decrypt/GenerateDataKey* on this key only); alarms may publish."""
+    statements = [
+        iam.PolicyStatement(sid="AccountAdministersAndDelegatesThroughIam", principals=[iam.AccountRootPrincipal()],
+                            actions=ACCOUNT_KEY_ACTIONS, resources=["*"]),  # in a key policy, "*" means this key
+    ]
+    for service in PUBLISHING_SERVICES:
+        statements.append(iam.PolicyStatement(
+            sid=f"Allow{service.split('.')[0].capitalize()}ToPublish", principals=[iam.ServicePrincipal(service)],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"]))
+    return iam.PolicyDocument(statements=statements)
+
+
 class Alerting(Construct):
     def __init__(self, scope: Construct, id: str, *, config: AuditorConfig) -> None:
         super().__init__(scope, id)
         # A customer managed key: the AWS managed SNS key cannot be used by CloudWatch alarms,
-        # and this key's policy says exactly who may use it.
+        # and this key's policy says exactly who may use it. The policy is written out rather
+        # than CDK's default, which grants the account "kms:*": no "*" action anywhere.
         self.key = kms.Key(
             self,
             "TopicKey",
@@ -27,16 +57,8 @@ class Alerting(Construct):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.DESTROY,
             pending_window=Duration.days(7),
+            policy=topic_key_policy(),
         )
-        for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
-            self.key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid=f"Allow{service.split('.')[0].capitalize()}ToPublish",
-                    principals=[iam.ServicePrincipal(service)],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                    resources=["*"],  # in a key policy, "*" means this key
-                )
-            )
         self.topic = sns.Topic(
             self,
             "Findings",

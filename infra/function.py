@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -22,8 +22,23 @@ from .config import AuditorConfig
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_NAME = "secrets-kms-auditor"
 METRICS_NAMESPACE = "SecretsKmsAuditor"
-#: The asset holds the auditor package's sources and nothing else.
-ASSET_EXCLUDES = ["*", "!auditor", "!auditor/**", "**/__pycache__", "**/*.pyc", "**/*.egg-info"]
+#: The asset holds the auditor package's ``.py`` sources and nothing else (no caches, no
+#: ``*.egg-info`` an editable install drops beside it, no data files). Git-ignore semantics,
+#: because only they tell directories (trailing ``/``) from files: re-include every directory
+#: under ``auditor/``, then only its ``.py`` files; glob mode cannot express this.
+ASSET_EXCLUDES = ["*", "!/auditor/", "!/auditor/**/", "!/auditor/**/*.py", "__pycache__/", "*.egg-info/"]
+ASSET_IGNORE_MODE = IgnoreMode.GIT
+
+#: The DynamoDB calls ``auditor.dedup`` makes on its table (item-level only: no Scan, Query,
+#: table or stream management). BatchGetItem/BatchWriteItem serve a whole SQS batch at once;
+#: DeleteItem releases a claim whose notification could not be published, so the retry notifies.
+DEDUP_ACTIONS = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem",
+                 "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+
+
+def function_code(directory: Path = ROOT / "functions") -> lambda_.Code:
+    """The function's code asset: the ``auditor`` package's sources under ``directory``."""
+    return lambda_.Code.from_asset(str(directory), exclude=ASSET_EXCLUDES, ignore_mode=ASSET_IGNORE_MODE)
 
 
 def powertools_version(requirements: Path = ROOT / "requirements.txt") -> str:
@@ -61,7 +76,7 @@ class AuditorFunction(Construct):
             runtime=lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_.Architecture.ARM_64,
             handler="auditor.handler.handler",
-            code=lambda_.Code.from_asset(str(ROOT / "functions"), exclude=ASSET_EXCLUDES),
+            code=function_code(),
             layers=[lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", layer_arn)],
             memory_size=256,
             timeout=Duration.seconds(30),
@@ -87,7 +102,7 @@ class AuditorFunction(Construct):
         self.role.add_to_policy(iam.PolicyStatement(
             sid="UseTopicKeyForPublish", actions=["kms:GenerateDataKey*", "kms:Decrypt"], resources=[topic_key.key_arn]))
         self.role.add_to_policy(iam.PolicyStatement(
-            sid="Dedup", actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            sid="Dedup", actions=DEDUP_ACTIONS,
             resources=[table.table_arn]))
         self.role.add_to_policy(iam.PolicyStatement(
             sid="DescribeSecretsNeverRead", actions=["secretsmanager:DescribeSecret"],
