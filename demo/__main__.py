@@ -3,10 +3,10 @@
 1. synthesize the CDK stack and read the detection rule's pattern from the template;
 2. start moto in server mode on 127.0.0.1 (unless AWS_ENDPOINT_URL points elsewhere);
 3. create the findings topic with an SQS subscriber, the dedup table, and an EventBridge rule
-   with the template's pattern whose target is a delivery queue;
-4. put the bundled sample CloudTrail records on the bus, hand what the rule delivers to the
-   real Lambda handler, and print the findings, the messages the subscriber received and the
-   metrics emitted.
+   with the template's pattern whose target is an ingestion queue (as deployed);
+4. put the bundled sample CloudTrail records on the bus, hand what the rule queued to the real
+   Lambda handler in SQS batches, and print the findings, the messages the subscriber received
+   and the metrics emitted.
 """
 
 from __future__ import annotations
@@ -69,14 +69,14 @@ def sample_records() -> list[dict]:
     return records
 
 
-def drain(sqs, url: str) -> list[dict]:
+def drain(sqs, url: str, raw: bool = False) -> list[dict]:
     out = []
     while True:
         batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
         if not batch:
             return out
         for m in batch:
-            out.append(json.loads(m["Body"]))
+            out.append(m if raw else json.loads(m["Body"]))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
@@ -123,9 +123,9 @@ def main() -> int:
             envelope = to_eventbridge(record)
             entries.append({"Source": envelope["source"], "DetailType": envelope["detail-type"], "Detail": json.dumps(record)})
         events.put_events(Entries=entries)
-    delivered = drain(sqs, delivery)
-    say(f"4/4 Put {len(records)} sample CloudTrail records on the bus; the rule delivered {len(delivered)} "
-        f"(successful calls are filtered out by the pattern) to the handler\n")
+    delivered = drain(sqs, delivery, raw=True)
+    say(f"4/4 Put {len(records)} sample CloudTrail records on the bus; the rule queued {len(delivered)} "
+        f"(successful calls are filtered out by the pattern); the handler reads them in SQS batches of 10\n")
 
     os.environ.update(FINDINGS_TOPIC_ARN=topic, DEDUP_TABLE_NAME=name, POWERTOOLS_SERVICE_NAME="secrets-kms-auditor",
                       POWERTOOLS_METRICS_NAMESPACE="SecretsKmsAuditor")
@@ -134,8 +134,11 @@ def main() -> int:
     captured = io.StringIO()
     handler.logger.registered_handler.setStream(captured)
     with contextlib.redirect_stdout(captured):
-        for event in delivered:
-            handler.handler(event, Context())
+        for start in range(0, len(delivered), 10):  # as the event source mapping hands them over
+            records = [{"messageId": m["MessageId"], "eventSource": "aws:sqs", "body": m["Body"]} for m in delivered[start:start + 10]]
+            result = handler.handler({"Records": records}, Context())
+            if result["batchItemFailures"]:
+                say(f"  {len(result['batchItemFailures'])} record(s) would be retried by SQS")
     lines = [json.loads(line) for line in captured.getvalue().splitlines() if line.startswith("{")]
     findings = [line["finding"] for line in lines if line.get("message") == "finding"]
 
