@@ -104,15 +104,6 @@ def test_log_group_has_retention(template):
     assert [g["Properties"]["RetentionInDays"] for g in groups.values()] == [30]
 
 
-def test_asset_holds_only_the_auditor_package_sources(default_synth):
-    outdir = default_synth[3]
-    asset = next(p for p in outdir.iterdir() if p.name.startswith("asset.") and (p / "auditor").is_dir())
-    files = [p.relative_to(asset).as_posix() for p in asset.rglob("*") if p.is_file()]
-    assert files and all(f.startswith("auditor/") and f.endswith(".py") for f in files), files
-    assert "auditor/handler.py" in files or "auditor/classify.py" in files
-    assert any(f.startswith("auditor/causes/") for f in files)
-
-
 def test_topic_is_encrypted_with_a_rotating_customer_managed_key_alarms_can_use(template):
     topic = next(iter(resources(template, "AWS::SNS::Topic").values()))["Properties"]
     key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
