@@ -8,7 +8,7 @@ import json
 import pytest
 
 from auditor.classify import classify
-from auditor.publish import Repeats, chatbot_payload, email_text, message, subject_for
+from auditor.publish import Repeats, email_text, message, subject_for
 from auditor.trail import parse_record
 
 from .test_trail import DENIED
