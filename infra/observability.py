@@ -80,7 +80,7 @@ class Observability(Construct):
         )
         self.dashboard.add_widgets(
             cw.GraphWidget(title="Notifications and suppression", width=12, left=[
-                own_metric("Notifications", "notified"), own_metric("SuppressedDuplicates", "suppressed duplicates"),
+                own_metric("FindingsTotal", "findings"), own_metric("Notifications", "notified"), own_metric("SuppressedDuplicates", "suppressed duplicates"),
                 own_metric("MalformedEvents", "malformed"), own_metric("PublishFailures", "publish failures"),
                 own_metric("EnrichmentFailures", "enrichment failures"), own_metric("DedupUnavailable", "dedup unavailable")]),
             cw.GraphWidget(title="Function errors and throttles", width=6, left=[

@@ -18,6 +18,12 @@ FULL_CONTEXT = {
     "slack": {"workspaceId": "T0123ABCD", "channelId": "C0123ABCD"},
     "createTrail": True,
     "simulatePolicies": True,
+    # as `cdk synth -c key=value` passes them: strings
+    "stackName": "AuditorUnderTest",
+    "dedupWindowMinutes": "30",
+    "consistencyWindowMinutes": 5,
+    "logRetentionDays": "90",
+    "findingsSpikeThreshold": "250",
 }
 
 

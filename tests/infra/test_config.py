@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from infra.config import ConfigError, load
@@ -35,12 +38,47 @@ def test_string_values_from_the_command_line():
         ("httpsEndpoints", ["http://insecure.example.com"], "https:// URLs"),
         ("slack", {"workspaceId": "T1"}, "channelId"),
         ("stackName", "1bad name", "letters"),
+        ("consistencyWindowMinutes", -5, "from 1 to 1440"),
+        ("findingsSpikeThreshold", 0, "whole number"),
+        ("findingsSpikeThreshold", True, "whole number"),
+        ("simulatePolicies", "maybe", "true or false"),
+        ("logRetentionDays", "thirty", "whole number"),
+        ("slack", '{"workspaceId": "T1", "channelId": ""}', "channelId"),
+        ("notificationEmails", {"to": "a@example.com"}, "e-mail addresses"),
+        ("httpsEndpoints", "https://", "https:// URLs"),
     ],
 )
 def test_invalid_values_fail_with_a_message_naming_key_and_value(key, value, says):
     with pytest.raises(ConfigError) as err:
         config(**{key: value})
-    assert key in str(err.value) and says in str(err.value)
+    message = str(err.value)
+    assert key in message and says in message
+    shown = {repr(value), str(value)} | ({repr(json.loads(value))} if isinstance(value, str) and value[:1] == "{" else set())
+    assert any(v in message for v in shown), message  # the bad value itself (as given, or as parsed from JSON)
+
+
+def test_json_strings_from_the_command_line():
+    c = config(slack='{"workspaceId": "T0123", "channelId": "C0456"}', httpsEndpoints='["https://a.example.com/x"]',
+               simulatePolicies="false", findingsSpikeThreshold="7", consistencyWindowMinutes="3")
+    assert (c.slack.workspace_id, c.slack.channel_id) == ("T0123", "C0456")
+    assert c.https_endpoints == ("https://a.example.com/x",) and c.simulate_policies is False
+    assert (c.findings_spike_threshold, c.consistency_window_minutes) == (7, 3)
+    assert config(slack="null").slack is None
+
+
+def test_documented_defaults_match_cdk_json_and_deploy_doc():
+    """cdk.json ships the defaults, and docs/deploy.md's table states the same ones."""
+    from .conftest import REPO
+
+    shipped = json.loads((REPO / "cdk.json").read_text())["context"]
+    assert config(**{k: v for k, v in shipped.items() if not k.startswith("@")}) == config()
+    doc = (REPO / "docs" / "deploy.md").read_text()
+    c = config()
+    for key, default in (("stackName", c.stack_name), ("dedupWindowMinutes", c.dedup_window_minutes),
+                         ("consistencyWindowMinutes", c.consistency_window_minutes), ("logRetentionDays", c.log_retention_days),
+                         ("createTrail", "false"), ("simulatePolicies", "false"), ("findingsSpikeThreshold", c.findings_spike_threshold),
+                         ("notificationEmails", "[]"), ("httpsEndpoints", "[]"), ("slack", "null")):
+        assert re.search(rf"^\| `{key}` \| `{re.escape(str(default))}` \|", doc, re.MULTILINE), key
 
 
 def test_app_exits_with_the_message(tmp_path):
@@ -51,3 +89,25 @@ def test_app_exits_with_the_message(tmp_path):
     result = subprocess.run([sys.executable, "app.py"], cwd=REPO, capture_output=True, text=True,
                             env={**__import__("os").environ, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": '{"dedupWindowMinutes": 0}'})
     assert result.returncode != 0 and "dedupWindowMinutes" in result.stderr
+
+
+def test_context_reaches_the_function(full_template):
+    """FULL_CONTEXT passes these as strings, as `cdk synth -c` does."""
+    from .conftest import resources
+
+    (fn,) = [f["Properties"] for f in resources(full_template, "AWS::Lambda::Function").values()
+             if f["Properties"].get("Handler") == "auditor.handler.handler"]
+    env = fn["Environment"]["Variables"]
+    assert (env["DEDUP_WINDOW_SECONDS"], env["CONSISTENCY_WINDOW_SECONDS"], env["SIMULATE_POLICIES"]) == ("1800", "300", "true")
+    assert (env["POWERTOOLS_SERVICE_NAME"], env["POWERTOOLS_METRICS_NAMESPACE"], env["POWERTOOLS_LOG_LEVEL"]) == (
+        "secrets-kms-auditor", "SecretsKmsAuditor", "INFO")
+    assert [g["Properties"]["RetentionInDays"] for g in resources(full_template, "AWS::Logs::LogGroup").values()] == [90]
+
+
+def test_defaults_reach_the_function(template):
+    from .conftest import resources
+
+    (fn,) = [f["Properties"] for f in resources(template, "AWS::Lambda::Function").values()
+             if f["Properties"].get("Handler") == "auditor.handler.handler"]
+    env = fn["Environment"]["Variables"]
+    assert (env["DEDUP_WINDOW_SECONDS"], env["CONSISTENCY_WINDOW_SECONDS"], env["SIMULATE_POLICIES"]) == ("900", "600", "false")
