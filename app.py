@@ -19,8 +19,13 @@ CDK_JSON = Path(__file__).resolve().with_name("cdk.json")
 
 
 def new_app(outdir: str | None = None, context: dict | None = None) -> cdk.App:
-    """An App with cdk.json's context (unless the CDK CLI already supplied it) plus ``context``."""
-    merged = {} if "CDK_CONTEXT_JSON" in os.environ else dict(json.loads(CDK_JSON.read_text()).get("context", {}))
+    """An App with cdk.json's context, then ``context``, then whatever the CDK CLI passes.
+
+    cdk.json is always the base (the App lets the CLI's values win), so the feature flags the
+    constructs rely on are set even when the app runs without the CLI, or with a partial
+    CDK_CONTEXT_JSON (as the tests do).
+    """
+    merged = dict(json.loads(CDK_JSON.read_text()).get("context", {}))
     merged.update(context or {})
     return cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR", "cdk.out"), context=merged)
 

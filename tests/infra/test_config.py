@@ -111,3 +111,19 @@ def test_defaults_reach_the_function(template):
              if f["Properties"].get("Handler") == "auditor.handler.handler"]
     env = fn["Environment"]["Variables"]
     assert (env["DEDUP_WINDOW_SECONDS"], env["CONSISTENCY_WINDOW_SECONDS"], env["SIMULATE_POLICIES"]) == ("900", "600", "false")
+
+
+def test_cli_context_overrides_cdk_json_and_keeps_its_feature_flags(tmp_path):
+    """As the CDK CLI runs the app: CDK_CONTEXT_JSON with only the user's -c values."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    env = {**os.environ, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": json.dumps({"createTrail": "true", "stackName": "FromCli"})}
+    result = subprocess.run([sys.executable, "app.py"], cwd=REPO, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    template = json.loads((tmp_path / "FromCli.template.json").read_text())
+    kinds = {r["Type"] for r in template["Resources"].values()}
+    assert "AWS::CloudTrail::Trail" in kinds
