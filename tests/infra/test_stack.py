@@ -205,16 +205,6 @@ def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(which, request):
     assert violations == []
 
 
-def test_every_acknowledgment_carries_a_specific_reason(full_template):
-    text = (REPO / "infra" / "stack.py").read_text()
-    assert text.count("AwsSolutions-") >= 3
-    import infra.stack as stack_module
-    import inspect
-    source = inspect.getsource(stack_module.AuditorStack._suppress)
-    reasons = [line for line in source.splitlines() if '"' in line and len(line.strip()) > 40]
-    assert all("TODO" not in r for r in reasons)
-
-
 @pytest.mark.parametrize("which", ["default_synth", "full_synth"])
 def test_cfn_lint_has_no_errors(which, request):
     outdir = request.getfixturevalue(which)[3]
