@@ -111,5 +111,5 @@ class AuditorFunction(Construct):
             sid="DescribeKeys", actions=["kms:DescribeKey"], resources=[f"arn:{stack.partition}:kms:*:{stack.account}:key/*"]))
         if config.simulate_policies:
             self.role.add_to_policy(iam.PolicyStatement(
-                sid="SimulatePolicies", actions=["iam:SimulatePrincipalPolicy", "iam:GetContextKeysForPrincipalPolicy"],
+                sid="SimulatePolicies", actions=["iam:SimulatePrincipalPolicy"],
                 resources=[f"arn:{stack.partition}:iam::{stack.account}:role/*", f"arn:{stack.partition}:iam::{stack.account}:user/*"]))

@@ -116,7 +116,7 @@ def test_the_function_role_holds_exactly_these_statements(which, request):
            {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":kms:*:", {"Ref": "AWS::AccountId"}, ":key/*"]]})
     if which == "full_template":  # simulatePolicies: true
         stmt = by_sid.pop("SimulatePolicies")
-        assert set(actions(stmt)) == {"iam:SimulatePrincipalPolicy", "iam:GetContextKeysForPrincipalPolicy"}
+        assert set(actions(stmt)) == {"iam:SimulatePrincipalPolicy"}  # the only IAM call enrich.py makes
     assert "SimulatePolicies" not in by_sid
 
     # What CDK adds without a Sid: X-Ray (no resource-level permissions) and the SQS event source.
