@@ -26,6 +26,7 @@ class Claim:
     window_start: int
     suppressed_before: int = 0  # repeats suppressed in the previous window (for the next notification)
     previous_window_start: int = 0
+    added: int = 0  # repeats this claim itself wrote as suppressed (the rest of its batch group)
 
 
 def _code(exc: Exception) -> str:
@@ -114,13 +115,22 @@ class Dedup:
                        UpdateExpression="ADD suppressed :n", ExpressionAttributeValues={":n": {"N": str(count)}})
             return Claim(notify=False, window_start=start)
         return Claim(notify=True, window_start=start, suppressed_before=int(old.get("suppressed", {}).get("N", 0)),
-                     previous_window_start=int(old.get("window_start", {}).get("N", 0)))
+                     previous_window_start=int(old.get("window_start", {}).get("N", 0)), added=count - 1)
 
     def release(self, fingerprint: str, claim: Claim) -> None:
-        """Undo a claim whose notification could not be published, so the retry notifies."""
+        """Undo a claim whose notification could not be published, so the retry notifies.
+
+        UpdateItem, not DeleteItem: the previous window's start and its suppressed count are put
+        back (repeats counted by others meanwhile are kept), so the retry's notification still
+        says how many were suppressed. Conditional on the claim still being ours. Best effort:
+        if it fails the window simply runs out (at worst one alert is delayed, never lost twice).
+        """
         try:
-            self._call("delete_item", TableName=self.table, Key={"pk": {"S": f"fp#{fingerprint}"}},
+            self._call("update_item", TableName=self.table, Key={"pk": {"S": f"fp#{fingerprint}"}},
+                       UpdateExpression="SET window_start = :previous ADD suppressed :delta",
                        ConditionExpression="window_start = :start",
-                       ExpressionAttributeValues={":start": {"N": str(claim.window_start)}})
+                       ExpressionAttributeValues={":previous": {"N": str(claim.previous_window_start)},
+                                                  ":delta": {"N": str(claim.suppressed_before - claim.added)},
+                                                  ":start": {"N": str(claim.window_start)}})
         except Exception:  # noqa: BLE001 - best effort; the window expires anyway
             pass

@@ -59,9 +59,13 @@ def pipeline():
         from .pipeline import Pipeline
         from .publish import Publisher
 
+        topic = os.environ["FINDINGS_TOPIC_ARN"]
+        if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")) and topic.count(":") >= 5:
+            # run standalone (outside Lambda, which always sets AWS_REGION): the topic's region
+            os.environ["AWS_DEFAULT_REGION"] = topic.split(":")[3]
         table = os.environ.get("DEDUP_TABLE_NAME", "")
         _pipeline = Pipeline(
-            publisher=Publisher(os.environ["FINDINGS_TOPIC_ARN"]),
+            publisher=Publisher(topic),
             dedup=Dedup(table, int(os.environ.get("DEDUP_WINDOW_SECONDS", "900"))) if table else None,
             enricher=Enricher(consistency_window_seconds=int(os.environ.get("CONSISTENCY_WINDOW_SECONDS", "600")),
                               simulate_policies=os.environ.get("SIMULATE_POLICIES", "false").lower() == "true"),
@@ -76,20 +80,45 @@ def _sqs_batch(event) -> bool:
     return isinstance(records, list) and bool(records) and isinstance(records[0], dict) and records[0].get("eventSource") == "aws:sqs"
 
 
-def _body(record: dict):
+def _body(record) -> object:
     try:
         return json.loads(record.get("body") or "")
-    except (ValueError, TypeError, RecursionError):
+    except (ValueError, TypeError, AttributeError, RecursionError):
         return None  # parse_record turns it into a counted, logged "malformed" outcome
+
+
+def _key(record, index: int) -> str:
+    key = record.get("messageId") if isinstance(record, dict) else None
+    return key if isinstance(key, str) and key else f"record-{index}"
+
+
+def _handle_sqs(event: dict, context) -> dict:
+    """An SQS batch: the whole batch goes through the pipeline at once (identical fingerprints
+    collapse before DynamoDB is touched); Powertools' batch processor then reports, as partial
+    batch failures, the records whose finding could not be published."""
+    records = event["Records"]
+    keys = [_key(r, i) for i, r in enumerate(records)]
+    report = pipeline().handle([(key, _body(r)) for key, r in zip(keys, records)])
+    failed = set(report.failed_keys)
+    if not all(isinstance(r, dict) and isinstance(r.get("messageId"), str) and r["messageId"] for r in records):
+        # not something SQS sends: answer in the same shape without Powertools' record model
+        return {"batchItemFailures": [{"itemIdentifier": k} for k in dict.fromkeys(report.failed_keys)]}
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    def record_handler(record) -> None:
+        if record.message_id in failed:
+            raise PublishFailed("the finding of this record could not be published; SQS will redeliver it")
+
+    # All records failed: report them all rather than raise (same redelivery, quieter logs).
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
 
 
 @metrics.log_metrics
 @_traced
 def handler(event, context):
     if _sqs_batch(event):
-        items = [(r.get("messageId", f"record-{i}"), _body(r)) for i, r in enumerate(event["Records"])]
-        report = pipeline().handle(items)
-        return {"batchItemFailures": [{"itemIdentifier": key} for key in dict.fromkeys(report.failed_keys)]}
+        return _handle_sqs(event, context)
     detail = event.get("detail") if isinstance(event, dict) else None
     event_id = detail.get("eventID") if isinstance(detail, dict) else None
     if isinstance(event_id, str):

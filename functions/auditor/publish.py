@@ -60,7 +60,9 @@ class Repeats:
     def sentence(self) -> str:
         if not self.count:
             return ""
-        when = datetime.fromtimestamp(self.since, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if self.since else "the last notification"
+        if not self.since:  # no notification went out before them (e.g. it failed and was retried)
+            return f"{self.count} repeat(s) of this failure were suppressed before this notification."
+        when = datetime.fromtimestamp(self.since, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return f"{self.count} repeat(s) of this failure were suppressed since {when}."
 
 
