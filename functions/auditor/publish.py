@@ -23,7 +23,12 @@ from .finding import Finding
 
 SUBJECT_LIMIT = 100
 _MENTION = re.compile(r"@(here|channel|everyone|all)\b", re.IGNORECASE)
-_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\*_~`>#|[]()!"})
+# Slack's mrkdwn has no escape character (a backslash shows up and formats anyway), so the
+# formatting characters become look-alikes that no chat client formats: backtick, asterisk, tilde.
+_INERT = str.maketrans({"`": "\u02cb", "*": "\u2217", "~": "\u223c"})
+_INERT_CODE = str.maketrans({"`": "\u02cb", "\n": " ", "\r": " "})
+# Underscores only emphasise at a word's edge: intra-word ones (role_name, AWSReservedSSO_x) stay.
+_EDGE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 
 
 def clean(text: Any, limit: int = 300) -> str:
@@ -36,10 +41,12 @@ def clean(text: Any, limit: int = 300) -> str:
 
 
 def chat(text: Any, limit: int = 300) -> str:
-    """Untrusted text for chat markdown: inert (no formatting, links, mentions or HTML)."""
+    """Untrusted text for chat markdown (Slack mrkdwn, Teams markdown): inert (no formatting,
+    links, mentions or HTML), still readable (look-alike characters, no visible backslashes)."""
     text = clean(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MENTION.sub(lambda m: "@\u2060" + m.group(1), text)
-    return text.translate(_MARKDOWN)
+    text = _EDGE_UNDERSCORE.sub("\uff3f", text.translate(_INERT))
+    return text.replace("](", "]\u2060(")  # no [text](url) links (Teams); Slack's <url|text> died with < >
 
 
 def subject_for(finding: Finding) -> str:
@@ -93,6 +100,16 @@ def email_text(finding: Finding, repeats: Repeats = Repeats()) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _policy_block(finding: Finding) -> list[str]:
+    """The policy statement as a code block, exact enough to paste ("*" stays "*": code is not
+    formatted); only what could end the block or form a mention or link is neutralised."""
+    if not finding.policy:
+        return []
+    text = json.dumps(finding.policy)[:1500].translate(_INERT_CODE)
+    text = _MENTION.sub(lambda m: "@\u2060" + m.group(1), text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    return ["Policy statement to add:\n```" + text.replace("](", "]\u2060(") + "```"]
+
+
 def chatbot_payload(finding: Finding, repeats: Repeats = Repeats()) -> dict:
     """Amazon Q Developer in chat applications custom notification (schema version 1.0)."""
     p = finding.principal
@@ -113,7 +130,7 @@ def chatbot_payload(finding: Finding, repeats: Repeats = Repeats()) -> dict:
             "textType": "client-markdown",
             "title": f":rotating_light: {finding.title} ({finding.severity})"[:250],
             "description": description[:8000],
-            "nextSteps": [chat(finding.remediation, 900), f"<{finding.doc_url}|Troubleshooting guide>"],
+            "nextSteps": [chat(finding.remediation, 900), *_policy_block(finding), f"<{finding.doc_url}|Troubleshooting guide>"],
             "keywords": [finding.cause, finding.severity, finding.service, clean(finding.account, 20), clean(finding.region, 30)],
         },
         "metadata": {

@@ -1,0 +1,171 @@
+"""What each kind of subscriber gets, end to end over HTTP on a moto server: a chat channel
+(Amazon Q Developer in chat applications subscribes over HTTP(S)), e-mail, SQS, and what AWS
+sees when publishing fails in an SQS batch; and the handler run standalone, configured only
+by FINDINGS_TOPIC_ARN, DEDUP_TABLE_NAME and AWS_ENDPOINT_URL."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from auditor.trail import to_eventbridge
+
+from ..unit.test_publish import CHATBOT_SCHEMA
+from .conftest import Context, emf, metric_total
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+HOSTILE = ("<!channel> @here ping [click](https://evil.example) <https://evil.example|login> `rm -rf` *b* _i_ ~s~"
+           "\r\nBcc: victim@example.com\r\nSubject: spoofed\u202e\x1b[31m")
+
+
+@pytest.fixture
+def chat_endpoint():
+    """A local HTTP endpoint subscribed like a chat integration: collects the notifications SNS posts."""
+    received: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/chat", received
+    server.shutdown()
+    server.server_close()
+
+
+def hostile_record(failures) -> dict:
+    record = copy.deepcopy(next(r for c, n, r in failures if c == "access-denied.identity-policy"))
+    record["errorMessage"] = HOSTILE + " " + record.get("errorMessage", "")
+    record["userAgent"] = HOSTILE
+    record["requestParameters"] = {"secretId": "prod/db" + HOSTILE}
+    record["eventID"] = "hostile-0001"
+    return record
+
+
+def test_chat_channel_gets_a_valid_custom_notification_and_email_text_is_readable(stack, aws, failures, chat_endpoint):
+    jsonschema = pytest.importorskip("jsonschema")
+    import auditor.handler as handler
+
+    url, received = chat_endpoint
+    aws("sns").subscribe(TopicArn=stack.topic_arn, Protocol="http", Endpoint=url)
+    published: list[dict] = []  # what went over the wire to SNS (moto does not deliver e-mail)
+    handler.pipeline().publisher.client.meta.events.register(
+        "provide-client-params.sns.Publish", lambda params, **_: published.append(copy.deepcopy(params)))
+
+    handler.handler(to_eventbridge(hostile_record(failures)), Context())
+
+    (sqs_msg,) = stack.drain()
+    (notification,) = [r for r in received if r.get("Type") == "Notification"]
+    payload = json.loads(notification["Message"])
+    jsonschema.validate(payload, CHATBOT_SCHEMA)
+    assert payload["metadata"]["threadId"] == sqs_msg.body["fingerprint"]  # one thread per fingerprint
+    assert payload["metadata"]["eventType"] == sqs_msg.body["cause"]
+    assert payload["content"]["keywords"][:3] == [sqs_msg.body["cause"], sqs_msg.body["severity"], sqs_msg.body["service"]]
+    machine = json.loads(payload["metadata"]["additionalContext"]["finding"])  # for machine HTTPS subscribers
+    assert machine == {k: v for k, v in sqs_msg.body.items() if k != "suppressed_repeats"}
+    shown = payload["content"]["title"] + payload["content"]["description"] + "".join(payload["content"]["nextSteps"])
+    for spoof in ("<!channel>", "@here", "](https://evil", "<https://evil", "`rm", "*b*", "_i_", "~s~", "\u202e", "\x1b", "\r"):
+        assert spoof not in shown, spoof
+    assert notification["Subject"] == sqs_msg.subject
+
+    (params,) = published
+    bodies = json.loads(params["Message"])
+    assert bodies["https"] == notification["Message"]  # the chat integration subscribes over HTTPS
+    email = bodies["email"]
+    assert email == bodies["default"]
+    lines = email.splitlines()
+    assert lines[0] == sqs_msg.body["title"]
+    for label in ("Cause:", "Call:", "Caller:", "Resource:", "Where:", "When:", "Evidence:", "Fix:", "Documentation:"):
+        assert any(line.startswith(label) for line in lines), label
+    assert "hostile-0001" in email and sqs_msg.body["doc_url"] in email
+    assert "\r" not in email and "\x1b" not in email and "\u202e" not in email
+    assert not any(line.startswith(("Bcc:", "Subject:")) for line in lines)  # no header lines smuggled in
+    subject = params["Subject"]
+    assert subject.isascii() and len(subject) < 100 and "\n" not in subject
+
+
+def throttled(*args, **kwargs):
+    raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "Publish")
+
+
+def test_sqs_batch_with_throttled_publish_reports_failures_and_the_redelivery_notifies_once(
+        stack, failures, monkeypatch, capsys):
+    import auditor.handler as handler
+
+    chosen = {}
+    for cause, name, record in failures:
+        chosen.setdefault(cause, record)
+    events = [to_eventbridge(r) for r in list(chosen.values())[:4]]
+    records = [{"messageId": f"m{i}", "eventSource": "aws:sqs", "body": json.dumps(e)} for i, e in enumerate(events)]
+    records.append({"messageId": "junk", "eventSource": "aws:sqs", "body": "not json"})
+    batch = {"Records": records}
+
+    client = handler.pipeline().publisher.client
+    client.publish_batch = client.publish = throttled  # SNS throttles every call of this invocation
+    try:
+        result = handler.handler(batch, Context())
+    finally:
+        del client.publish_batch, client.publish
+    assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == ["m0", "m1", "m2", "m3"]  # not the junk
+    assert stack.drain() == []
+    first = capsys.readouterr().out
+    assert metric_total(emf(first), "PublishFailures") == 4 and metric_total(emf(first), "MalformedEvents") == 1
+
+    # SQS redelivers the failed records: their claims were released, so they notify now
+    retry = {"Records": [r for r in records if r["messageId"] != "junk"]}
+    assert handler.handler(retry, Context()) == {"batchItemFailures": []}
+    assert len(stack.drain()) == 4
+    assert handler.handler(retry, Context()) == {"batchItemFailures": []}  # and once more: already notified
+    assert stack.drain() == []
+
+
+def test_direct_invocation_raises_on_a_throttled_publish(stack, failures, monkeypatch):
+    import auditor.handler as handler
+
+    monkeypatch.setattr(handler.pipeline().publisher.client, "publish", throttled)
+    record = next(r for c, n, r in failures if c == "kms.key-disabled")
+    with pytest.raises(handler.PublishFailed):
+        handler.handler(to_eventbridge(record), Context())
+    assert stack.drain() == []
+
+
+def test_handler_runs_standalone_with_only_topic_table_and_endpoint(stack, failures, moto_server, tmp_path):
+    events = [to_eventbridge(r) for c, n, r in failures[:6]]
+    (tmp_path / "events.json").write_text(json.dumps(events))
+    script = (
+        "import json, sys\n"
+        "from auditor.handler import handler\n"
+        "class Context:\n"
+        "    function_name = 'auditor'; memory_limit_in_mb = 256; aws_request_id = 'r'\n"
+        "    invoked_function_arn = 'arn:aws:lambda:us-east-1:111122223333:function:auditor'\n"
+        "for event in json.load(open(sys.argv[1])):\n"
+        "    handler(event, Context())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "FINDINGS_", "DEDUP_"))}
+    env.update(FINDINGS_TOPIC_ARN=stack.topic_arn, DEDUP_TABLE_NAME=stack.table, AWS_ENDPOINT_URL=moto_server,
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")  # dummy credentials, no region
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "events.json")], cwd=REPO / "functions",
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    logged = [json.loads(line)["finding"] for line in result.stdout.splitlines() if '"message":"finding"' in line]
+    assert len(logged) == 6
+    assert len(stack.drain()) == len({f["fingerprint"] for f in logged})
