@@ -139,3 +139,30 @@ def test_10000_failures_across_50_fingerprints_are_50_notifications(stack, aws, 
         pipe.handle(events[start:start + 1000])
     assert len(stack.drain()) == 50
     assert sum(metrics.by_cause.values()) == 10_000
+
+
+def test_a_failed_publish_keeps_the_previous_windows_suppressed_count_for_the_retry(stack, aws, record):
+    class FailsOnce(Publisher):
+        failed = False
+
+        def publish(self, finding, repeats=None):
+            if not FailsOnce.failed:
+                FailsOnce.failed = True
+                raise RuntimeError("Throttling")
+            return super().publish(finding, repeats)
+
+    pipe, clock, metrics = make(stack, aws)
+    started = int(clock.now)
+    pipe.handle(copies(record, 1, "first"))
+    clock.now += 60
+    pipe.handle(copies(record, 3, "repeat"))  # one batch: collapsed, 3 suppressed
+    assert len(stack.drain()) == 1
+    clock.now += 900
+    flaky = make(stack, aws, publisher=FailsOnce(stack.topic_arn, client=aws("sns")))[0]
+    flaky.clock = clock
+    event = copies(record, 1, "after-window")
+    assert flaky.handle(event).failed_keys == ["after-window-0"]
+    assert stack.drain() == []
+    assert flaky.handle(event).failed_keys == []  # the retry
+    (msg,) = stack.drain()
+    assert msg.body["suppressed_repeats"] == {"count": 3, "since": started}
