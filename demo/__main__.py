@@ -35,6 +35,12 @@ def say(text: str = "") -> None:
 def synthesized_pattern() -> dict:
     """Synthesize the stack (as `make synth` does) and read the rule's pattern back from the template."""
     sys.path.insert(0, str(ROOT))
+    # aws-cdk-lib runs on Node.js: prefer the pinned one in .venv (as the Makefile does), quietly.
+    bindir = Path(sys.executable).parent
+    if (bindir / "node").exists():
+        os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     from app import build, new_app
     from infra.pattern import detection_pattern
 
