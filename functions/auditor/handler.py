@@ -115,14 +115,15 @@ def _handle_sqs(event: dict, context) -> dict:
 
 
 @metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
 @_traced
 def handler(event, context):
     if _sqs_batch(event):
+        logger.set_correlation_id(None)  # a batch has many events: each finding line carries its own
         return _handle_sqs(event, context)
     detail = event.get("detail") if isinstance(event, dict) else None
     event_id = detail.get("eventID") if isinstance(detail, dict) else None
-    if isinstance(event_id, str):
-        logger.set_correlation_id(event_id[:128])
+    logger.set_correlation_id(event_id[:128] if isinstance(event_id, str) else None)
     key = event.get("id") if isinstance(event, dict) and isinstance(event.get("id"), str) else "event"
     report = pipeline().handle([(key, event)])
     if report.failed_keys:
