@@ -100,21 +100,22 @@ class Pipeline:
 
     def _notify_all(self, groups: dict[str, _Group], now: float, report: Report) -> None:
         """Dedup and publish every group of the batch, with as few AWS round trips as possible:
-        one BatchGetItem for redeliveries, the conditional claims in parallel, PublishBatch,
+        one BatchGetItem for redeliveries (every event of the batch), the conditional claims in parallel, PublishBatch,
         one BatchWriteItem to remember the notified events."""
         dedup = self.dedup
         if dedup is not None:
             try:
-                seen = dedup.seen_events([g.items[0][1].event_id for g in groups.values()])
+                seen = dedup.seen_events([f.event_id for g in groups.values() for _, f in g.items])
             except DedupUnavailable as exc:
                 seen = set()
                 self._dedup_down(report, exc)
-            for fingerprint in list(groups):
+            for fingerprint in list(groups) if seen else ():
                 group = groups[fingerprint]
-                while group.items and group.items[0][1].event_id in seen:
-                    report.counts["RedeliveredEvents"] += 1
-                    self.log.info("redelivered event: already notified", extra={"event_id": group.items[0][1].event_id})
-                    group.items.pop(0)
+                redelivered = [f.event_id for _, f in group.items if f.event_id in seen]
+                if redelivered:  # already notified: neither notified nor counted as suppressed again
+                    report.counts["RedeliveredEvents"] += len(redelivered)
+                    self.log.info("redelivered event: already notified", extra={"event_ids": redelivered[:10]})
+                    group.items = [(k, f) for k, f in group.items if f.event_id not in seen]
                 if not group.items:
                     del groups[fingerprint]
         claims = self._claims(groups, now, report)

@@ -166,3 +166,17 @@ def test_a_failed_publish_keeps_the_previous_windows_suppressed_count_for_the_re
     assert flaky.handle(event).failed_keys == []  # the retry
     (msg,) = stack.drain()
     assert msg.body["suppressed_repeats"] == {"count": 3, "since": started}
+
+
+def test_a_redelivered_event_anywhere_in_a_batch_is_not_counted_again(stack, aws, record):
+    pipe, clock, metrics = make(stack, aws)
+    (first,) = copies(record, 1, "first")
+    pipe.handle([first])
+    clock.now += 60
+    (new,) = copies(record, 1, "new")
+    pipe.handle([new, first])  # SQS redelivers "first" in a batch behind a genuinely new repeat
+    assert metrics.counts["RedeliveredEvents"] == 1 and metrics.counts["SuppressedDuplicates"] == 1
+    clock.now += 900
+    pipe.handle(copies(record, 1, "later"))
+    msgs = stack.drain()
+    assert len(msgs) == 2 and [m.body.get("suppressed_repeats", {}).get("count") for m in msgs].count(1) == 1
