@@ -1,8 +1,9 @@
 """The command line: the Lambda's classifier over CloudTrail history, no AWS needed.
 
     auditor classify PATH... [--format table|jsonl] [--jobs N]
-    auditor classify s3://bucket/prefix/ [--since 7d] [--until ...] [--accounts ...] [--regions ...]
-    auditor lookup [--since 24h] [--regions us-east-1,eu-west-1]
+    auditor classify s3://bucket/[prefix/] [--since 7d] [--until ...] [--accounts ...] [--regions ...]
+    auditor classify athena-results.csv            (an Athena query's results: the ``record`` column)
+    auditor lookup [--since 24h] [--until ...] [--regions us-east-1,eu-west-1]
     auditor causes [--format table|jsonl]
 
 Findings go to stdout; the summary, malformed records, unreadable inputs and progress go to
@@ -19,6 +20,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator, Sequence
 
 from .classify import classify
@@ -170,93 +172,219 @@ def _results(items: list, fmt: str, jobs: int) -> Iterator[tuple[list[str], Tall
 class Run:
     """Writes findings as they come, keeps the tally, shows progress on a terminal."""
 
-    def __init__(self, args: argparse.Namespace, expected: int = 0):
+    def __init__(self, args: argparse.Namespace, expected: int = 0, unit: str = "file(s)"):
         self.out, self.err = sys.stdout, sys.stderr
         self.progress = self.err.isatty() and not args.quiet
         self.total, self.expected, self.done = Tally(), expected, 0
         self.started = time.monotonic()
         self.quiet = args.quiet
+        self.unit = unit
         if args.format == "table":
             self.out.write(TABLE_HEADER + "\n")
 
-    def emit(self, lines: list[str], tally: Tally) -> None:
+    def note(self, text: str) -> None:
+        """An informational line on stderr (terminal only, like progress)."""
+        if self.progress:
+            self.err.write(f"\rauditor: {text}\n")
+
+    def emit(self, lines: list[str], tally: Tally, counted: bool = True) -> None:
         if lines:
             self.out.write("\n".join(lines))
             self.out.write("\n")
         self.total.merge(tally)
-        self.done += 1
+        self.done += counted
         for problem in tally.unreadable:
-            self.err.write(f"auditor: cannot read {problem}\n")
+            self.err.write(f"{chr(13) if self.progress else ''}auditor: cannot read {problem}\n")
         if self.progress:
             of = f"/{self.expected}" if self.expected else ""
-            self.err.write(f"\r{self.done}{of} files, {self.total.records} records, {sum(self.total.findings.values())} findings")
+            self.err.write(f"\r{self.done}{of} {self.unit.replace('(s)', 's')}, {self.total.records} records, "
+                           f"{sum(self.total.findings.values())} findings")
             self.err.flush()
 
     def finish(self) -> int:
         self.out.flush()
         if self.progress:
             self.err.write("\n")
-        _summary(self.total, time.monotonic() - self.started, self.err, self.quiet)
+        _summary(self.total, time.monotonic() - self.started, self.err, self.quiet, self.unit)
         return EXIT_UNREADABLE if self.total.unreadable else EXIT_OK
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
     remote = [p for p in args.paths if p.startswith("s3://")]
+    if remote:
+        from .s3logs import parse_when
+
+        try:
+            for value in (args.since, args.until):
+                if value:
+                    parse_when(value)
+        except ValueError as exc:
+            sys.stderr.write(f"auditor classify: {exc}\n")
+            return EXIT_USAGE
     items = list(_inputs([p for p in args.paths if not p.startswith("s3://")]))
     run = Run(args, expected=len(items))
     for lines, tally in _results(items, args.format, args.jobs):
         run.emit(lines, tally)
-    if remote:
-        _classify_s3(remote, args, run)
+    for url in remote:
+        _classify_s3(url, args, run)
     return run.finish()
 
 
-def _classify_s3(urls: list[str], args: argparse.Namespace, run: Run) -> None:
-    from .history import TrailBucket, parse_when, split_s3_url
+# ---------------------------------------------------------------------------------------------
+# classify s3://bucket/prefix/: an (organization) trail's bucket, only the days asked for
+# ---------------------------------------------------------------------------------------------
+S3_DOWNLOADS = 8  # concurrent GETs
+S3_IN_FLIGHT = 16  # compressed files held in memory at once (downloading or waiting to be classified)
 
-    now = time.time()
-    from datetime import datetime, timezone
 
-    until = parse_when(args.until) if args.until else datetime.fromtimestamp(now, timezone.utc)
-    since = parse_when(args.since or "24h")
-    accounts = set(args.accounts.split(",")) if args.accounts else None
-    regions = set(args.regions.split(",")) if args.regions else None
-    for url in urls:
+def s3_window(args: argparse.Namespace, date_part: str = "", now: datetime | None = None) -> tuple[datetime, datetime]:
+    """[since, until] for an s3:// URL: the options, else the date the URL names, else the last 24 hours."""
+    from .s3logs import parse_when
+
+    now = now or datetime.now(timezone.utc)
+    named = _date_part_range(date_part)
+    if args.since:
+        since = parse_when(args.since, now)
+    else:
+        since = named[0] if named else now - timedelta(hours=24)
+    if args.until:
+        until = parse_when(args.until, now)
+    else:
+        until = named[1] if named and not args.since else now
+    return since, until
+
+
+def _date_part_range(date_part: str) -> tuple[datetime, datetime] | None:
+    """'2026' / '2026/11' / '2026/11/21' (the part of a URL below the region) -> its first and last moment."""
+    fields = [f for f in date_part.split("/") if f]
+    try:
+        numbers = [int(f) for f in fields[:3]]
+        if not numbers:
+            return None
+        start = datetime(numbers[0], *(numbers[1:] + [1, 1])[:2], tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    if len(numbers) == 1:
+        end = start.replace(year=start.year + 1)
+    elif len(numbers) == 2:
+        end = (start + timedelta(days=32)).replace(day=1)
+    else:
+        end = start + timedelta(days=1)
+    return start, end - timedelta(microseconds=1)
+
+
+def _classify_s3(url: str, args: argparse.Namespace, run: "Run") -> None:
+    """List only the day folders in the window, download S3_DOWNLOADS at a time, classify in order.
+
+    Files are classified as they arrive, in listing order (account, region, day, file name);
+    an object that cannot be read is named on stderr and the rest go on.
+    """
+    from .s3logs import TrailBucket, split_s3_url
+
+    try:
         bucket, prefix = split_s3_url(url)
-        try:
-            trail = TrailBucket(bucket, prefix)
-            keys = [k for k, _ in trail.keys(since, until, accounts, regions)]
-        except Exception as exc:  # noqa: BLE001 - the bucket itself cannot be listed
-            run.emit([], Tally(unreadable=[f"{url}: {type(exc).__name__}: {exc}"]))
-            continue
-        run.expected += len(keys)
-        for name, data in trail.fetch(keys, workers=8, in_flight=max(8, 2 * args.jobs)):
+        trail = TrailBucket(bucket, prefix)
+        since, until = s3_window(args, trail._layout()[2])
+        if since > until:
+            raise ValueError(f"--since {since:%Y-%m-%dT%H:%MZ} is after --until {until:%Y-%m-%dT%H:%MZ}")
+        accounts = _csv_set(args.accounts)
+        regions = _csv_set(args.regions)
+        if not trail.region_prefixes(accounts, regions):
+            raise LookupError("no CloudTrail log folders ([prefix/]AWSLogs/[<org id>/]<account>/CloudTrail/<region>/)"
+                              + (" for the accounts/regions asked for" if accounts or regions else ""))
+        prefixes = trail.day_prefixes(since, until, accounts, regions)
+    except Exception as exc:  # noqa: BLE001 - the bucket itself cannot be listed: name it, go on
+        run.emit([], Tally(unreadable=[f"{url}: {_describe(exc)}"]), counted=False)
+        return
+    run.note(f"{url}: {len(prefixes)} day folder(s) from {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC")
+    keys = (key for key, _ in trail.keys(since, until, prefixes=prefixes))
+    fetched = trail.fetch(keys, workers=S3_DOWNLOADS, in_flight=S3_IN_FLIGHT)
+    try:
+        for name, data in fetched:
             if isinstance(data, Exception):
-                run.emit([], Tally(unreadable=[f"{name}: {type(data).__name__}: {data}"]))
+                run.emit([], Tally(unreadable=[f"{name}: {_describe(data)}"]))
             else:
                 run.emit(*process_bytes(name, data, args.format))
+    except Exception as exc:  # noqa: BLE001 - a day folder could not be listed midway
+        run.emit([], Tally(unreadable=[f"{url}: {_describe(exc)}"]), counted=False)
+
+
+def _csv_set(text: str | None) -> set | None:
+    return {v.strip() for v in text.split(",") if v.strip()} if text else None
+
+
+def _describe(exc: Exception) -> str:
+    """A short, one-line reason: the AWS error code and message when there is one."""
+    error = getattr(exc, "response", None)
+    if isinstance(error, dict) and "Error" in error:
+        code, message = error["Error"].get("Code", ""), error["Error"].get("Message", "")
+        return f"{code}: {message}".strip(": ") or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+# ---------------------------------------------------------------------------------------------
+# lookup: CloudTrail LookupEvents, regions in parallel, each within its own 2 calls per second
+# ---------------------------------------------------------------------------------------------
+def process_events(name: str, events: list[tuple[str, str]], fmt: str) -> tuple[list[str], Tally]:
+    """One LookupEvents page: each CloudTrailEvent (a record's JSON) through the classifier."""
+    lines: list[str] = []
+    tally = Tally(files=1)
+    for event_id, raw in events:
+        more, part = process_bytes(f"{name}:{event_id}", raw.encode("utf-8", "surrogatepass"), fmt)
+        part.files = 0
+        lines += more
+        tally.merge(part)
+    return lines, tally
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
-    import boto3
+    import queue
+    import threading
 
-    from .history import lookup_records, parse_when
+    from .lookup import RateLimiter, cloudtrail_client, lookup_pages
+    from .s3logs import parse_when
 
-    since, until = parse_when(args.since), (parse_when(args.until) if args.until else parse_when("0m"))
-    regions = args.regions.split(",") if args.regions else [boto3.session.Session().region_name or "us-east-1"]
-    run = Run(args, expected=len(regions))
-    for region in regions:
-        client = boto3.client("cloudtrail", region_name=region)
+    now = datetime.now(timezone.utc)
+    try:
+        since = parse_when(args.since, now)
+        until = parse_when(args.until, now) if args.until else now
+    except ValueError as exc:
+        sys.stderr.write(f"auditor lookup: {exc}\n")
+        return EXIT_USAGE
+    if args.regions:
+        regions = sorted(_csv_set(args.regions) or ())
+    else:
+        import boto3
+
+        regions = [boto3.session.Session().region_name or "us-east-1"]
+    run = Run(args, unit="page(s)")
+    results: queue.Queue = queue.Queue(maxsize=64)
+    DONE = object()
+
+    def region_worker(region: str) -> None:
         try:
-            data = "\n".join(lookup_records(client, since, until)).encode()
+            client = cloudtrail_client(region)
+            for source, events in lookup_pages(client, since, until, RateLimiter(2.0)):
+                results.put(process_events(f"lookup:{region}", events, args.format))
         except Exception as exc:  # noqa: BLE001 - one region failing does not stop the others
-            run.emit([], Tally(unreadable=[f"LookupEvents in {region}: {type(exc).__name__}: {exc}"]))
-            continue
-        run.emit(*process_bytes(f"lookup:{region}", data, args.format) if data else ([], Tally(files=1)))
+            results.put(([], Tally(unreadable=[f"LookupEvents in {region}: {_describe(exc)}"])))
+        finally:
+            results.put(DONE)
+
+    threads = [threading.Thread(target=region_worker, args=(r,), daemon=True) for r in regions]
+    for t in threads:
+        t.start()
+    running = len(threads)
+    while running:
+        item = results.get()
+        if item is DONE:
+            running -= 1
+        else:
+            run.emit(*item)
     return run.finish()
 
 
-def _summary(total: Tally, seconds: float, err, quiet: bool) -> None:
+def _summary(total: Tally, seconds: float, err, quiet: bool, unit: str = "file(s)") -> None:
     if total.malformed_count:
         err.write(f"auditor: {total.malformed_count} malformed record(s) skipped:\n")
         for line in total.malformed:
@@ -267,7 +395,7 @@ def _summary(total: Tally, seconds: float, err, quiet: bool) -> None:
         return
     findings = sum(total.findings.values())
     err.write(
-        f"auditor: {total.files} file(s), {total.records} record(s) in {seconds:.2f} s: {findings} finding(s), "
+        f"auditor: {total.files} {unit}, {total.records} record(s) in {seconds:.2f} s: {findings} finding(s), "
         f"{total.skipped['successful call']} successful call(s) skipped, "
         f"{total.skipped['other service']} other-service record(s) skipped, {total.malformed_count} malformed, "
         f"{len(total.unreadable)} unreadable input(s)\n"
@@ -301,8 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 8),
                    help="worker processes for many files (default: CPU count)")
     p.add_argument("--quiet", action="store_true", help="no summary or progress on stderr")
-    p.add_argument("--since", help="s3:// paths: first day to read (24h, 7d, 2026-11-20, ...; default 24h)")
-    p.add_argument("--until", help="s3:// paths: last day to read (default now)")
+    p.add_argument("--since", help="s3:// paths: read log files delivered since (24h, 7d, 2026-11-20, "
+                   "2026-11-20T08:00Z; default: 24h, or the date the URL names)")
+    p.add_argument("--until", help="s3:// paths: ... and until (same forms; default: now, or the end of the date the URL names)")
     p.add_argument("--accounts", help="s3:// paths: comma-separated account ids to read (default all)")
     p.add_argument("--regions", help="s3:// paths: comma-separated regions to read (default all)")
     p.set_defaults(run=cmd_classify)
