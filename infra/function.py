@@ -30,10 +30,10 @@ ASSET_EXCLUDES = ["*", "!/auditor/", "!/auditor/**/", "!/auditor/**/*.py", "__py
 ASSET_IGNORE_MODE = IgnoreMode.GIT
 
 #: The DynamoDB calls ``auditor.dedup`` makes on its table (item-level only: no Scan, Query,
-#: table or stream management). BatchGetItem/BatchWriteItem serve a whole SQS batch at once;
-#: DeleteItem releases a claim whose notification could not be published, so the retry notifies.
-DEDUP_ACTIONS = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem",
-                 "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+#: table or stream management). BatchGetItem/BatchWriteItem read and record notified events for
+#: a whole SQS batch at once; UpdateItem claims a fingerprint's window and releases it again
+#: when the notification could not be published, so the retry notifies.
+DEDUP_ACTIONS = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"]
 
 
 def function_code(directory: Path = ROOT / "functions") -> lambda_.Code:

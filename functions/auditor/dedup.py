@@ -59,12 +59,6 @@ class Dedup:
                 raise
             raise DedupUnavailable(f"{method} on {self.table}: {_code(exc) or type(exc).__name__}") from exc
 
-    def seen_event(self, event_id: str) -> bool:
-        if not event_id:
-            return False
-        item = self._call("get_item", TableName=self.table, Key={"pk": {"S": f"ev#{event_id}"}}, ConsistentRead=True)
-        return "Item" in item
-
     def seen_events(self, event_ids: list[str]) -> set[str]:
         """Which of these events were already notified (BatchGetItem, 100 keys a call)."""
         wanted = list(dict.fromkeys(e for e in event_ids if e))
@@ -90,11 +84,6 @@ class Dedup:
                 request = self._call("batch_write_item", RequestItems=request).get("UnprocessedItems") or {}
                 if not request:
                     break
-
-    def mark_event(self, event_id: str, now: float) -> None:
-        if event_id:
-            self._call("put_item", TableName=self.table,
-                       Item={"pk": {"S": f"ev#{event_id}"}, "expires_at": {"N": str(int(now) + self.event_ttl)}})
 
     def claim(self, fingerprint: str, now: float, count: int = 1) -> Claim:
         """Claim the window for ``fingerprint`` (notify), or count ``count`` suppressed repeats."""

@@ -157,3 +157,15 @@ def test_the_index_offers_every_cause_that_names_the_code_plus_catch_alls():
     offered = {c.id for c in candidates("ResourceNotFoundException")}
     assert {"secret.partial-arn", "secret.not-found", "consistency.not-yet-visible", "unknown"} <= offered
     assert "throttling" not in offered
+
+
+def test_actions_without_resource_level_permissions_get_a_star_resource():
+    record = {
+        "eventSource": "secretsmanager.amazonaws.com", "eventName": "ListSecrets", "awsRegion": "us-east-1",
+        "recipientAccountId": "111122223333", "errorCode": "AccessDeniedException",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/app"},
+        "errorMessage": "User: arn:aws:iam::111122223333:user/app is not authorized to perform: secretsmanager:ListSecrets "
+                        "because no identity-based policy allows the secretsmanager:ListSecrets action",
+    }
+    found = classify(parse_record(record))
+    assert found.policy == {"Effect": "Allow", "Action": "secretsmanager:ListSecrets", "Resource": "*"}

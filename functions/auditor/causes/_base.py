@@ -101,7 +101,17 @@ def key_arn(call: FailedCall, key: str) -> str:
     return f"arn:{partition_of(call)}:kms:{call.region or '*'}:{call.account or '*'}:key/<key id behind {key or 'the alias'}>"
 
 
+#: Actions IAM authorizes only on "*" (no resource-level permissions).
+NO_RESOURCE_ACTIONS = frozenset({
+    "secretsmanager:ListSecrets", "secretsmanager:GetRandomPassword", "secretsmanager:BatchGetSecretValue",
+    "kms:ListKeys", "kms:ListAliases", "kms:CreateKey", "kms:GenerateRandom", "kms:CreateCustomKeyStore",
+    "kms:DescribeCustomKeyStores", "kms:ConnectCustomKeyStore", "kms:ListRetirableGrants",
+})
+
+
 def denied_resource_arn(call: FailedCall) -> str:
+    if denied_action(call) in NO_RESOURCE_ACTIONS or (call.denial and call.denial.resource == "*"):
+        return "*"
     if call.denial and call.denial.resource.startswith("arn:"):
         return call.denial.resource
     if call.service == "kms":
