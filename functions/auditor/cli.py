@@ -300,13 +300,37 @@ def _classify_s3(url: str, args: argparse.Namespace, run: "Run") -> None:
     keys = (key for key, _ in trail.keys(since, until, prefixes=prefixes))
     fetched = trail.fetch(keys, workers=S3_DOWNLOADS, in_flight=S3_IN_FLIGHT)
     try:
-        for name, data in fetched:
-            if isinstance(data, Exception):
-                run.emit([], Tally(unreadable=[f"{name}: {_describe(data)}"]))
-            else:
-                run.emit(*process_bytes(name, data, args.format))
+        for lines, tally in _classified(fetched, args.format, args.jobs):
+            run.emit(lines, tally)
     except Exception as exc:  # noqa: BLE001 - a day folder could not be listed midway
         run.emit([], Tally(unreadable=[f"{url}: {_describe(exc)}"]), counted=False)
+
+
+def _classified(fetched, fmt: str, jobs: int) -> Iterator[tuple[list[str], Tally]]:
+    """Downloaded files -> (findings, tally), in order; in worker processes when jobs > 1."""
+    if jobs <= 1:
+        for name, data in fetched:
+            if isinstance(data, Exception):
+                yield [], Tally(unreadable=[f"{name}: {_describe(data)}"])
+            else:
+                yield process_bytes(name, data, fmt)
+        return
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    window: deque = deque()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for name, data in fetched:
+            if isinstance(data, Exception):
+                done: Future = Future()
+                done.set_result(([], Tally(unreadable=[f"{name}: {_describe(data)}"])))
+                window.append(done)
+            else:
+                window.append(pool.submit(process_bytes, name, data, fmt))
+            if len(window) >= 2 * jobs:  # bytes handed to workers: a few per worker at most
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
 
 
 def _csv_set(text: str | None) -> set | None:
