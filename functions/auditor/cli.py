@@ -280,10 +280,15 @@ def _classify_s3(url: str, args: argparse.Namespace, run: "Run") -> None:
     an object that cannot be read is named on stderr and the rest go on.
     """
     from .s3logs import TrailBucket, split_s3_url
+    from .trail import LOG_SUFFIXES
 
     try:
         bucket, prefix = split_s3_url(url)
         trail = TrailBucket(bucket, prefix)
+        if prefix.endswith(LOG_SUFFIXES):  # one object, e.g. an Athena query's results CSV
+            for lines, tally in _classified(trail.fetch([prefix], workers=1, in_flight=1), args.format, 1):
+                run.emit(lines, tally)
+            return
         since, until = s3_window(args, trail._layout()[2])
         if since > until:
             raise ValueError(f"--since {since:%Y-%m-%dT%H:%MZ} is after --until {until:%Y-%m-%dT%H:%MZ}")
