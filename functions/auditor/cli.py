@@ -294,10 +294,11 @@ def _classify_s3(url: str, args: argparse.Namespace, run: "Run") -> None:
             raise ValueError(f"--since {since:%Y-%m-%dT%H:%MZ} is after --until {until:%Y-%m-%dT%H:%MZ}")
         accounts = _csv_set(args.accounts)
         regions = _csv_set(args.regions)
-        if not trail.region_prefixes(accounts, regions):
+        found = trail.region_prefixes(accounts, regions)
+        if not found:
             raise LookupError("no CloudTrail log folders ([prefix/]AWSLogs/[<org id>/]<account>/CloudTrail/<region>/)"
                               + (" for the accounts/regions asked for" if accounts or regions else ""))
-        prefixes = trail.day_prefixes(since, until, accounts, regions)
+        prefixes = trail.day_prefixes(since, until, region_prefixes=found)
     except Exception as exc:  # noqa: BLE001 - the bucket itself cannot be listed: name it, go on
         run.emit([], Tally(unreadable=[f"{url}: {_describe(exc)}"]), counted=False)
         return

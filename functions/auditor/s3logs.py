@@ -153,13 +153,16 @@ class TrailBucket:
                 found = [t + r + "/" for t, names in zip(trails, pool.map(self._children, trails)) for r in names]
         return [p for p in found if not regions or p.rstrip("/").rsplit("/", 1)[-1] in regions]
 
-    def day_prefixes(self, since: datetime, until: datetime, accounts=None, regions=None) -> list[str]:
+    def day_prefixes(self, since: datetime, until: datetime, accounts=None, regions=None,
+                     region_prefixes: Optional[list[str]] = None) -> list[str]:
         """``.../CloudTrail/<region>/YYYY/MM/DD/`` for every region folder and day in [since, until]."""
         _, _, date_part = self._layout()
         days = [f"{d:%Y/%m/%d}/" for d in days_between(since, until)]
         if date_part:  # the URL itself names a year, month or day: only those days
             days = [d for d in days if d.startswith(date_part.rstrip("/") + "/")]
-        return [r + d for r in self.region_prefixes(accounts, regions) for d in days]
+        if region_prefixes is None:
+            region_prefixes = self.region_prefixes(accounts, regions)
+        return [r + d for r in region_prefixes for d in days]
 
     def _list_day(self, prefix: str) -> list[tuple[str, int]]:
         out = []
