@@ -104,9 +104,9 @@ def main() -> int:
     args = p.parse_args()
     corpus = args.corpus
     if corpus is None:
-        from bench.__main__ import log_files
+        from bench.corpus import log_files
 
-        corpus = log_files(40_000, 2_000, 42)
+        corpus = log_files(200_000, 42, limit=20)
     r = measure(corpus, args.rounds, args.jobs)
     print(f"s3 vs local: {r['files']} files ({r['bytes'] / 1e6:.1f} MB gzip), jobs {r['jobs']}: CLI reading moto S3 "
           f"{r['s3_seconds']:.2f} s, reading disk {r['local_seconds']:.2f} s (median of {r['rounds']})")

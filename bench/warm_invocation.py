@@ -1,0 +1,165 @@
+"""warm_invocation (information) and batch_vs_single: the handler against a moto server.
+
+moto runs as ``moto_server`` in its own process on 127.0.0.1 (a free port), not as a
+ThreadedMotoServer inside this process: AWS is remote, and an in-process server would compete
+with the handler for the GIL and charge its own CPU to the handler being timed. The stack is
+what the function has: an SNS topic with an SQS subscriber, a DynamoDB table (pk string, TTL on
+expires_at); FINDINGS_TOPIC_ARN, DEDUP_TABLE_NAME, AWS_ENDPOINT_URL and dummy credentials in the
+environment. Events are the corpus's failures in corpus order, as EventBridge delivers them
+(so the corpus's repeats meet the dedup window, as in production).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from .common import BIN, HANDLER_ENV, LambdaContext, median, timed
+from .corpus import corpus
+
+
+@contextlib.contextmanager
+def moto_server():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(400):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if server.poll() is not None:
+                raise RuntimeError("moto_server exited at start")
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("moto_server did not start")
+        saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                                 "AWS_SESSION_TOKEN", "AWS_PROFILE", *HANDLER_ENV)}
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.update(HANDLER_ENV, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="testing",
+                          AWS_SECRET_ACCESS_KEY="testing")
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def stack() -> None:
+    """A fresh topic (with an SQS subscriber) and dedup table; the environment points at them."""
+    import boto3
+
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    sns, sqs, ddb = boto3.client("sns"), boto3.client("sqs"), boto3.client("dynamodb")
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+    os.environ.update(FINDINGS_TOPIC_ARN=topic, DEDUP_TABLE_NAME=name)
+    import auditor.handler as handler
+
+    if hasattr(handler, "_pipeline"):
+        handler._pipeline = None  # rebuilt from the environment on the next event
+
+
+def failure_events(n: int, seed: int, events: int) -> list[dict]:
+    from auditor.trail import FailedCall, parse_record, to_eventbridge
+
+    out = []
+    for raw in corpus(n, seed).lines:
+        record = json.loads(raw)
+        if type(parse_record(record)) is FailedCall:
+            out.append(to_eventbridge(record, event_id=str(uuid.UUID(int=len(out) + 1))))
+            if len(out) == events:
+                break
+    return out
+
+
+@contextlib.contextmanager
+def quiet_handler():
+    """Handler logs and EMF lines go to a buffer: formatted as in Lambda, not written to a terminal."""
+    import auditor.handler as handler
+
+    sink = io.StringIO()
+    registered = getattr(getattr(handler, "logger", None), "registered_handler", None)
+    if registered is not None and hasattr(registered, "setStream"):
+        registered.setStream(sink)
+    with contextlib.redirect_stdout(sink):
+        yield
+
+
+def measure(n: int, seed: int, events: int = 300, batch_rounds: int = 3) -> dict:
+    from auditor.classify import classify
+    from auditor.trail import parse_record
+
+    envelopes = failure_events(n, seed, events + 1)
+    with moto_server():
+        stack()
+        import auditor.handler as handler
+
+        context = LambdaContext()
+        per_event = []
+        with quiet_handler():
+            handler.handler(envelopes[0], context)  # the first call builds clients: not a warm invocation
+            for e in envelopes[1:]:
+                per_event.append(timed(lambda: handler.handler(e, context)))
+        total = sum(per_event)
+        classify_t = timed(lambda: [classify(parse_record(e)) for e in envelopes[1:]])
+        per_event.sort()
+        warm = {"events": len(per_event), "per_event_ms": total / len(per_event) * 1000,
+                "median_ms": median(per_event) * 1000, "p95_ms": per_event[int(len(per_event) * 0.95)] * 1000,
+                "classification_share": classify_t / total}
+        warm["batch"] = batch_vs_single(envelopes, batch_rounds)
+    return warm
+
+
+def batch_vs_single(envelopes: list[dict], rounds: int) -> dict:
+    """Handler cost per event: SQS batches of 100 vs one EventBridge event per invocation, same
+    events, a fresh topic and table for each side of each round; median of per-round ratios."""
+    import auditor.handler as handler
+
+    context = LambdaContext()
+    events = envelopes[: len(envelopes) // 100 * 100 or len(envelopes)]
+
+    def batches():
+        for start in range(0, len(events), 100):
+            chunk = events[start:start + 100]
+            handler.handler({"Records": [{"messageId": str(uuid.UUID(int=start + i + 1)), "eventSource": "aws:sqs",
+                                          "receiptHandle": "r", "body": json.dumps(e), "attributes": {},
+                                          "messageAttributes": {}, "md5OfBody": "", "eventSourceARN":
+                                          "arn:aws:sqs:us-east-1:123456789012:findings", "awsRegion": "us-east-1"}
+                                         for i, e in enumerate(chunk)]}, context)
+
+    single, batched, ratios = [], [], []
+    with quiet_handler():
+        for _ in range(rounds):
+            stack()
+            handler.handler(envelopes[-1], context)
+            s = timed(lambda: [handler.handler(e, context) for e in events]) / len(events)
+            stack()
+            handler.handler(envelopes[-1], context)
+            b = timed(batches) / len(events)
+            single.append(s)
+            batched.append(b)
+            ratios.append(b / s)
+    return {"events": len(events), "rounds": rounds, "single_ms": median(single) * 1000,
+            "batch_ms": median(batched) * 1000, "ratio": median(ratios)}
