@@ -2,7 +2,16 @@
 simulation. Only when a fact can change the verdict; cached for the life of the container;
 short timeouts; a lookup that fails is recorded (and lowers confidence), it never fails the event.
 
-Never GetSecretValue, never Decrypt, never a write.
+Never GetSecretValue, never Decrypt, never a write. The only other call is one
+sts:GetCallerIdentity per container (no permission needed), to learn the function's own
+account: a record forwarded from another account of the organization names secrets and keys
+that a lookup here would look for in the wrong account, so those are not looked up.
+
+Secrets given as an ARN whose name ends in ``-XXXXXX`` are ambiguous (a complete ARN, or a
+partial ARN of a secret whose name ends in a hyphen and six characters). For a
+ResourceNotFoundException they are described by the ARN's name part first (real Secrets
+Manager does not resolve such a partial ARN; moto does), then by the ARN; for other errors by
+the ARN first, then by the name. A lookup that fails stops the sequence.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Optional
 
-from .causes.secret_partial_arn import looks_generated, split
+from .causes.secret_partial_arn import split
 from .facts import Facts, KeyFacts, SecretFacts, SimulationFacts
 from .trail import ACCESS_DENIED_CODES, FailedCall
 
@@ -21,8 +30,14 @@ SECRET_CODES = frozenset({"ResourceNotFoundException", "InvalidRequestException"
                           "EncryptionFailure", "ValidationException"}) | ACCESS_DENIED_CODES
 KEY_CODES = frozenset({"InvalidKeyUsageException", "KMSInvalidStateException", "DisabledException",
                        "KeyUnavailableException"})
+#: Secrets Manager errors where the KMS key's state or spec can decide the verdict.
 SM_KEY_CODES = frozenset({"EncryptionFailure", "DecryptionFailure", "InvalidRequestException"})
 _SM = "secretsmanager.amazonaws.com"
+NOT_FOUND_TTL = 60.0  # a secret created after the failure should be seen soon
+FAILURE_TTL = 30.0  # a storm must not hammer AWS, and a transient failure must not stick
+BREAKER_SECONDS = 30.0  # an endpoint that did not answer is not asked again for this long
+_TRANSPORT = ("Timeout", "EndpointConnectionError", "ConnectionError", "ConnectionClosedError", "ProxyConnectionError")
+_IAM_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
 
 
 class TTLCache:
@@ -36,7 +51,10 @@ class TTLCache:
     def get(self, key):
         with self._lock:
             hit = self._items.get(key)
-            if hit is None or hit[0] < self.clock():
+            if hit is None:
+                return None
+            if hit[0] < self.clock():
+                del self._items[key]
                 return None
             self._items.move_to_end(key)
             return hit[1]
@@ -48,6 +66,9 @@ class TTLCache:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
+    def __len__(self) -> int:
+        return len(self._items)
+
 
 def _error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None)
@@ -56,13 +77,31 @@ def _error_code(exc: Exception) -> str:
     return type(exc).__name__  # ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError, ...
 
 
+def _is_transport(code: str) -> bool:
+    return any(t in code for t in _TRANSPORT)
+
+
 def _iso(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else (value or "")
 
 
+def _arn_account(value: str) -> str:
+    parts = value.split(":", 5)
+    return parts[4] if value.startswith("arn:") and len(parts) > 4 else ""
+
+
 class Enricher:
+    """``facts_for(call)`` -> Facts or None (nothing worth looking up); never raises.
+
+    ``failures`` counts lookups that AWS answered with an error or did not answer (a cached
+    failure reused for a later event is noted in that event's facts, not counted again);
+    ``lookups`` counts the DescribeSecret / DescribeKey / simulation calls made (tests and
+    benchmarks read it; the one GetCallerIdentity is not counted).
+    ``own_account`` skips the GetCallerIdentity call when the caller knows the account.
+    """
+
     def __init__(self, *, consistency_window_seconds: int = 600, simulate_policies: bool = False, session=None,
-                 timeout_seconds: float = 2.0, cache: Optional[TTLCache] = None):
+                 timeout_seconds: float = 2.0, cache: Optional[TTLCache] = None, own_account: Optional[str] = None):
         self.window = consistency_window_seconds
         self.simulate = simulate_policies
         self.timeout = timeout_seconds
@@ -71,7 +110,10 @@ class Enricher:
         self.cache = cache or TTLCache()
         self.failures = 0
         self.lookups = 0
+        self._own_account = own_account
         self._lock = threading.Lock()  # batches look up in parallel threads
+        self._inflight: dict[Any, threading.Event] = {}
+        self._down: dict[tuple[str, str], tuple[float, str]] = {}  # (service, region) -> (until, why)
 
     # -- clients ---------------------------------------------------------------------------------
     def client(self, service: str, region: str):
@@ -107,18 +149,26 @@ class Enricher:
         notes: list[str] = []
         secret = key = simulation = None
         try:
-            if call.service == "secretsmanager" and call.error_code in SECRET_CODES and call.resource:
-                secret = self._secret(call, notes)
-            key_id = ""
-            if call.service == "kms" and (call.error_code in KEY_CODES or
-                                          (call.error_code in ACCESS_DENIED_CODES and (call.secret_arn or call.principal.invoked_by == _SM))):
-                key_id = call.resource
-            elif call.service == "secretsmanager" and call.error_code in SM_KEY_CODES:
-                key_id = call.kms_key_id
-            if key_id:
-                key = self._key(call, key_id, notes)
-            if self.simulate and call.denial is not None:
-                simulation = self._simulation(call, notes)
+            wants_secret = call.service == "secretsmanager" and call.error_code in SECRET_CODES and bool(call.resource)
+            key_id = self._key_id(call)
+            wants_key = bool(key_id) or (call.service == "secretsmanager" and call.error_code in SM_KEY_CODES)
+            wants_sim = self.simulate and call.denial is not None
+            if not (wants_secret or wants_key or wants_sim):
+                return None  # most failures: nothing a lookup could change
+            own = self._account(notes)
+            if own is None:
+                pass  # noted: own account unknown, nothing looked up
+            elif call.account and call.account != own:
+                notes.append(f"not looked up: resource in another account ({call.account}; the auditor runs in {own})")
+            else:
+                if wants_secret:
+                    secret = self._secret(call, own, notes)
+                if not key_id and secret is not None and secret.found and call.error_code in SM_KEY_CODES:
+                    key_id = secret.kms_key_id  # the secret's own key (GetSecretValue names none)
+                if key_id:
+                    key = self._key(call, key_id, own, notes)
+                if wants_sim:
+                    simulation = self._simulation(call, own, secret, key, notes)
         except Exception as exc:  # noqa: BLE001 - enrichment must never fail the event
             self._failed()
             notes.append(f"enrichment failed unexpectedly ({type(exc).__name__}): confidence lowered")
@@ -126,37 +176,119 @@ class Enricher:
             return None
         return Facts(secret=secret, key=key, simulation=simulation, notes=tuple(notes), window_seconds=self.window)
 
+    @staticmethod
+    def _key_id(call: FailedCall) -> str:
+        if call.service == "kms":
+            if call.error_code in KEY_CODES:
+                return call.resource
+            if call.error_code in ACCESS_DENIED_CODES and (call.secret_arn or call.principal.invoked_by == _SM):
+                return call.resource
+            return ""
+        if call.service == "secretsmanager" and call.error_code in SM_KEY_CODES:
+            return call.kms_key_id
+        return ""
+
+    # -- own account ---------------------------------------------------------------------------
+    def _account(self, notes: list[str]) -> Optional[str]:
+        if self._own_account:
+            return self._own_account
+        cached = self.cache.get(("GetCallerIdentity",))
+        if cached is None:
+            cached = self._once(("GetCallerIdentity",), self._caller_identity)
+        if cached.startswith("error:"):
+            notes.append(f"not looked up: the auditor's own account is unknown (GetCallerIdentity failed ({cached[6:]})): confidence lowered")
+            return None
+        self._own_account = cached
+        return cached
+
+    def _caller_identity(self) -> str:
+        try:
+            account = self.client("sts", "").get_caller_identity()["Account"]
+        except Exception as exc:  # noqa: BLE001
+            self._failed()
+            self.cache.put(("GetCallerIdentity",), "error:" + _error_code(exc), ttl=FAILURE_TTL)
+            return "error:" + _error_code(exc)
+        self.cache.put(("GetCallerIdentity",), account, ttl=10 * 365 * 86400)
+        return account
+
+    # -- single flight: parallel threads of a batch asking for the same thing make one call ------
+    def _once(self, key, compute: Callable[[], Any]):
+        with self._lock:
+            event = self._inflight.get(key)
+            leader = event is None
+            if leader:
+                event = self._inflight[key] = threading.Event()
+        if not leader:
+            event.wait(self.timeout * 4 + 1)
+            found = self.cache.get(key)
+            if found is not None:
+                return found
+        try:
+            return compute()
+        finally:
+            if leader:
+                with self._lock:
+                    self._inflight.pop(key, None)
+                event.set()
+
     # -- lookups -------------------------------------------------------------------------------
-    def _foreign(self, call: FailedCall, arn: str, notes: list[str]) -> bool:
-        parts = arn.split(":")
-        if arn.startswith("arn:") and len(parts) > 4 and parts[4] and call.account and parts[4] != call.account:
-            notes.append(f"not looked up: {arn} is in another account ({parts[4]})")
+    def _foreign(self, value: str, own: str, notes: list[str]) -> bool:
+        account = _arn_account(value)
+        if account and account != own:
+            notes.append(f"not looked up: resource in another account ({value})")
             return True
         return False
 
-    def _secret(self, call: FailedCall, notes: list[str]) -> Optional[SecretFacts]:
-        lookup = call.resource
-        parts = split(lookup)
-        if parts and not looks_generated(parts[1]):
-            lookup = parts[0]  # a partial ARN's name: describe by name, as real Secrets Manager resolves it
-        if self._foreign(call, call.resource, notes):
+    def _secret(self, call: FailedCall, own: str, notes: list[str]) -> Optional[SecretFacts]:
+        given = call.resource
+        if self._foreign(given, own, notes):
             return None
-        return self._cached("DescribeSecret", call.region, lookup, self._describe_secret, notes)
+        parts = split(given)
+        if parts is None:
+            order = (given,)
+        elif call.error_code == "ResourceNotFoundException":
+            order = (parts[0], given)  # the name first: is it a partial ARN of an existing secret?
+        else:
+            order = (given, parts[0])
+        found = None
+        for secret_id in order:
+            found = self._cached("DescribeSecret", "secretsmanager", call.region, secret_id, self._describe_secret, notes)
+            if found is None or found.found or found.error:
+                break
+        return found
 
-    def _cached(self, api: str, region: str, resource_id: str, lookup, notes: list[str]):
-        """One lookup through the cache; failures are cached briefly (a storm must not hammer AWS) and noted."""
+    def _key(self, call: FailedCall, key_id: str, own: str, notes: list[str]) -> Optional[KeyFacts]:
+        if self._foreign(key_id, own, notes):
+            return None
+        return self._cached("DescribeKey", "kms", call.region, key_id, self._describe_key, notes)
+
+    def _cached(self, api: str, service: str, region: str, resource_id: str, lookup, notes: list[str]):
+        """One lookup through the cache; failures are cached briefly and noted in every event they touch."""
         cache_key = (api, region, resource_id)
         found = self.cache.get(cache_key)
         if found is None:
-            found = lookup(region, resource_id)
-            self.cache.put(cache_key, found, ttl=None if not found.error else 30.0)
+            down = self._down.get((service, region))
+            if down is not None and down[0] > time.monotonic():
+                notes.append(f"not looked up: {service} in {region or 'the default region'} did not answer "
+                             f"a moment ago ({down[1]}): confidence lowered")
+                return None
+            found = self._once(cache_key, lambda: self._fetch(cache_key, service, region, resource_id, lookup))
         if found.error:
-            self._failed()
             notes.append(f"{api} failed ({found.error}): confidence lowered")
         return found
 
-    def _describe_secret(self, region: str, secret_id: str) -> SecretFacts:
+    def _fetch(self, cache_key, service: str, region: str, resource_id: str, lookup):
         self._looked_up()
+        found = lookup(region, resource_id)
+        if found.error:
+            self._failed()
+            if _is_transport(found.error):
+                self._down[(service, region)] = (time.monotonic() + BREAKER_SECONDS, found.error)
+        ttl = FAILURE_TTL if found.error else (None if found.found else NOT_FOUND_TTL)
+        self.cache.put(cache_key, found, ttl=ttl)
+        return found
+
+    def _describe_secret(self, region: str, secret_id: str) -> SecretFacts:
         try:
             r = self.client("secretsmanager", region).describe_secret(SecretId=secret_id)
         except Exception as exc:  # noqa: BLE001
@@ -168,13 +300,7 @@ class Enricher:
             last_changed_date=_iso(r.get("LastChangedDate")), kms_key_id=r.get("KmsKeyId", "") or "",
         )
 
-    def _key(self, call: FailedCall, key_id: str, notes: list[str]) -> Optional[KeyFacts]:
-        if self._foreign(call, key_id, notes):
-            return None
-        return self._cached("DescribeKey", call.region, key_id, self._describe_key, notes)
-
     def _describe_key(self, region: str, key_id: str) -> KeyFacts:
-        self._looked_up()
         try:
             m = self.client("kms", region).describe_key(KeyId=key_id)["KeyMetadata"]
         except Exception as exc:  # noqa: BLE001
@@ -184,13 +310,19 @@ class Enricher:
                         key_spec=m.get("KeySpec", "") or m.get("CustomerMasterKeySpec", ""),
                         key_usage=m.get("KeyUsage", ""), key_state=m.get("KeyState", ""), key_manager=m.get("KeyManager", ""))
 
-    def _simulation(self, call: FailedCall, notes: list[str]) -> Optional[SimulationFacts]:
+    # -- IAM policy simulation (opt-in) -----------------------------------------------------------
+    def _simulation(self, call: FailedCall, own: str, secret, key, notes: list[str]) -> Optional[SimulationFacts]:
         principal = call.principal.identity_arn
-        if ":role/" not in principal and ":user/" not in principal:
+        if not principal.startswith("arn:") or (":role/" not in principal and ":user/" not in principal):
             notes.append("not simulated: the caller is not an IAM role or user")
             return None
+        if _arn_account(principal) != own:
+            notes.append(f"not simulated: the caller is in another account ({principal})")
+            return None
         action = call.denial.action if call.denial and call.denial.action else f"{call.service}:{call.action}"
-        resource = call.denial.resource if call.denial and call.denial.resource.startswith("arn:") else ""
+        resource = next((r for r in (call.denial.resource if call.denial else "", call.resource,
+                                     secret.arn if secret is not None and secret.found else "",
+                                     key.arn if key is not None and key.found else "") if r.startswith("arn:")), "")
         context = []
         try:
             ipaddress.ip_address(call.source_ip)
@@ -201,20 +333,22 @@ class Enricher:
             context.append(("aws:CurrentTime", call.event_time, "date"))
         if call.vpc_endpoint_id:
             context.append(("aws:SourceVpce", call.vpc_endpoint_id, "string"))
-        cache_key = ("sim", principal, action, resource, tuple(context))
-        cached = self.cache.get(cache_key)
-        if cached is None:
-            cached = self._simulate(principal, action, resource, context)
-            self.cache.put(cache_key, cached, ttl=60.0)
-        if cached.error:
-            self._failed()
-            notes.append(f"policy simulation failed ({cached.error}): confidence lowered")
-        return cached
+        if call.region:
+            context.append(("aws:RequestedRegion", call.region, "string"))
+        # A storm of the same denial costs two simulations a minute: the time is bucketed to the minute.
+        bucket = tuple((k, v[:16] if k == "aws:CurrentTime" else v) for k, v, _ in context)
+        cache_key = ("SimulatePrincipalPolicy", principal, action, resource, bucket)
+        found = self.cache.get(cache_key)
+        if found is None:
+            found = self._once(cache_key, lambda: self._simulate(cache_key, principal, action, resource, context))
+        if found.error:
+            notes.append(f"policy simulation failed ({found.error}): confidence lowered")
+        return found
 
-    def _simulate(self, principal: str, action: str, resource: str, context: list) -> SimulationFacts:
+    def _simulate(self, cache_key, principal: str, action: str, resource: str, context: list) -> SimulationFacts:
         self._looked_up()
-        iam = self.client("iam", "us-east-1")
-        base = {"PolicySourceArn": principal, "ActionNames": [action]}
+        iam = self.client("iam", _IAM_REGION.get(principal.split(":")[1], "us-east-1"))
+        base: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": [action]}
         if resource:
             base["ResourceArns"] = [resource]
         try:
@@ -222,11 +356,50 @@ class Enricher:
             with_ctx = iam.simulate_principal_policy(**base, ContextEntries=entries)["EvaluationResults"][0]
             without = iam.simulate_principal_policy(**base)["EvaluationResults"][0]
         except Exception as exc:  # noqa: BLE001
-            return SimulationFacts(error=_error_code(exc))
-        keys = tuple(k for k, _, _ in context) + tuple(without.get("MissingContextValues", []))
-        return SimulationFacts(
-            decision=with_ctx.get("EvalDecision", ""),
+            self._failed()
+            found = SimulationFacts(error=_error_code(exc))
+            self.cache.put(cache_key, found, ttl=FAILURE_TTL)
+            return found
+        decision = _decision(with_ctx, resource)
+        allowed_without = _decision(without, resource) == "allowed"
+        # The keys the policies' conditions read: reported missing when the context is left out.
+        missing = _missing(without, resource)
+        supplied = [k for k, _, _ in context]
+        keys = [k for k in supplied if k in missing] + [k for k in missing if k not in supplied]
+        if not keys and allowed_without and decision != "allowed":
+            keys = supplied  # the context flipped it, and the simulator did not say which key
+        found = SimulationFacts(
+            decision=decision,
             condition_keys=tuple(dict.fromkeys(keys)),
-            matched_statements=tuple(s.get("SourcePolicyId", "") for s in with_ctx.get("MatchedStatements", [])),
-            allowed_without_context=without.get("EvalDecision") == "allowed",
+            matched_statements=tuple(dict.fromkeys(s.get("SourcePolicyId", "") for s in _statements(with_ctx, resource)
+                                                   if s.get("SourcePolicyId"))),
+            allowed_without_context=allowed_without,
         )
+        self.cache.put(cache_key, found, ttl=60.0)
+        return found
+
+
+def _resource_result(result: dict, resource: str) -> Optional[dict]:
+    for r in result.get("ResourceSpecificResults") or ():
+        if r.get("EvalResourceName") == resource:
+            return r
+    return None
+
+
+def _decision(result: dict, resource: str) -> str:
+    specific = _resource_result(result, resource) if resource else None
+    return (specific or {}).get("EvalResourceDecision") or result.get("EvalDecision", "")
+
+
+def _missing(result: dict, resource: str) -> list[str]:
+    """MissingContextValues: top level when no resource was given, else per resource (as AWS documents)."""
+    keys = list(result.get("MissingContextValues") or ())
+    specific = _resource_result(result, resource) if resource else None
+    if specific:
+        keys += [k for k in specific.get("MissingContextValues") or () if k not in keys]
+    return keys
+
+
+def _statements(result: dict, resource: str) -> list[dict]:
+    specific = _resource_result(result, resource) if resource else None
+    return list(result.get("MatchedStatements") or ()) + list((specific or {}).get("MatchedStatements") or ())
