@@ -1,12 +1,22 @@
-"""Enrichment against a moto server: every outcome, including denied, throttled and timed-out lookups."""
+"""Enrichment against a moto server over real HTTP (boto3's normal configuration through
+AWS_ENDPOINT_URL): every outcome, including denied, throttled and timed-out lookups.
+
+Where moto cannot produce the AWS answer, a botocore Stubber on a client handed in through
+``session=`` plays AWS's documented response:
+* DescribeSecret failing with AccessDenied / Throttling (moto does not enforce IAM by default);
+* real Secrets Manager's refusal to resolve an ambiguous partial ARN (moto resolves it);
+* iam:SimulatePrincipalPolicy (moto 5.2.5 does not implement it: shown below).
+"""
 
 from __future__ import annotations
 
-import copy
+import json
 import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import boto3
 import pytest
@@ -18,17 +28,21 @@ from auditor.trail import parse_record
 
 pytestmark = pytest.mark.integration
 ACCOUNT = "123456789012"  # moto's account
+OTHER = "999999999999"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
+# -- records ---------------------------------------------------------------------------------
 def sm_failure(secret_id: str, code="ResourceNotFoundException", message="Secrets Manager can't find the specified secret.",
-               action="GetSecretValue", when="2026-11-23T14:07:31Z", kms_key=""):
+               action="GetSecretValue", when="2026-11-23T14:07:31Z", kms_key="", account=ACCOUNT):
     params = {"secretId": secret_id}
     if kms_key:
         params["kmsKeyId"] = kms_key
     return parse_record({
         "eventSource": "secretsmanager.amazonaws.com", "eventName": action, "awsRegion": "us-east-1",
-        "recipientAccountId": ACCOUNT, "eventTime": when, "errorCode": code, "errorMessage": message,
-        "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT}:user/app"}, "requestParameters": params,
+        "recipientAccountId": account, "eventTime": when, "errorCode": code, "errorMessage": message,
+        "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{account}:user/app", "accountId": account},
+        "requestParameters": params,
     })
 
 
@@ -40,25 +54,102 @@ def kms_failure(key_id: str, code: str, message: str, action="GenerateDataKey"):
     })
 
 
+def fixture(cause: str, name: str, **params):
+    """A fixture record moved into moto's account (every occurrence of its recipient account),
+    with requestParameters overridden; resources of a third account stay where they are."""
+    text = (FIXTURES / cause / f"{name}.json").read_text()
+    record = json.loads(text)
+    text = text.replace(record["recipientAccountId"], ACCOUNT)
+    record = json.loads(text)
+    record["awsRegion"] = "us-east-1"
+    record.setdefault("requestParameters", {}).update(params)
+    return parse_record(record)
+
+
+# -- stubbing: a session whose clients for some services are stubbed ------------------------
+class StubbedSession:
+    """A boto3 Session look-alike for ``Enricher(session=...)``: real clients (to moto) except
+    the services given, whose clients carry an active Stubber."""
+
+    def __init__(self, **stubs: Stubber):
+        self.real = boto3.session.Session()
+        self.stubs = stubs
+        self.created: list[str] = []
+
+    def client(self, service, region_name=None, config=None):
+        self.created.append(service)
+        if service in self.stubs:
+            return self.stubs[service].client
+        return self.real.client(service, region_name=region_name, config=config)
+
+
+def stub(service: str) -> Stubber:
+    s = Stubber(boto3.client(service, region_name="us-east-1"))
+    s.activate()
+    return s
+
+
+def count_requests(enricher: Enricher, service: str, region="us-east-1") -> list:
+    """Every HTTP request the enricher's client for ``service`` sends (botocore before-send hook)."""
+    sent = []
+    enricher.client(service, region).meta.events.register("before-send", lambda request, **_: sent.append(request.url))
+    return sent
+
+
 @pytest.fixture
 def enricher(moto_server):
     return Enricher(timeout_seconds=2)
 
 
+# -- DescribeSecret on moto ------------------------------------------------------------------
 def test_partial_arn_is_confirmed_by_describing_the_name(aws, enricher):
     name = f"MySecret-{uuid.uuid4().hex[:6]}"
     arn = aws("secretsmanager").create_secret(Name=name, SecretString="x")["ARN"]
     call = sm_failure(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{name}")
     facts = enricher.facts_for(call)
-    assert facts.secret.found and facts.secret.arn == arn
+    assert facts.secret.found and facts.secret.arn == arn and facts.secret.name == name
+    assert arn != call.resource and arn.startswith(call.resource + "-")
     finding = classify(call, facts)
     assert (finding.cause, finding.confidence) == ("secret.partial-arn", "high")
     assert any(arn in e for e in finding.evidence)
 
 
-def test_not_found_is_confirmed(enricher):
-    finding = classify(call := sm_failure("nothing/here"), enricher.facts_for(call))
+def test_partial_arn_as_real_secrets_manager_answers_it():
+    """Real AWS: DescribeSecret(ARN) fails like the call did, DescribeSecret(name) finds it. The name is asked first."""
+    sm = stub("secretsmanager")
+    given = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:MySecret-abcdef"
+    full = given + "-nutBrk"
+    sm.add_response("describe_secret", {"ARN": full, "Name": "MySecret-abcdef"}, {"SecretId": "MySecret-abcdef"})
+    enricher = Enricher(session=StubbedSession(secretsmanager=sm), own_account=ACCOUNT)
+    call = sm_failure(given)
+    finding = classify(call, facts := enricher.facts_for(call))
+    assert facts.secret.arn == full and (finding.cause, finding.confidence) == ("secret.partial-arn", "high")
+    sm.assert_no_pending_responses()
+
+
+def test_complete_arn_of_a_missing_secret_is_asked_by_name_then_by_arn():
+    sm = stub("secretsmanager")
+    given = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db-AbCdEf"
+    sm.add_client_error("describe_secret", "ResourceNotFoundException", expected_params={"SecretId": "prod/db-AbCdEf"})
+    sm.add_client_error("describe_secret", "ResourceNotFoundException", expected_params={"SecretId": given})
+    enricher = Enricher(session=StubbedSession(secretsmanager=sm), own_account=ACCOUNT)
+    finding = classify(call := sm_failure(given), enricher.facts_for(call))
     assert (finding.cause, finding.confidence) == ("secret.not-found", "high")
+    assert enricher.lookups == 2 and enricher.failures == 0
+    sm.assert_no_pending_responses()
+
+
+def test_not_found_is_confirmed(enricher):
+    finding = classify(call := sm_failure(f"nothing/{uuid.uuid4().hex[:6]}"), enricher.facts_for(call))
+    assert (finding.cause, finding.confidence) == ("secret.not-found", "high")
+    assert "DescribeSecret confirms: no such secret" in finding.evidence
+
+
+@pytest.mark.parametrize("name", ["name-typo", "wrong-region", "full-arn-random-suffix"])
+def test_not_found_fixtures_are_confirmed_on_an_empty_account(enricher, name):
+    call = fixture("secret.not-found", name)
+    finding = classify(call, enricher.facts_for(call))
+    assert (finding.cause, finding.confidence) == ("secret.not-found", "high"), finding.evidence
 
 
 def test_pending_deletion_is_confirmed(aws, enricher):
@@ -67,8 +158,24 @@ def test_pending_deletion_is_confirmed(aws, enricher):
     sm.create_secret(Name=name, SecretString="x")
     sm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
     call = sm_failure(name, "InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion.")
-    finding = classify(call, enricher.facts_for(call))
+    facts = enricher.facts_for(call)
+    assert facts.secret.deleted_date and facts.window_seconds == 600
+    finding = classify(call, facts)
     assert finding.cause == "secret.pending-deletion" and any("DeletedDate" in e for e in finding.evidence)
+
+
+def test_service_managed_is_confirmed_by_owning_service(aws, enricher):
+    """moto's RDS creates the master-user secret with OwningService rds, as RDS does."""
+    db = aws("rds").create_db_instance(DBInstanceIdentifier=f"db{uuid.uuid4().hex[:8]}", DBInstanceClass="db.t3.micro",
+                                       Engine="postgres", MasterUsername="admin", ManageMasterUserPassword=True,
+                                       AllocatedStorage=20)["DBInstance"]
+    arn = db["MasterUserSecret"]["SecretArn"]
+    call = fixture("secret.service-managed", "putsecretvalue-rds-managed", secretId=arn)
+    facts = enricher.facts_for(call)
+    assert facts.secret.owning_service == "rds"
+    finding = classify(call, facts)
+    assert (finding.cause, finding.confidence) == ("secret.service-managed", "high")
+    assert any("DescribeSecret's OwningService" in e for e in finding.evidence)
 
 
 def test_a_secret_created_just_before_the_failure_is_eventual_consistency(aws, enricher):
@@ -78,15 +185,28 @@ def test_a_secret_created_just_before_the_failure_is_eventual_consistency(aws, e
     when = described["CreatedDate"].timestamp() + 3
     call = sm_failure(name, when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)))
     finding = classify(call, enricher.facts_for(call))
-    assert finding.cause == "consistency.not-yet-visible", finding.evidence
+    assert (finding.cause, finding.confidence) == ("consistency.not-yet-visible", "high"), finding.evidence
     assert created["ARN"] in finding.evidence[0]
 
 
+def test_a_secret_created_long_before_the_failure_is_not_consistency(aws):
+    name = f"old/{uuid.uuid4().hex[:6]}"
+    aws("secretsmanager").create_secret(Name=name, SecretString="x")
+    created = aws("secretsmanager").describe_secret(SecretId=name)["CreatedDate"].timestamp()
+    call = sm_failure(name, "AccessDeniedException", "not authorized", when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created + 120)))
+    assert classify(call, Enricher(consistency_window_seconds=60).facts_for(call)).cause != "consistency.not-yet-visible"
+    assert classify(call, Enricher(consistency_window_seconds=600).facts_for(call)).cause == "consistency.not-yet-visible"
+
+
+# -- DescribeKey on moto ---------------------------------------------------------------------
 def test_asymmetric_key_is_confirmed_by_describe_key(aws, enricher):
     key = aws("kms").create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
     call = sm_failure("prod/new", "EncryptionFailure", "Secrets Manager can't encrypt the protected secret text.", "CreateSecret", kms_key=key)
-    finding = classify(call, enricher.facts_for(call))
-    assert finding.cause == "kms.asymmetric-key" and any("RSA_2048" in e for e in finding.evidence)
+    facts = enricher.facts_for(call)
+    assert (facts.key.key_spec, facts.key.key_usage) == ("RSA_2048", "ENCRYPT_DECRYPT")
+    finding = classify(call, facts)
+    assert (finding.cause, finding.confidence) == ("kms.asymmetric-key", "high")
+    assert any("RSA_2048" in e for e in finding.evidence)
 
 
 def test_disabled_key_is_confirmed(aws, enricher):
@@ -98,85 +218,270 @@ def test_disabled_key_is_confirmed(aws, enricher):
     assert finding.cause == "kms.key-disabled" and any("KeyState Disabled" in e for e in finding.evidence)
 
 
-def stubbed(service: str, method: str, code: str) -> Enricher:
-    client = boto3.client(service, region_name="us-east-1")
-    stub = Stubber(client)
-    for _ in range(3):
-        stub.add_client_error(method, service_error_code=code, http_status_code=400 if code != "ThrottlingException" else 429)
-    stub.activate()
-    enricher = Enricher()
-    enricher._clients[(service, "us-east-1")] = client
-    return enricher
+def test_decryption_failure_describes_the_secrets_own_key(aws, enricher):
+    """GetSecretValue names no key: DescribeSecret's KmsKeyId leads to DescribeKey, which shows it disabled."""
+    kms = aws("kms")
+    meta = kms.create_key()["KeyMetadata"]
+    key = meta["Arn"]
+    name = f"app/{uuid.uuid4().hex[:6]}"
+    aws("secretsmanager").create_secret(Name=name, SecretString="x", KmsKeyId=key)
+    kms.disable_key(KeyId=meta["KeyId"])  # moto's DisableKey takes no ARN (AWS's does)
+    call = sm_failure(name, "DecryptionFailure", "Secrets Manager can't decrypt the protected secret text using the provided KMS key.")
+    facts = enricher.facts_for(call)
+    assert facts.secret.kms_key_id == key and facts.key.key_state == "Disabled"
+    finding = classify(call, facts)
+    assert (finding.cause, finding.confidence) == ("kms.key-disabled", "high"), finding.evidence
 
 
-@pytest.mark.parametrize("code", ["AccessDeniedException", "ThrottlingException"])
-def test_a_failed_lookup_lowers_confidence_and_says_so(moto_server, code):
-    enricher = stubbed("secretsmanager", "describe_secret", code)
+# -- failed lookups --------------------------------------------------------------------------
+@pytest.mark.parametrize("code,status", [("AccessDeniedException", 400), ("ThrottlingException", 400)])
+def test_a_failed_lookup_lowers_confidence_and_says_so(moto_server, code, status):
+    sm = stub("secretsmanager")
+    sm.add_client_error("describe_secret", service_error_code=code, http_status_code=status)
+    enricher = Enricher(session=StubbedSession(secretsmanager=sm))  # STS: moto, over HTTP
     call = sm_failure(f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:MySecret-abcdef")
     facts = enricher.facts_for(call)
+    assert facts.secret.error == code
     finding = classify(call, facts)
     assert finding.cause == "secret.partial-arn" and finding.confidence == "low"
-    assert any(f"DescribeSecret failed ({code})" in e for e in finding.evidence)
+    assert f"DescribeSecret failed ({code}): confidence lowered" in finding.evidence
     assert enricher.failures == 1
+    # cached briefly: the storm's next event gets the same lowered facts, and AWS is not asked again
+    again = enricher.facts_for(call)
+    assert again.secret.error == code and enricher.failures == 1 and enricher.lookups == 1
+    sm.assert_no_pending_responses()
 
 
-def test_a_lookup_that_hangs_times_out_and_the_event_still_classifies(monkeypatch):
+def test_denied_lookup_of_a_not_found_secret_stays_medium(moto_server):
+    sm = stub("secretsmanager")
+    sm.add_client_error("describe_secret", service_error_code="AccessDeniedException")
+    enricher = Enricher(session=StubbedSession(secretsmanager=sm))
+    finding = classify(call := sm_failure("prod/db"), enricher.facts_for(call))
+    assert (finding.cause, finding.confidence) == ("secret.not-found", "medium")
+    assert "could not confirm: DescribeSecret failed with AccessDeniedException" in finding.evidence
+
+
+@pytest.fixture
+def black_hole():
+    """A local socket that accepts connections and never answers."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    accepted = []
-    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    listener.listen(64)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(listener.accept())
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for conn, _ in held:
+        conn.close()
+
+
+def test_a_lookup_that_hangs_times_out_and_the_event_still_classifies(monkeypatch, black_hole):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", black_hole)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    enricher = Enricher(timeout_seconds=0.3)
+    enricher = Enricher(timeout_seconds=0.5, own_account=ACCOUNT)
     started = time.monotonic()
     call = sm_failure("prod/db")
-    finding = classify(call, enricher.facts_for(call))
-    assert time.monotonic() - started < 3
-    assert finding.cause == "secret.not-found" and finding.confidence == "medium"
-    assert any("ReadTimeoutError" in e or "Timeout" in e for e in finding.evidence), finding.evidence
-    listener.close()
-
-
-def test_lookups_are_cached_for_a_storm(aws, enricher):
-    call = sm_failure("storm/secret")
-    for _ in range(50):
-        enricher.facts_for(call)
-    assert enricher.lookups == 1
-
-
-def test_resources_of_other_accounts_are_not_looked_up(enricher):
-    call = sm_failure("arn:aws:secretsmanager:us-east-1:999999999999:secret:theirs-AbCdEf")
     facts = enricher.facts_for(call)
-    assert enricher.lookups == 0 and any("another account" in n for n in facts.notes)
+    assert time.monotonic() - started < 2.5
+    assert "Timeout" in facts.secret.error and enricher.failures == 1
+    finding = classify(call, facts)
+    assert finding.cause == "secret.not-found" and finding.confidence == "medium"
+    assert any("DescribeSecret failed (ReadTimeoutError)" in e for e in finding.evidence), finding.evidence
+    # the endpoint did not answer: another secret right after is not asked (no second wait)
+    started = time.monotonic()
+    other = enricher.facts_for(sm_failure("prod/other"))
+    assert time.monotonic() - started < 0.2 and enricher.lookups == 1
+    assert any("did not answer" in n for n in other.notes)
 
 
-def test_successful_enrichment_is_not_needed_for_most_failures(enricher):
-    throttled = parse_record({"eventSource": "kms.amazonaws.com", "eventName": "Decrypt", "errorCode": "ThrottlingException"})
-    assert enricher.facts_for(throttled) is None and enricher.lookups == 0
+def test_own_account_lookup_that_hangs_skips_enrichment(monkeypatch, black_hole):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", black_hole)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    enricher = Enricher(timeout_seconds=0.5)
+    started = time.monotonic()
+    facts = enricher.facts_for(sm_failure("prod/db"))
+    assert time.monotonic() - started < 2.5
+    assert facts.secret is None and enricher.failures == 1 and enricher.lookups == 0
+    assert any("GetCallerIdentity failed (ReadTimeoutError)" in n for n in facts.notes)
+
+
+# -- cost: caching, single flight, no lookup when nothing can change -------------------------
+def test_lookups_are_cached_for_a_storm(aws, enricher):
+    name = f"storm/{uuid.uuid4().hex[:6]}"
+    aws("secretsmanager").create_secret(Name=name, SecretString="x")
+    sent = count_requests(enricher, "secretsmanager")
+    call = sm_failure(name, "AccessDeniedException", "not authorized")
+    for _ in range(50):
+        assert enricher.facts_for(call).secret.found
+    assert len(sent) == 1 and enricher.lookups == 1
+    missing = sm_failure(f"missing/{uuid.uuid4().hex[:6]}")
+    for _ in range(20):
+        assert not enricher.facts_for(missing).secret.found  # not-found is cached too (for a minute)
+    assert len(sent) == 2
+
+
+def test_parallel_events_of_a_batch_share_one_lookup(aws, enricher):
+    name = f"batch/{uuid.uuid4().hex[:6]}"
+    aws("secretsmanager").create_secret(Name=name, SecretString="x")
+    sent = count_requests(enricher, "secretsmanager")
+    call = sm_failure(name, "AccessDeniedException", "not authorized")
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(enricher.facts_for, [call] * 64))
+    assert all(f.secret.found for f in results) and len(sent) == 1
+
+
+def test_cache_is_bounded_and_expires():
+    from auditor.enrich import TTLCache
+
+    now = [0.0]
+    cache = TTLCache(size=3, ttl=300, clock=lambda: now[0])
+    for i in range(5):
+        cache.put(i, i)
+    assert len(cache) == 3 and cache.get(0) is None and cache.get(4) == 4
+    now[0] = 301
+    assert cache.get(4) is None
+
+
+@pytest.mark.parametrize("cause", ["credentials.expired", "credentials.invalid-signature", "throttling"])
+def test_most_failures_need_no_lookup(moto_server, cause):
+    enricher = Enricher()
+    for path in sorted((FIXTURES / cause).glob("*.json")):
+        call = parse_record(json.loads(path.read_text()))
+        assert enricher.facts_for(call) is None, path.name
+    assert enricher.lookups == 0 and not enricher._clients  # not even a client was created
+
+
+def test_no_client_is_created_at_import_or_construction(monkeypatch):
+    import boto3 as b
+
+    monkeypatch.setattr(b.session.Session, "client", lambda *a, **k: pytest.fail("client created"))
+    Enricher()
+
+
+# -- other accounts --------------------------------------------------------------------------
+def test_resources_of_other_accounts_are_not_looked_up(enricher):
+    call = sm_failure(f"arn:aws:secretsmanager:us-east-1:{OTHER}:secret:theirs-AbCdEf")
+    facts = enricher.facts_for(call)
+    assert enricher.lookups == 0 and enricher.failures == 0
+    assert any("not looked up: resource in another account" in n for n in facts.notes)
+    finding = classify(call, facts)
+    assert any("another account" in e for e in finding.evidence)
+
+
+def test_a_record_forwarded_from_another_account_is_not_looked_up_here(aws, enricher):
+    """Organization mode: a member account's record names a secret by name; the same name here proves nothing."""
+    name = f"shared/{uuid.uuid4().hex[:6]}"
+    aws("secretsmanager").create_secret(Name=name, SecretString="x")  # exists in the auditor's account
+    call = sm_failure(name, account=OTHER)
+    facts = enricher.facts_for(call)
+    assert facts.secret is None and enricher.lookups == 0
+    assert any("another account" in n for n in facts.notes)
+    assert classify(call, facts).confidence == "medium"  # not "confirmed"
+
+
+def test_kms_key_of_another_account_is_not_described(enricher):
+    key = f"arn:aws:kms:us-east-1:{OTHER}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    facts = enricher.facts_for(kms_failure(key, "DisabledException", f"{key} is disabled."))
+    assert facts.key is None and enricher.lookups == 0 and any("another account" in n for n in facts.notes)
+
+
+# -- IAM policy simulation (opt-in) ----------------------------------------------------------
+def denied_record(ip="192.0.2.7", when="2026-11-23T02:00:00Z"):
+    return parse_record({
+        "eventSource": "secretsmanager.amazonaws.com", "eventName": "GetSecretValue", "awsRegion": "us-east-1",
+        "recipientAccountId": ACCOUNT, "eventTime": when, "sourceIPAddress": ip,
+        "errorCode": "AccessDeniedException", "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT}:user/night"},
+        "requestParameters": {"secretId": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:x-AbCdEf"},
+        "errorMessage": f"User: arn:aws:iam::{ACCOUNT}:user/night is not authorized to perform: secretsmanager:GetSecretValue "
+                        f"on resource: arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:x-AbCdEf with an explicit deny in an identity-based policy",
+    })
+
+
+def evaluation(decision, statements=(), missing=(), resource=f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:x-AbCdEf"):
+    """An EvaluationResult as AWS documents it: with ResourceArns given, missing keys are per resource."""
+    matched = [{"SourcePolicyId": s, "SourcePolicyType": "IAM Policy"} for s in statements]
+    return {"EvaluationResults": [{
+        "EvalActionName": "secretsmanager:GetSecretValue", "EvalResourceName": resource, "EvalDecision": decision,
+        "MatchedStatements": matched, "MissingContextValues": [],
+        "ResourceSpecificResults": [{"EvalResourceName": resource, "EvalResourceDecision": decision,
+                                     "MatchedStatements": matched, "MissingContextValues": list(missing)}],
+    }]}
 
 
 def test_policy_simulation_names_the_condition(moto_server):
-    client = boto3.client("iam", region_name="us-east-1")
-    stub = Stubber(client)
-    denied = {"EvalActionName": "secretsmanager:GetSecretValue", "EvalDecision": "explicitDeny",
-              "MatchedStatements": [{"SourcePolicyId": "DenyOutsideOffice", "SourcePolicyType": "IAM Policy"}]}
-    stub.add_response("simulate_principal_policy", {"EvaluationResults": [denied]})
-    stub.add_response("simulate_principal_policy", {"EvaluationResults": [{"EvalActionName": "secretsmanager:GetSecretValue", "EvalDecision": "allowed"}]})
-    stub.activate()
-    enricher = Enricher(simulate_policies=True)
-    enricher._clients[("iam", "us-east-1")] = client
-    record = {
-        "eventSource": "secretsmanager.amazonaws.com", "eventName": "GetSecretValue", "awsRegion": "us-east-1",
-        "recipientAccountId": ACCOUNT, "eventTime": "2026-11-23T02:00:00Z", "sourceIPAddress": "192.0.2.7",
-        "errorCode": "AccessDeniedException", "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT}:user/night"},
-        "errorMessage": f"User: arn:aws:iam::{ACCOUNT}:user/night is not authorized to perform: secretsmanager:GetSecretValue "
-                        f"on resource: arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:x-AbCdEf with an explicit deny in an identity-based policy",
-    }
-    call = parse_record(copy.deepcopy(record))
+    iam = stub("iam")
+    resource = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:x-AbCdEf"
+    iam.add_response("simulate_principal_policy", evaluation("explicitDeny", ["DenyOutsideOffice"]), {
+        "PolicySourceArn": f"arn:aws:iam::{ACCOUNT}:user/night", "ActionNames": ["secretsmanager:GetSecretValue"],
+        "ResourceArns": [resource], "ContextEntries": [
+            {"ContextKeyName": "aws:SourceIp", "ContextKeyValues": ["192.0.2.7"], "ContextKeyType": "ip"},
+            {"ContextKeyName": "aws:CurrentTime", "ContextKeyValues": ["2026-11-23T02:00:00Z"], "ContextKeyType": "date"},
+            {"ContextKeyName": "aws:RequestedRegion", "ContextKeyValues": ["us-east-1"], "ContextKeyType": "string"}]})
+    iam.add_response("simulate_principal_policy", evaluation("allowed", ["AllowAppSecrets"], missing=["aws:SourceIp"]), {
+        "PolicySourceArn": f"arn:aws:iam::{ACCOUNT}:user/night", "ActionNames": ["secretsmanager:GetSecretValue"],
+        "ResourceArns": [resource]})
+    session = StubbedSession(iam=iam)
+    enricher = Enricher(simulate_policies=True, session=session)
+    call = denied_record()
     facts = enricher.facts_for(call)
+    assert facts.simulation.decision == "explicitDeny" and facts.simulation.allowed_without_context
+    assert facts.simulation.condition_keys == ("aws:SourceIp",)  # only the key the policy reads, not all we sent
+    assert facts.simulation.matched_statements == ("DenyOutsideOffice",)
     finding = classify(call, facts)
-    assert finding.cause == "access-denied.condition", finding.evidence
-    assert any("aws:SourceIp" in e for e in finding.evidence)
-    stub.assert_no_pending_responses()
+    assert (finding.cause, finding.confidence) == ("access-denied.condition", "high"), finding.evidence
+    assert "condition keys involved: aws:SourceIp" in finding.evidence
+    iam.assert_no_pending_responses()
+    # same principal, action, resource, minute: the storm's next denial is not simulated again
+    # (the Stubber has no response left: a second simulation would come back as an error)
+    assert enricher.facts_for(denied_record(when="2026-11-23T02:00:40Z")).simulation == facts.simulation
+    assert enricher.failures == 0
+
+
+def test_simulation_of_an_allow_whose_condition_failed_reports_the_key(moto_server):
+    """Allow ... Condition IpAddress: denied with and without the context (a missing key fails the
+    condition), and the simulator names the key the allow depends on."""
+    iam = stub("iam")
+    iam.add_response("simulate_principal_policy", evaluation("implicitDeny"))
+    iam.add_response("simulate_principal_policy", evaluation("implicitDeny", missing=["aws:SourceIp"]))
+    enricher = Enricher(simulate_policies=True, session=StubbedSession(iam=iam))
+    sim = enricher.facts_for(denied_record()).simulation
+    assert (sim.decision, sim.allowed_without_context, sim.condition_keys) == ("implicitDeny", False, ("aws:SourceIp",))
+
+
+def test_simulation_is_off_by_default(moto_server):
+    iam = stub("iam")  # no responses: any call would raise
+    facts = Enricher(session=StubbedSession(iam=iam)).facts_for(denied_record())
+    assert facts.simulation is None
+
+
+def test_moto_has_no_policy_simulation_and_the_failure_is_noted(enricher):
+    """moto 5.2.5 does not implement SimulatePrincipalPolicy: the lookup fails, the event still classifies."""
+    enricher.simulate = True
+    call = denied_record()
+    facts = enricher.facts_for(call)
+    assert facts.simulation.error and enricher.failures == 1
+    finding = classify(call, facts)
+    assert finding.cause == "access-denied.identity-policy" or finding.cause.startswith("access-denied.")
+    assert any("policy simulation failed" in e for e in finding.evidence)
+
+
+def test_simulation_skips_callers_it_cannot_simulate(moto_server):
+    iam = stub("iam")
+    enricher = Enricher(simulate_policies=True, session=StubbedSession(iam=iam), own_account=ACCOUNT)
+    record = json.loads(json.dumps({
+        "eventSource": "secretsmanager.amazonaws.com", "eventName": "GetSecretValue", "awsRegion": "us-east-1",
+        "recipientAccountId": ACCOUNT, "errorCode": "AccessDeniedException", "errorMessage": "not authorized",
+        "userIdentity": {"type": "Root", "arn": f"arn:aws:iam::{ACCOUNT}:root"}, "requestParameters": {"secretId": "a"},
+    }))
+    facts = enricher.facts_for(parse_record(record))
+    assert facts.simulation is None and any("not simulated" in n for n in facts.notes)
