@@ -43,6 +43,15 @@ def verdict(name: str, value) -> str:
     return f"ok (<= {target})" if value <= target else f"MISSED (target <= {target})"
 
 
+def _load() -> str:
+    try:
+        import os
+
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return "?"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=5)
@@ -57,7 +66,8 @@ def main(argv=None) -> int:
     only = set(args.only.split(","))
     started = time.perf_counter()
     m = machine()
-    say(f"bench: {m['text']}; seed {args.seed}, rounds {args.rounds}")
+    load_start = _load()
+    say(f"bench: {m['text']}; seed {args.seed}, rounds {args.rounds}; load average {load_start}")
     figures: dict[str, float | None] = dict.fromkeys(ORDER)
     rows: list[tuple[str, str, str, str]] = []  # figure, measured, baseline, note
 
@@ -164,12 +174,12 @@ def main(argv=None) -> int:
 
     # ---- table and machine-readable lines --------------------------------------------------
     say()
-    say(f"machine: {m['text']}")
+    say(f"machine: {m['text']}; load average (1 min) {load_start} at start, {_load()} at end "
+        "(other work on the machine skews the multi-process figures)")
     say(f"seed {args.seed}; N={args.n} (classify), {args.cli_records} records in files of {args.per_file} (CLI); "
         f"rounds {args.rounds} (imports {args.import_rounds}); medians; total {time.perf_counter() - started:.0f} s")
     header = ("figure", "ratio", "verdict", "measured", "baseline", "conditions")
     table = [header]
-    names = {row[0] for row in rows}
     for name, measured, baseline, note in rows:
         value = figures.get(name)
         table.append((name, "-" if value is None else f"{value:.3f}", verdict(name, value) if name in figures
@@ -177,7 +187,6 @@ def main(argv=None) -> int:
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
         say("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    del names
     for name in ORDER:
         value = figures[name]
         say(f"{name}={'nan' if value is None else f'{value:.3f}'}")
