@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-FAILURE_SERVICE_EVENTS = ["RotationFailed", "RotationAbandoned"]
+FAILURE_SERVICE_EVENTS = ["RotationFailed", "RotationAbandoned", "TestRotationFailed"]
 
 DETECTION_PATTERN: dict[str, Any] = {
     "source": ["aws.secretsmanager", "aws.kms"],

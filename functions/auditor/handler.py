@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Optional
 
 import boto3  # noqa: F401 - every invocation publishes with it: load it at init, not on the first event
 from aws_lambda_powertools import Logger, Metrics
@@ -50,7 +51,15 @@ class PowertoolsMetrics:
             metric.add_dimension(name="Cause", value=cause)
 
 
-def pipeline():
+def _account_of(context) -> Optional[str]:
+    """The function's own account, from its ARN (arn:aws:lambda:region:account:function:name):
+    no GetCallerIdentity call on a cold start. None outside Lambda; the enricher then asks STS."""
+    arn = getattr(context, "invoked_function_arn", None)
+    parts = arn.split(":") if isinstance(arn, str) else []
+    return parts[4] if len(parts) > 4 and parts[4].isdigit() and len(parts[4]) == 12 else None
+
+
+def pipeline(context=None):
     """Built on first use from the environment, then reused for the container's life (caches)."""
     global _pipeline
     if _pipeline is None:
@@ -68,7 +77,8 @@ def pipeline():
             publisher=Publisher(topic),
             dedup=Dedup(table, int(os.environ.get("DEDUP_WINDOW_SECONDS", "900"))) if table else None,
             enricher=Enricher(consistency_window_seconds=int(os.environ.get("CONSISTENCY_WINDOW_SECONDS", "600")),
-                              simulate_policies=os.environ.get("SIMULATE_POLICIES", "false").lower() == "true"),
+                              simulate_policies=os.environ.get("SIMULATE_POLICIES", "false").lower() == "true",
+                              own_account=_account_of(context)),
             metrics=PowertoolsMetrics(),
             logger=logger,
         )
@@ -98,7 +108,7 @@ def _handle_sqs(event: dict, context) -> dict:
     batch failures, the records whose finding could not be published."""
     records = event["Records"]
     keys = [_key(r, i) for i, r in enumerate(records)]
-    report = pipeline().handle([(key, _body(r)) for key, r in zip(keys, records)])
+    report = pipeline(context).handle([(key, _body(r)) for key, r in zip(keys, records)])
     failed = set(report.failed_keys)
     if not all(isinstance(r, dict) and isinstance(r.get("messageId"), str) and r["messageId"] for r in records):
         # not something SQS sends: answer in the same shape without Powertools' record model
@@ -125,7 +135,7 @@ def handler(event, context):
     event_id = detail.get("eventID") if isinstance(detail, dict) else None
     logger.set_correlation_id(event_id[:128] if isinstance(event_id, str) else None)
     key = event.get("id") if isinstance(event, dict) and isinstance(event.get("id"), str) else "event"
-    report = pipeline().handle([(key, event)])
+    report = pipeline(context).handle([(key, event)])
     if report.failed_keys:
         raise PublishFailed(f"{len(report.failed_keys)} finding(s) could not be published; EventBridge/Lambda will retry")
     return {"findings": len(report.findings), "notified": len(report.notified)}

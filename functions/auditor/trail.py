@@ -40,7 +40,7 @@ SERVICE_EVENT = "AWS Service Event via CloudTrail"
 DETAIL_TYPES = frozenset({API_CALL, SERVICE_EVENT})
 
 #: Secrets Manager service events that report a failure (no errorCode of their own).
-FAILURE_SERVICE_EVENTS = frozenset({"RotationFailed", "RotationAbandoned"})
+FAILURE_SERVICE_EVENTS = frozenset({"RotationFailed", "RotationAbandoned", "TestRotationFailed"})
 
 #: Error codes that mean "the authorization check said no".
 ACCESS_DENIED_CODES = frozenset(
@@ -105,23 +105,29 @@ def parse_denial(message: str) -> Denial:
     """
     policy_type, explicit, policy_arn = "", False, ""
     # Fixed phrases, matched without lower-casing the whole message ("Explicit"/"explicit" both end in "xplicit").
-    at = message.find("xplicit deny in ")
+    at = message.find("xplicit deny")
     if at >= 0:
-        rest = message[at + 16 : at + 80].lower()
-        for article in ("a ", "an ", "the "):
-            if rest.startswith(article):
-                rest = rest[len(article) :]
-                break
-        policy_type = _policy_type(rest)
-        if policy_type:
-            explicit = True
+        # "with an explicit deny in a(n) <type> policy[: <arn>]", or, in older messages, just
+        # "with an explicit deny" (explicit, type unnamed).
+        explicit = True
+        if message.startswith(" in ", at + 12):
+            policy_type = _policy_type(_without_article(message[at + 16 : at + 80].lower()))
+            # "...in a VPC endpoint policy transitively through a service control policy": IAM's
+            # guide says to look for the Deny in the SCP, so the type after "through" is the one to fix.
+            through = message.find("transitively through ", at)
+            if through >= 0:
+                policy_type = _policy_type(_without_article(message[through + 21 : through + 80].lower())) or policy_type
             arn_at = message.find("arn:", at)
-            if arn_at >= 0 and message[at:arn_at].count(" ") <= 8:
+            if policy_type and arn_at >= 0 and message[at:arn_at].count(" ") <= 8:
                 policy_arn = message[arn_at:].split(None, 1)[0].rstrip(".,;)")
     else:
         at = message.find("ecause no ")
         if at >= 0:
             policy_type = _policy_type(message[at + 10 : at + 60].lower())
+        elif "no resource-based policies allow" in message:
+            # KMS, when it cannot tell which: "... because the resource does not exist in this Region,
+            # no resource-based policies allow access, or a resource-based policy explicitly denies access"
+            policy_type = "resource-based"
     action = resource = ""
     at = message.find("not authorized to perform")
     if at >= 0:
@@ -132,6 +138,13 @@ def parse_denial(message: str) -> Denial:
                 target = words[3] if words[2] in ("resource:", "resource") and len(words) > 3 else ""
                 resource = target.strip('"').rstrip(".,;")
     return Denial(policy_type, explicit, action, resource, policy_arn)
+
+
+def _without_article(text: str) -> str:
+    for article in ("a ", "an ", "the "):
+        if text.startswith(article):
+            return text[len(article) :]
+    return text
 
 
 def _policy_type(text: str) -> str:

@@ -38,13 +38,13 @@ def test_the_documented_query_builds_the_fields_mirrored_here():
     assert arrays == [TOP, IDENTITY, ["sessionIssuer"], ISSUER, RESOURCE]
     where = DOC.read_text().split("FROM cloudtrail_org", 1)[1]
     assert "eventsource IN ('secretsmanager.amazonaws.com', 'kms.amazonaws.com')" in where
-    assert "errorcode IS NOT NULL OR eventname IN ('RotationFailed', 'RotationAbandoned')" in where
+    assert "errorcode IS NOT NULL OR eventname IN ('RotationFailed', 'RotationAbandoned', 'TestRotationFailed')" in where
 
 
 def selected(record: dict) -> bool:
     """The query's WHERE (partition columns aside)."""
     return record.get("eventSource") in ("secretsmanager.amazonaws.com", "kms.amazonaws.com") and (
-        record.get("errorCode") is not None or record.get("eventName") in ("RotationFailed", "RotationAbandoned"))
+        record.get("errorCode") is not None or record.get("eventName") in ("RotationFailed", "RotationAbandoned", "TestRotationFailed"))
 
 
 def as_athena(record: dict) -> dict:

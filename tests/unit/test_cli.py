@@ -89,7 +89,7 @@ def test_installed_console_script_runs_over_the_fixture_corpus():
 def test_no_secret_value_reaches_the_cli_output_even_unredacted():
     fixtures = REPO / "tests" / "fixtures"
     canaries = [p for p in fixtures.rglob("*.json") if "CANARY" in p.read_text()]
-    assert len(canaries) == 2
+    assert len(canaries) >= 2  # the scan finds them: a corpus without canaries would prove nothing
     for fmt in ("jsonl", "table"):
         result = run("classify", *map(str, canaries), "--format", fmt)
         assert result.returncode == 0 and result.stdout

@@ -155,6 +155,14 @@ def test_truncated_gzip_is_one_malformed_outcome():
         ("... because no service control policy allows the kms:Decrypt action", "service control", False),
         ("... with an explicit deny in a resource control policy", "resource control", True),
         ("User: arn:aws:iam::1:user/a is not authorized to perform: kms:Decrypt on resource: k", "", False),
+        # IAM's guide: look for the Deny in the SCP, not in the VPC endpoint policy
+        ("... with an explicit deny in a VPC endpoint policy transitively through a service control policy", "service control", True),
+        # the older form names no policy type, but is explicit
+        ("User: arn:aws:iam::1:user/a is not authorized to perform: secretsmanager:PutSecretValue on resource: s with an explicit deny", "", True),
+        # KMS's hedge for a ciphertext's key it will not describe
+        ("User: r is not authorized to perform: kms:Decrypt on the resource associated with this ciphertext because the resource "
+         "does not exist in this Region, no resource-based policies allow access, or a resource-based policy explicitly denies access",
+         "resource-based", False),
     ],
 )
 def test_access_denied_messages_name_the_policy_type(message, policy_type, explicit):

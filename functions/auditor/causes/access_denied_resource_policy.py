@@ -1,7 +1,27 @@
 """No resource-based policy (secret policy or key policy) allows the action (implicit deny)."""
 
-from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, render
+from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, Match, render
 from ._denied import by_policy_type
+
+_NO_ALLOW = by_policy_type(frozenset({"resource-based"}), explicit=False, fix=True)
+#: KMS's message when the ciphertext's key is out of reach and it will not say why.
+HEDGED = "does not exist in this Region"
+
+
+def _hedged(call) -> bool:
+    return call.service == "kms" and HEDGED in call.error_message
+
+
+def match(call, facts):
+    found = _NO_ALLOW(call, facts)
+    if found is None or not _hedged(call):
+        return found
+    return Match(
+        ("KMS names three possibilities: the key of this ciphertext does not exist in this Region, no key policy "
+         "allows the caller, or the key policy explicitly denies it",) + found.evidence[1:],
+        "medium",
+        found.policy,
+    )
 
 
 def remediation(call, m):
@@ -12,7 +32,12 @@ def remediation(call, m):
     else:
         where = "the secret's resource policy (aws secretsmanager get-resource-policy / put-resource-policy)"
     cross = call.principal.account and call.account and call.principal.account != call.account
-    return (
+    first = ""
+    if _hedged(call):
+        first = ("First make sure the call goes to the Region the ciphertext was encrypted in (a ciphertext can "
+                 "only be decrypted where its key lives, or where a multi-Region replica of that key exists), and "
+                 "that the key policy holds no Deny for this caller. Then: ")
+    return first + (
         f"Add a statement to {where} that allows the caller: {render(stmt)}."
         + (" The caller is in another account: that account must also allow it in the caller's identity policy." if cross else "")
     )
@@ -27,6 +52,6 @@ CAUSE = Cause(
     precedence=61,
     error_codes=ACCESS_DENIED_CODES,
     policy_types=frozenset({"resource-based"}),
-    match=by_policy_type(frozenset({"resource-based"}), explicit=False, fix=True),
+    match=match,
     remediation=remediation,
 )

@@ -7,8 +7,15 @@ from ._base import Cause, Match
 def match(call, facts):
     if call.service != "secretsmanager" or call.action not in FAILURE_SERVICE_EVENTS:
         return None
-    evidence = (f"Secrets Manager service event {call.action} for {call.resource or 'a secret'}",)
-    return Match(evidence, "high")
+    what = {
+        "RotationFailed": "rotation failed",
+        "TestRotationFailed": "the test rotation (testSecret step run on its own) failed",
+        "RotationAbandoned": "rotation was abandoned: a manual change replaced it and AWSPENDING was removed",
+    }.get(call.action, call.action)
+    evidence = [f"Secrets Manager service event {call.action} for {call.resource or 'a secret'}: {what}"]
+    if call.error_message:
+        evidence.append(f"Secrets Manager says: {call.error_message}")
+    return Match(tuple(evidence), "high")
 
 
 def remediation(call, m):

@@ -48,11 +48,12 @@ def match(call, facts):
         return None  # the lookup found something else: not this cause
     if secret is not None and not secret.error:
         return None  # confirmed: no secret by that name either -> secret.not-found
-    if _TAIL.search(head):
-        return None  # a complete ARN of a name that itself ends in -XXXXXX
     if looks_generated(tail):
         return None  # looks like Secrets Manager's own random suffix: a complete ARN
-    evidence.append(f"heuristic: '-{tail}' has no upper-case letter, unlike Secrets Manager's random suffix, so it is likely part of the name")
+    evidence.append(f"heuristic: '-{tail}' has no upper-case letter, unlike Secrets Manager's random suffix "
+                    "(about 1 in 26 random suffixes has none), so it is likely part of the name")
+    if _TAIL.search(head):
+        evidence.append(f"the other reading, less likely: the complete ARN of a secret named {head!r} whose suffix is -{tail}")
     if secret is not None and secret.error:
         evidence.append(f"could not confirm: DescribeSecret failed with {secret.error}")
     return Match(tuple(evidence) + (who(call),), "low")
