@@ -7,13 +7,18 @@ Items (partition key ``pk``):
 * ``ev#<eventID>``: written after a notification was published, so a redelivered event is
   recognised; a publish that failed leaves none, so the retry notifies.
 
+A batch reads every key it needs in one BatchGetItem (its events and its fingerprints), then
+claims all its fingerprints in one TransactWriteItems whose conditions are the state it read
+(optimistic concurrency: a condition that no longer holds cancels the transaction, and only
+those fingerprints fall back to one atomic UpdateItem each). One event alone uses UpdateItem.
+
 When the table cannot be used the caller fails open (notifies): ``DedupUnavailable``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 
 class DedupUnavailable(Exception):
@@ -61,18 +66,100 @@ class Dedup:
 
     def seen_events(self, event_ids: list[str]) -> set[str]:
         """Which of these events were already notified (BatchGetItem, 100 keys a call)."""
-        wanted = list(dict.fromkeys(e for e in event_ids if e))
-        seen: set[str] = set()
-        for start in range(0, len(wanted), 100):
-            keys = [{"pk": {"S": f"ev#{e}"}} for e in wanted[start:start + 100]]
-            request = {self.table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "pk"}}
+        return self.read(event_ids, [])[0]
+
+    def read(self, event_ids: list[str], fingerprints: list[str]) -> tuple[set[str], "dict[str, Optional[dict]]"]:
+        """One strongly consistent read of a batch's keys (BatchGetItem, 100 keys a call): the events
+        already notified, and the stored item of each fingerprint (None: no item). A fingerprint
+        whose key could not be read (unprocessed after retries) is left out of the answer."""
+        pks = [f"ev#{e}" for e in dict.fromkeys(e for e in event_ids if e)]
+        pks += [f"fp#{f}" for f in dict.fromkeys(fingerprints)]
+        found: dict[str, dict] = {}
+        unread: set[str] = set()
+        for start in range(0, len(pks), 100):
+            request = {self.table: {"Keys": [{"pk": {"S": pk}} for pk in pks[start:start + 100]], "ConsistentRead": True,
+                                    "ProjectionExpression": "pk, window_start, suppressed"}}
             for _ in range(3):
                 response = self._call("batch_get_item", RequestItems=request)
-                seen.update(item["pk"]["S"][3:] for item in response.get("Responses", {}).get(self.table, []))
+                found.update((item["pk"]["S"], item) for item in response.get("Responses", {}).get(self.table, []))
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
-        return seen
+            for key in request.get(self.table, {}).get("Keys", []):
+                unread.add(key["pk"]["S"])
+        seen = {pk[3:] for pk in found if pk.startswith("ev#")}
+        states = {f: found.get(f"fp#{f}") for f in fingerprints if f"fp#{f}" not in unread}
+        return seen, states
+
+    def claim_many(self, counts: dict[str, int], states: "dict[str, Optional[dict]]",
+                   now: float) -> tuple[dict[str, Claim], list[str]]:
+        """Claim (or count as suppressed) every fingerprint of a batch in one TransactWriteItems per
+        100, each write conditional on the state ``read`` returned. Returns the claims made, and
+        the fingerprints left to ``claim`` one by one: their state was not read, or changed since."""
+        start = int(now)
+        cutoff = start - self.window
+        planned: list[tuple[str, dict, Claim]] = []
+        left: list[str] = []
+        for fingerprint, count in counts.items():
+            if fingerprint not in states:
+                left.append(fingerprint)
+                continue
+            item = states[fingerprint]
+            update = {"TableName": self.table, "Key": {"pk": {"S": f"fp#{fingerprint}"}}}
+            fresh = {":now": {"N": str(start)}, ":extra": {"N": str(count - 1)}, ":exp": {"N": str(start + 2 * self.window)}}
+            claim_expr = "SET window_start = :now, suppressed = :extra, expires_at = :exp"
+            if item is None:
+                update.update(UpdateExpression=claim_expr, ConditionExpression="attribute_not_exists(pk)",
+                              ExpressionAttributeValues=fresh)
+                planned.append((fingerprint, update, Claim(True, start, added=count - 1)))
+                continue
+            try:
+                window_start = int(item["window_start"]["N"])
+                suppressed = int(item.get("suppressed", {"N": "0"})["N"])
+            except (KeyError, TypeError, ValueError):
+                left.append(fingerprint)  # not an item this code wrote: the atomic path decides
+                continue
+            if window_start <= cutoff:  # the window ran out: notify, carrying the count suppressed in it
+                update.update(UpdateExpression=claim_expr,
+                              ConditionExpression="window_start = :read AND suppressed = :suppressed",
+                              ExpressionAttributeValues={**fresh, ":read": {"N": str(window_start)},
+                                                         ":suppressed": {"N": str(suppressed)}})
+                planned.append((fingerprint, update, Claim(True, start, suppressed, window_start, count - 1)))
+            else:  # notified within the window: count the repeats
+                update.update(UpdateExpression="ADD suppressed :n", ConditionExpression="attribute_exists(pk)",
+                              ExpressionAttributeValues={":n": {"N": str(count)}})
+                planned.append((fingerprint, update, Claim(False, start)))
+        claims: dict[str, Claim] = {}
+        for first in range(0, len(planned), 100):
+            chunk = planned[first:first + 100]
+            for _ in range(2):  # once, then once more without the writes whose condition failed
+                cancelled = self._transact(chunk)
+                if cancelled is None:
+                    claims.update((fingerprint, claim) for fingerprint, _, claim in chunk)
+                    break
+                left.extend(chunk[i][0] for i in cancelled)
+                chunk = [planned_item for i, planned_item in enumerate(chunk) if i not in cancelled]
+                if not chunk:
+                    break
+            else:
+                left.extend(fingerprint for fingerprint, _, _ in chunk)
+        return claims, left
+
+    def _transact(self, chunk: list) -> Optional[set[int]]:
+        """None when the transaction was written; else the positions whose condition failed (all of
+        them when AWS does not say, e.g. a conflicting transaction)."""
+        try:
+            self.client.transact_write_items(TransactItems=[{"Update": update} for _, update, _ in chunk])
+            return None
+        except Exception as exc:  # noqa: BLE001
+            if _code(exc) != "TransactionCanceledException":
+                raise DedupUnavailable(f"TransactWriteItems on {self.table}: {_code(exc) or type(exc).__name__}") from exc
+            reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+            failed = {i for i, r in enumerate(reasons) if (r or {}).get("Code") not in (None, "None")}
+            if len(reasons) != len(chunk) or any((r or {}).get("Code") not in (None, "None", "ConditionalCheckFailed")
+                                                for r in reasons):
+                return set(range(len(chunk)))  # a conflict or throttle: every write goes the atomic way
+            return failed
 
     def mark_events(self, event_ids: list[str], now: float) -> None:
         """Record notified events (BatchWriteItem, 25 a call)."""

@@ -100,12 +100,15 @@ class Pipeline:
 
     def _notify_all(self, groups: dict[str, _Group], now: float, report: Report) -> None:
         """Dedup and publish every group of the batch, with as few AWS round trips as possible:
-        one BatchGetItem for redeliveries (every event of the batch), the conditional claims in parallel, PublishBatch,
-        one BatchWriteItem to remember the notified events."""
+        one BatchGetItem for redeliveries (every event of the batch) and the fingerprints' state, one
+        TransactWriteItems for the claims, PublishBatch, one BatchWriteItem to remember the notified events."""
         dedup = self.dedup
+        states: dict = {}
         if dedup is not None:
             try:
-                seen = dedup.seen_events([f.event_id for g in groups.values() for _, f in g.items])
+                # One event alone claims with a single atomic UpdateItem: no need to read its fingerprint first.
+                seen, states = dedup.read([f.event_id for g in groups.values() for _, f in g.items],
+                                          list(groups) if len(groups) > 1 else [])
             except DedupUnavailable as exc:
                 seen = set()
                 self._dedup_down(report, exc)
@@ -118,7 +121,7 @@ class Pipeline:
                     group.items = [(k, f) for k, f in group.items if f.event_id not in seen]
                 if not group.items:
                     del groups[fingerprint]
-        claims = self._claims(groups, now, report)
+        claims = self._claims(groups, now, report, states)
         due = []
         for fingerprint, group in groups.items():
             claim = claims.get(fingerprint)
@@ -160,26 +163,36 @@ class Pipeline:
             except DedupUnavailable as exc:
                 self._dedup_down(report, exc)
 
-    def _claims(self, groups: dict[str, _Group], now: float, report: Report) -> dict[str, Optional[Claim]]:
-        """Claim each fingerprint's window (conditional writes, in parallel for a batch); None = fail open."""
+    def _claims(self, groups: dict[str, _Group], now: float, report: Report, states: dict) -> dict[str, Optional[Claim]]:
+        """Claim each fingerprint's window: the batch in one transaction conditional on the state read,
+        the rest (state unknown or changed meanwhile) one atomic UpdateItem each, in parallel. None = fail open."""
         if self.dedup is None or not groups:
             return {}
-
-        def claim(item):
-            fingerprint, group = item
+        out: dict[str, Optional[Claim]] = {}
+        left = list(groups)
+        if states:
             try:
-                return fingerprint, self.dedup.claim(fingerprint, now, len(group.items)), None
+                done, left = self.dedup.claim_many({fp: len(g.items) for fp, g in groups.items()}, states, now)
+                out.update(done)
+            except DedupUnavailable as exc:
+                self._dedup_down(report, exc)
+                return dict.fromkeys(groups)
+            if left:
+                report.counts["DedupRetries"] += len(left)
+
+        def claim(fingerprint):
+            try:
+                return fingerprint, self.dedup.claim(fingerprint, now, len(groups[fingerprint].items)), None
             except DedupUnavailable as exc:
                 return fingerprint, None, exc
 
-        if len(groups) == 1:
-            results = [claim(next(iter(groups.items())))]
+        if len(left) <= 1:
+            results = [claim(fingerprint) for fingerprint in left]
         else:
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(max_workers=min(8, len(groups))) as pool:
-                results = list(pool.map(claim, groups.items()))
-        out = {}
+            with ThreadPoolExecutor(max_workers=min(8, len(left))) as pool:
+                results = list(pool.map(claim, left))
         for fingerprint, result, error in results:
             if error is not None:
                 self._dedup_down(report, error)

@@ -180,3 +180,53 @@ def test_a_redelivered_event_anywhere_in_a_batch_is_not_counted_again(stack, aws
     pipe.handle(copies(record, 1, "later"))
     msgs = stack.drain()
     assert len(msgs) == 2 and [m.body.get("suppressed_repeats", {}).get("count") for m in msgs].count(1) == 1
+
+
+def distinct(record, n, prefix):
+    """``n`` failures of the same kind on ``n`` different secrets: ``n`` fingerprints."""
+    out = []
+    for i in range(n):
+        r = copy.deepcopy(record)
+        r["eventID"] = f"{prefix}-{i}"
+        r["requestParameters"] = {"secretId": f"prod/service-{i}"}
+        out.append((r["eventID"], to_eventbridge(r)))
+    return out
+
+
+def test_a_batch_claims_every_fingerprint_in_one_transaction_and_counts_carry_over(stack, aws, record):
+    pipe, clock, metrics = make(stack, aws)
+    operations = []
+    pipe.dedup.client.meta.events.register("before-call.dynamodb", lambda model, **_: operations.append(model.name))
+    pipe.handle(distinct(record, 30, "a") + distinct(record, 30, "b"))  # 30 fingerprints, each twice
+    assert len(stack.drain()) == 30
+    assert operations == ["BatchGetItem", "TransactWriteItems", "BatchWriteItem", "BatchWriteItem"]
+    clock.now += 60
+    pipe.handle(distinct(record, 30, "c"))  # inside the window: counted, not notified
+    assert stack.drain() == [] and metrics.counts["SuppressedDuplicates"] == 60
+    clock.now += 900
+    pipe.handle(distinct(record, 30, "d"))
+    received = stack.drain()
+    assert len(received) == 30
+    assert {m.body["suppressed_repeats"]["count"] for m in received} == {2}  # one of "b", one of "c" each
+    assert "UpdateItem" not in operations
+
+
+def test_a_fingerprint_claimed_elsewhere_after_the_read_falls_back_and_is_notified_once(stack, aws):
+    """Two functions race on one fingerprint: the transaction's condition (the state it read) no
+    longer holds for it, so only that one takes the atomic path, which suppresses it."""
+    mine, theirs = Dedup(stack.table, 900, client=aws("dynamodb")), Dedup(stack.table, 900, client=aws("dynamodb"))
+    now = 1_800_000_000.0
+    _, states = mine.read([], ["fp-raced", "fp-quiet"])
+    assert states == {"fp-raced": None, "fp-quiet": None}
+    assert theirs.claim("fp-raced", now).notify  # the other function wins the race
+    claims, left = mine.claim_many({"fp-raced": 1, "fp-quiet": 3}, states, now)
+    assert left == ["fp-raced"] and claims["fp-quiet"].notify and claims["fp-quiet"].added == 2
+    assert not mine.claim("fp-raced", now).notify  # one notification for it, not two
+    item = aws("dynamodb").get_item(TableName=stack.table, Key={"pk": {"S": "fp#fp-raced"}})["Item"]
+    assert item["suppressed"]["N"] == "1"
+
+
+def test_a_batch_fails_open_when_the_table_is_missing(stack, aws, record):
+    pipe, _, metrics = make(stack, aws, table="no-such-table")
+    pipe.handle(distinct(record, 5, "x"))
+    assert len(stack.drain()) == 5 and metrics.counts["DedupUnavailable"] >= 1

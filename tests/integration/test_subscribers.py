@@ -91,7 +91,7 @@ def test_chat_channel_gets_a_valid_custom_notification_and_email_text_is_readabl
     bodies = json.loads(params["Message"])
     assert bodies["https"] == notification["Message"]  # the chat integration subscribes over HTTPS
     email = bodies["email"]
-    assert email == bodies["default"]
+    assert json.loads(bodies["default"]) == sqs_msg.body  # SQS, Lambda, Firehose, e-mail-json
     lines = email.splitlines()
     assert lines[0] == sqs_msg.body["title"]
     for label in ("Cause:", "Call:", "Caller:", "Resource:", "Where:", "When:", "Evidence:", "Fix:", "Documentation:"):
