@@ -18,7 +18,7 @@ When the table cannot be used the caller fails open (notifies): ``DedupUnavailab
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 
 class DedupUnavailable(Exception):
@@ -76,8 +76,9 @@ class Dedup:
         pks += [f"fp#{f}" for f in dict.fromkeys(fingerprints)]
         found: dict[str, dict] = {}
         unread: set[str] = set()
-        for start in range(0, len(pks), 100):
-            request = {self.table: {"Keys": [{"pk": {"S": pk}} for pk in pks[start:start + 100]], "ConsistentRead": True,
+
+        def get(chunk: list[str]) -> None:
+            request = {self.table: {"Keys": [{"pk": {"S": pk}} for pk in chunk], "ConsistentRead": True,
                                     "ProjectionExpression": "pk, window_start, suppressed"}}
             for _ in range(3):
                 response = self._call("batch_get_item", RequestItems=request)
@@ -85,8 +86,9 @@ class Dedup:
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
-            for key in request.get(self.table, {}).get("Keys", []):
-                unread.add(key["pk"]["S"])
+            unread.update(key["pk"]["S"] for key in request.get(self.table, {}).get("Keys", []))
+
+        self._each([pks[start:start + 100] for start in range(0, len(pks), 100)], get)
         seen = {pk[3:] for pk in found if pk.startswith("ev#")}
         states = {f: found.get(f"fp#{f}") for f in fingerprints if f"fp#{f}" not in unread}
         return seen, states
@@ -165,12 +167,29 @@ class Dedup:
         """Record notified events (BatchWriteItem, 25 a call)."""
         items = [{"PutRequest": {"Item": {"pk": {"S": f"ev#{e}"}, "expires_at": {"N": str(int(now) + self.event_ttl)}}}}
                  for e in dict.fromkeys(e for e in event_ids if e)]
-        for start in range(0, len(items), 25):
-            request = {self.table: items[start:start + 25]}
+
+        def put(chunk: list[dict]) -> None:
+            request = {self.table: chunk}
             for _ in range(3):
                 request = self._call("batch_write_item", RequestItems=request).get("UnprocessedItems") or {}
                 if not request:
                     break
+
+        self._each([items[start:start + 25] for start in range(0, len(items), 25)], put)
+
+    def _each(self, chunks: list, fn: Callable[[Any], None]) -> None:
+        """``fn`` over each chunk: a few calls in flight at once when there are several (boto3
+        clients are thread-safe); the first error is raised once all have finished."""
+        if len(chunks) <= 1:
+            for chunk in chunks:
+                fn(chunk)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.client  # noqa: B018 - built once, before the threads ask for it
+        with ThreadPoolExecutor(max_workers=min(4, len(chunks))) as pool:
+            for future in [pool.submit(fn, chunk) for chunk in chunks]:
+                future.result()
 
     def claim(self, fingerprint: str, now: float, count: int = 1) -> Claim:
         """Claim the window for ``fingerprint`` (notify), or count ``count`` suppressed repeats."""

@@ -15,7 +15,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from auditor.history import RateLimiter, TrailBucket, lookup_records, parse_when
+from auditor.lookup import RateLimiter, lookup_records
+from auditor.s3logs import TrailBucket, parse_when
 
 from ..unit.conftest import fixture_records
 
