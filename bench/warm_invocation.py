@@ -19,7 +19,6 @@ import socket
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 from .common import BIN, HANDLER_ENV, LambdaContext, median, timed
 from .corpus import corpus

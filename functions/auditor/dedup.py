@@ -64,10 +64,6 @@ class Dedup:
                 raise
             raise DedupUnavailable(f"{method} on {self.table}: {_code(exc) or type(exc).__name__}") from exc
 
-    def seen_events(self, event_ids: list[str]) -> set[str]:
-        """Which of these events were already notified (BatchGetItem, 100 keys a call)."""
-        return self.read(event_ids, [])[0]
-
     def read(self, event_ids: list[str], fingerprints: list[str]) -> tuple[set[str], "dict[str, Optional[dict]]"]:
         """One strongly consistent read of a batch's keys (BatchGetItem, 100 keys a call): the events
         already notified, and the stored item of each fingerprint (None: no item). A fingerprint

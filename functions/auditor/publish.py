@@ -167,6 +167,30 @@ def message(finding: Finding, repeats: Repeats = Repeats()) -> dict:
     }
 
 
+#: PublishBatch: at most 10 entries, and 256 KiB for all of them together (bodies, subjects and
+#: attributes); a margin for what SNS adds to its count.
+BATCH_ENTRIES = 10
+BATCH_BYTES = 240 * 1024
+
+
+def _size(msg: dict) -> int:
+    attrs = sum(len(k) + len(v["DataType"]) + len(v["StringValue"].encode()) for k, v in msg["MessageAttributes"].items())
+    return len(msg["Message"].encode()) + len(msg["Subject"]) + attrs
+
+
+def _batches(sizes: list[int]) -> list[range]:
+    """Consecutive index ranges of at most BATCH_ENTRIES entries and BATCH_BYTES bytes each."""
+    out, start, total = [], 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start == BATCH_ENTRIES or total + size > BATCH_BYTES):
+            out.append(range(start, i))
+            start, total = i, 0
+        total += size
+    if sizes:
+        out.append(range(start, len(sizes)))
+    return out
+
+
 class Publisher:
     def __init__(self, topic_arn: str, client=None):
         self.topic_arn = topic_arn
@@ -187,7 +211,7 @@ class Publisher:
         return self.client.publish(TopicArn=self.topic_arn, **message(finding, repeats or Repeats()))["MessageId"]
 
     def publish_many(self, items: list[tuple[Finding, Optional[Repeats]]]) -> list[Optional[Exception]]:
-        """Publish findings with PublishBatch (10 a call); per item, None or the error that stopped it."""
+        """Publish findings with PublishBatch (up to 10 and 256 KiB a call); per item, None or the error that stopped it."""
         if len(items) == 1:
             try:
                 self.publish(*items[0])
@@ -197,8 +221,10 @@ class Publisher:
         results: list[Optional[Exception]] = [None] * len(items)
         client = self.client  # built once, before any thread asks for it
 
+        messages = [message(finding, repeats or Repeats()) for finding, repeats in items]
+
         def send(chunk: range) -> None:
-            entries = [{"Id": str(i), **message(items[i][0], items[i][1] or Repeats())} for i in chunk]
+            entries = [{"Id": str(i), **messages[i]} for i in chunk]
             try:
                 response = client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=entries)
             except Exception as exc:  # noqa: BLE001
@@ -208,7 +234,7 @@ class Publisher:
             for failed in response.get("Failed", []):
                 results[int(failed["Id"])] = RuntimeError(f"{failed.get('Code')}: {failed.get('Message', '')}"[:300])
 
-        chunks = [range(start, min(start + 10, len(items))) for start in range(0, len(items), 10)]
+        chunks = _batches([_size(m) for m in messages])
         if len(chunks) == 1:
             send(chunks[0])
         else:  # a batch of 100 distinct findings is 10 calls: a few in flight at once (boto3 clients are thread-safe)

@@ -116,3 +116,27 @@ def test_hostile_strings_are_inert_and_bounded_everywhere(hostile):
     machine = json.loads(bodies["default"])
     assert machine["cause"] == finding.cause  # a crafted message cannot spoof fields
     assert len(bodies["default"]) < 40_000
+
+
+def test_a_batch_of_large_findings_is_split_to_fit_publish_batch_limits():
+    """PublishBatch takes 10 entries and 256 KiB in all: findings carrying long (hostile, non-ASCII)
+    texts must not make a whole call fail with BatchRequestTooLong, forever on every retry."""
+    from auditor.publish import BATCH_BYTES, BATCH_ENTRIES, Publisher, _size
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def publish_batch(self, TopicArn, PublishBatchRequestEntries):
+            assert len(PublishBatchRequestEntries) <= BATCH_ENTRIES
+            assert sum(_size(e) for e in PublishBatchRequestEntries) <= 256 * 1024
+            self.calls.append([e["Id"] for e in PublishBatchRequestEntries])
+            return {"Successful": [{"Id": e["Id"]} for e in PublishBatchRequestEntries], "Failed": []}
+
+    huge = "\u4e2d\u6587 " * 20_000  # escapes to 6 bytes a character in the outer JSON
+    items = [(finding_with(huge + str(i), resource="prod/db-" + huge[:400]), None) for i in range(23)]
+    client = Recorder()
+    assert Publisher("arn:aws:sns:us-east-1:111122223333:findings", client=client).publish_many(items) == [None] * 23
+    assert sorted(int(i) for call in client.calls for i in call) == list(range(23))  # each once
+    assert len(client.calls) > 3  # more calls than 10-at-a-time would make
+    assert BATCH_BYTES < 256 * 1024
