@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,28 @@ def machine() -> dict:
         pass
     return {"cpu": model, "cores": cores, "python": platform.python_version(),
             "text": f"{model}, {cores} cores{mem}, Python {platform.python_version()} ({platform.system()} {platform.release()})"}
+
+
+def start_moto() -> tuple[subprocess.Popen, str]:
+    """``moto_server`` in its own process on a free loopback port (AWS is remote: an in-process
+    server would charge its CPU to what is timed). Returns the process and its endpoint URL
+    once it accepts connections; the caller terminates it."""
+    import socket
+
+    from demo.stand_in import free_port
+
+    port = free_port()
+    server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(400):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return server, f"http://127.0.0.1:{port}"
+        if server.poll() is not None:
+            raise RuntimeError("moto_server exited at start")
+        time.sleep(0.05)
+    server.kill()
+    raise RuntimeError("moto_server did not start")
 
 
 def timed(fn) -> float:

@@ -14,35 +14,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench.common import start_moto
+
 PY = Path(sys.executable)
 AUDITOR = str(PY.with_name("auditor"))
 ORG, ACCOUNT, REGION, DAY = "o-a1b2c3d4e5", "111122223333", "us-east-1", "2026/11/23"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_moto() -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    server = subprocess.Popen([str(PY.with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(400):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return server, f"http://127.0.0.1:{port}"
-        time.sleep(0.05)
-    server.kill()
-    raise RuntimeError("moto_server did not start")
 
 
 def _run(args: list[str], env: dict) -> float:
@@ -63,7 +45,7 @@ def measure(corpus_dir, rounds: int = 3, jobs: int | None = None, endpoint: str 
         raise ValueError(f"no .json.gz files in {corpus_dir}")
     server = None
     if endpoint is None:
-        server, endpoint = _start_moto()
+        server, endpoint = start_moto()
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                AWS_DEFAULT_REGION=REGION)
     env.pop("AWS_PROFILE", None)

@@ -15,40 +15,26 @@ import contextlib
 import io
 import json
 import os
-import socket
-import subprocess
-import time
 import uuid
 
-from .common import BIN, HANDLER_ENV, LambdaContext, median, timed
+from demo.stand_in import findings_stack
+
+from .common import HANDLER_ENV, LambdaContext, median, start_moto, timed
 from .corpus import corpus
 
 
 @contextlib.contextmanager
 def moto_server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, endpoint = start_moto()
     try:
-        for _ in range(400):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if server.poll() is not None:
-                raise RuntimeError("moto_server exited at start")
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("moto_server did not start")
         saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                                                  "AWS_SESSION_TOKEN", "AWS_PROFILE", *HANDLER_ENV)}
         os.environ.pop("AWS_PROFILE", None)
         os.environ.pop("AWS_SESSION_TOKEN", None)
-        os.environ.update(HANDLER_ENV, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="testing",
+        os.environ.update(HANDLER_ENV, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
                           AWS_SECRET_ACCESS_KEY="testing")
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield endpoint
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -65,14 +51,7 @@ def stack() -> None:
     import boto3
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    sns, sqs, ddb = boto3.client("sns"), boto3.client("sqs"), boto3.client("dynamodb")
-    topic = sns.create_topic(Name=name)["TopicArn"]
-    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
-    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+    topic, _ = findings_stack(boto3.client("sns"), boto3.client("sqs"), boto3.client("dynamodb"), name)
     os.environ.update(FINDINGS_TOPIC_ARN=topic, DEDUP_TABLE_NAME=name)
     import auditor.handler as handler
 

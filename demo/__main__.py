@@ -16,13 +16,14 @@ import gzip
 import io
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
+
+from .stand_in import findings_stack, free_port, queue_arn
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -57,9 +58,7 @@ def start_moto() -> object:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
@@ -108,16 +107,10 @@ def main() -> int:
 
     name = f"auditor-demo-{uuid.uuid4().hex[:6]}"
     sns, sqs, ddb, events = (boto3.client(s) for s in ("sns", "sqs", "dynamodb", "events"))
-    topic = sns.create_topic(Name=name)["TopicArn"]
-    inbox = sqs.create_queue(QueueName=f"{name}-subscriber")["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
-    ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    topic, inbox = findings_stack(sns, sqs, ddb, name, subscriber=f"{name}-subscriber")
     delivery = sqs.create_queue(QueueName=f"{name}-rule-target")["QueueUrl"]
-    delivery_arn = sqs.get_queue_attributes(QueueUrl=delivery, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
-    events.put_targets(Rule=name, Targets=[{"Id": "delivery", "Arn": delivery_arn}])
+    events.put_targets(Rule=name, Targets=[{"Id": "delivery", "Arn": queue_arn(sqs, delivery)}])
     say(f"3/4 Created topic {topic} with an SQS subscriber, dedup table {name}, and rule {name}")
 
     from auditor.trail import to_eventbridge

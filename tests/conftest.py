@@ -4,17 +4,12 @@ normal configuration (AWS_ENDPOINT_URL), never in-process patching."""
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 
+from demo.stand_in import free_port
+
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from demo.stand_in import findings_stack
+
 from ..unit.conftest import fixture_records
 
 
@@ -42,13 +44,7 @@ class Stack:
 
 def make_stack(aws) -> Stack:
     name = f"auditor-{uuid.uuid4().hex[:8]}"
-    sns, sqs, ddb = aws("sns"), aws("sqs"), aws("dynamodb")
-    topic = sns.create_topic(Name=name)["TopicArn"]
-    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-    ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    topic, queue = findings_stack(aws("sns"), aws("sqs"), aws("dynamodb"), name)
     return Stack(topic, name, queue, aws)
 
 
