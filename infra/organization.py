@@ -71,11 +71,18 @@ class ForwarderStack(Stack):
         # The target grants this role events:PutEvents on the central bus, and nothing else.
         self.role = iam.Role(self, "PutOnCentralBus", assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
                              description="May put events on the auditor's central bus, nothing else")
-        rule = events.Rule(self, "FailedCalls", description="Failed Secrets Manager and KMS calls, forwarded to the auditor",
+        rule = events.Rule(self, "FailedCalls", description="Failed Secrets Manager and KMS calls, forwarded to the auditor "
+                           "(disabled in the auditor's own account and region, whose rule reads the default bus itself)",
                            event_pattern=events.EventPattern(source=DETECTION_PATTERN["source"]))
         cfn = rule.node.default_child
         cfn.add_property_override("EventPattern", DETECTION_PATTERN)
-        cfn.add_property_override("State", RULE_STATE)
+        # Where the auditor itself runs (the audit account, home region: the bus's own account and
+        # region), its stack's rule already reads the default bus; forwarding too would deliver
+        # every failure there twice. The StackSet still deploys here when that account is in an OU.
+        home_region, audit_account = bus_arn.split(":")[3:5]
+        at_auditor = cdk.CfnCondition(self, "AtTheAuditor", expression=cdk.Fn.condition_and(
+            cdk.Fn.condition_equals(cdk.Aws.ACCOUNT_ID, audit_account), cdk.Fn.condition_equals(cdk.Aws.REGION, home_region)))
+        cfn.add_property_override("State", cdk.Fn.condition_if(at_auditor.logical_id, "DISABLED", RULE_STATE))
         rule.add_target(targets.EventBus(events.EventBus.from_event_bus_arn(self, "Central", bus_arn), role=self.role,
                                          dead_letter_queue=self.dead_letters))
         # The L2 event-bus target takes no retry policy; EventBridge supports one on every target.

@@ -43,6 +43,9 @@ class Report:
 @dataclass
 class _Group:
     items: list[tuple[str, Finding]] = field(default_factory=list)
+    #: Inputs that carried an event already in ``items`` (EventBridge and SQS deliver at least
+    #: once): no finding of their own, but retried with it when its publish fails.
+    copies: list[str] = field(default_factory=list)
 
 
 class Pipeline:
@@ -58,21 +61,37 @@ class Pipeline:
         groups: dict[str, _Group] = {}
         per_cause: Counter = Counter()
         calls: list[tuple[str, FailedCall]] = []
+        first_key: dict[str, str] = {}  # CloudTrail eventID -> the input that brought it first
+        copies: list[tuple[str, str]] = []  # (key, eventID) of inputs repeating an event of this batch
         for key, event in events:
             outcome = parse_record(event, key)
             if type(outcome) is Malformed:
                 report.counts["MalformedEvents"] += 1
                 self.log.warning("malformed event dropped", extra={"origin": outcome.origin, "reason": outcome.reason})
             elif type(outcome) is FailedCall:
+                event_id = outcome.event_id
+                if event_id and event_id in first_key:
+                    copies.append((key, event_id))
+                    continue
+                if event_id:
+                    first_key[event_id] = key
                 calls.append((key, outcome))
             else:
                 report.counts["IgnoredEvents"] += 1
+        if copies:  # the same CloudTrail event twice in one batch is one failure
+            report.counts["RedeliveredEvents"] += len(copies)
+            self.log.info("event delivered twice in one batch: counted once",
+                          extra={"event_ids": [e for _, e in copies][:10]})
         for (key, call), facts in zip(calls, self._facts(calls, report)):
             finding = classify(call, facts)
             report.findings.append(finding)
             per_cause[(finding.service, finding.cause)] += 1
             self.log.info("finding", extra={"finding": finding.to_dict(), "correlation_id": finding.event_id})
             groups.setdefault(finding.fingerprint, _Group()).items.append((key, finding))
+        if copies:
+            group_of = {f.event_id: g for g in groups.values() for _, f in g.items}
+            for key, event_id in copies:
+                group_of[event_id].copies.append(key)
         report.counts["FindingsTotal"] = sum(per_cause.values())
         if groups:
             self._notify_all(groups, now, report)
@@ -148,6 +167,7 @@ class Pipeline:
             if error is not None:
                 report.counts["PublishFailures"] += 1
                 report.failed_keys.extend(k for k, _ in group.items)
+                report.failed_keys.extend(group.copies)
                 self.log.error("publishing failed; the event will be retried",
                                extra={"fingerprint": fingerprint, "error": type(error).__name__})
                 if claim is not None:

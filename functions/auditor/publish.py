@@ -35,7 +35,9 @@ def clean(text: Any, limit: int = 300) -> str:
     """One line of printable text: control/format characters dropped, whitespace collapsed, bounded."""
     if not isinstance(text, str):
         text = "" if text is None else str(text)
-    text = "".join(ch if unicodedata.category(ch)[0] not in "CZ" or ch == " " else " " for ch in text[: limit * 2])
+    text = text[: limit * 2]
+    if not (text.isascii() and text.isprintable()):  # printable ASCII (most text) has nothing to drop
+        text = "".join(ch if unicodedata.category(ch)[0] not in "CZ" or ch == " " else " " for ch in text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -86,7 +86,13 @@ def test_forwarder_rule_role_and_dead_letter_queue(forwarder):
     bus_arn = "arn:aws:events:us-east-1:111122223333:event-bus/SecretsKmsFailureAuditor-central"
     (rule,) = resources(forwarder, "AWS::Events::Rule").values()
     props = rule["Properties"]
-    assert props["State"] == RULE_STATE and props["EventPattern"] == DETECTION_PATTERN
+    assert props["EventPattern"] == DETECTION_PATTERN
+    # Enabled everywhere but where the auditor's own rule reads the default bus (no double delivery).
+    (condition,) = forwarder["Conditions"]
+    assert props["State"] == {"Fn::If": [condition, "DISABLED", RULE_STATE]}
+    assert forwarder["Conditions"][condition] == {"Fn::And": [
+        {"Fn::Equals": [{"Ref": "AWS::AccountId"}, ORG["auditAccount"]]},
+        {"Fn::Equals": [{"Ref": "AWS::Region"}, ORG["homeRegion"]]}]}
     target = props["Targets"][0]
     assert target["Arn"] == bus_arn and target["RetryPolicy"]["MaximumRetryAttempts"] == 8
     statements = [s for p in resources(forwarder, "AWS::IAM::Policy").values() for s in p["Properties"]["PolicyDocument"]["Statement"]]

@@ -182,6 +182,33 @@ def test_a_redelivered_event_anywhere_in_a_batch_is_not_counted_again(stack, aws
     assert len(msgs) == 2 and [m.body.get("suppressed_repeats", {}).get("count") for m in msgs].count(1) == 1
 
 
+
+def test_the_same_event_twice_in_one_batch_is_one_failure_and_retried_together(stack, aws, record):
+    """EventBridge and SQS both deliver at least once: two messages carrying one CloudTrail event
+    in a batch are one finding and one notification, not a finding plus a suppressed repeat."""
+    class FailsOnce(Publisher):
+        failed = False
+
+        def publish(self, finding, repeats=None):
+            if not FailsOnce.failed:
+                FailsOnce.failed = True
+                raise RuntimeError("Throttling")
+            return super().publish(finding, repeats)
+
+    (event,) = copies(record, 1, "twice")
+    flaky, clock, metrics = make(stack, aws, publisher=FailsOnce(stack.topic_arn, client=aws("sns")))
+    batch = [("msg-1", event[1]), ("msg-2", copy.deepcopy(event[1]))]
+    report = flaky.handle(batch)
+    assert sorted(report.failed_keys) == ["msg-1", "msg-2"]  # both come back, neither is lost
+    assert stack.drain() == []
+    report = flaky.handle(batch)  # SQS redelivers both
+    assert report.failed_keys == [] and len(report.findings) == 1
+    (msg,) = stack.drain()
+    assert "suppressed_repeats" not in msg.body
+    assert metrics.counts["RedeliveredEvents"] == 2 and "SuppressedDuplicates" not in metrics.counts
+    assert metrics.by_cause["access-denied.identity-policy"] == 2  # one per attempt, not per copy
+
+
 def distinct(record, n, prefix):
     """``n`` failures of the same kind on ``n`` different secrets: ``n`` fingerprints."""
     out = []

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditor.classify import classify
-from auditor.publish import Repeats, email_text, message, subject_for
+from auditor.publish import Repeats, clean, email_text, message, subject_for
 from auditor.trail import parse_record
 
 from .test_trail import DENIED
@@ -140,3 +143,15 @@ def test_a_batch_of_large_findings_is_split_to_fit_publish_batch_limits():
     assert sorted(int(i) for call in client.calls for i in call) == list(range(23))  # each once
     assert len(client.calls) > 3  # more calls than 10-at-a-time would make
     assert BATCH_BYTES < 256 * 1024
+
+
+@given(st.text(max_size=400))
+@settings(max_examples=400, deadline=None)
+def test_clean_drops_the_same_characters_whatever_the_text(text):
+    """``clean`` skips its per-character scan for printable ASCII: the result must be the one
+    the scan gives (no control, format or separator character; whitespace collapsed; bounded)."""
+    scanned = "".join(ch if unicodedata.category(ch)[0] not in "CZ" or ch == " " else " " for ch in text[:200])
+    expected = " ".join(scanned.split())
+    expected = expected if len(expected) <= 100 else expected[:99] + "…"
+    assert clean(text, 100) == expected
+    assert clean(text + "\u202e\x1b[31m\n", 100) == clean(text + "   [31m", 100)
