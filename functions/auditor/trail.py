@@ -95,6 +95,9 @@ class Denial:
     action: str  # e.g. "kms:Decrypt", as the message names it ("" if absent)
     resource: str
     policy_arn: str  # the denying policy's ARN when AWS includes it
+    #: KMS would not say which of several reasons applies ("the resource does not exist in this
+    #: Region, no resource-based policies allow access, or a resource-based policy explicitly denies access")
+    hedged: bool = False
 
 
 def parse_denial(message: str) -> Denial:
@@ -103,7 +106,7 @@ def parse_denial(message: str) -> Denial:
     Plain string scanning rather than regular expressions: this runs for every denial, and
     the phrases are fixed by IAM.
     """
-    policy_type, explicit, policy_arn = "", False, ""
+    policy_type, explicit, policy_arn, hedged = "", False, "", False
     # Fixed phrases, matched without lower-casing the whole message ("Explicit"/"explicit" both end in "xplicit").
     at = message.find("xplicit deny")
     if at >= 0:
@@ -127,7 +130,7 @@ def parse_denial(message: str) -> Denial:
         elif "no resource-based policies allow" in message:
             # KMS, when it cannot tell which: "... because the resource does not exist in this Region,
             # no resource-based policies allow access, or a resource-based policy explicitly denies access"
-            policy_type = "resource-based"
+            policy_type, hedged = "resource-based", True
     action = resource = ""
     at = message.find("not authorized to perform")
     if at >= 0:
@@ -137,7 +140,7 @@ def parse_denial(message: str) -> Denial:
             if len(words) >= 3 and words[1] == "on" and words[2].startswith("resource"):
                 target = words[3] if words[2] in ("resource:", "resource") and len(words) > 3 else ""
                 resource = target.strip('"').rstrip(".,;")
-    return Denial(policy_type, explicit, action, resource, policy_arn)
+    return Denial(policy_type, explicit, action, resource, policy_arn, hedged)
 
 
 def _without_article(text: str) -> str:

@@ -89,6 +89,24 @@ def test_partial_arn_is_a_low_confidence_heuristic_until_confirmed():
         assert found.confidence == "low" and any("heuristic" in e for e in found.evidence), path
 
 
+
+def test_kms_hedged_denial_is_a_medium_confidence_key_policy_cause_that_checks_the_region_first():
+    """KMS will not say whether the ciphertext's key is elsewhere or its policy says no: the finding
+    names all three possibilities, and the fix starts with the Region."""
+    path = FIXTURES / "access-denied.resource-policy" / "independent-kms-ciphertext-resource-not-in-region-or-no-policy.json"
+    found = classify(parse_record(json.loads(path.read_text())))
+    assert (found.cause, found.confidence) == ("access-denied.resource-policy", "medium")
+    assert "three possibilities" in found.evidence[0]
+    assert found.remediation.startswith("First make sure the call goes to the Region the ciphertext was encrypted in")
+    plain = json.loads(path.read_text())
+    plain["errorMessage"] = ("User: arn:aws:iam::111122223333:role/app is not authorized to perform: kms:Decrypt on resource: "
+                             "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab because no "
+                             "resource-based policy allows the kms:Decrypt action")
+    unhedged = classify(parse_record(plain))
+    assert (unhedged.cause, unhedged.confidence) == ("access-denied.resource-policy", "high")
+    assert not unhedged.remediation.startswith("First")
+
+
 def test_a_full_arn_with_a_random_suffix_is_not_called_a_partial_arn():
     record = {
         "eventSource": "secretsmanager.amazonaws.com", "eventName": "GetSecretValue", "awsRegion": "us-east-2",

@@ -168,6 +168,7 @@ def test_truncated_gzip_is_one_malformed_outcome():
 def test_access_denied_messages_name_the_policy_type(message, policy_type, explicit):
     denial = parse_denial(message)
     assert (denial.policy_type, denial.explicit) == (policy_type, explicit)
+    assert denial.hedged == ("no resource-based policies allow" in message)  # KMS would not say which
 
 
 def test_denial_names_the_action_and_resource():

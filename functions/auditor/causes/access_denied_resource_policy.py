@@ -4,12 +4,11 @@ from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, Match, render
 from ._denied import by_policy_type
 
 _NO_ALLOW = by_policy_type(frozenset({"resource-based"}), explicit=False, fix=True)
-#: KMS's message when the ciphertext's key is out of reach and it will not say why.
-HEDGED = "does not exist in this Region"
 
 
 def _hedged(call) -> bool:
-    return call.service == "kms" and HEDGED in call.error_message
+    """KMS's message when the ciphertext's key is out of reach and it will not say why (trail.parse_denial)."""
+    return call.denial is not None and call.denial.hedged
 
 
 def match(call, facts):
