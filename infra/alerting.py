@@ -3,7 +3,7 @@ Amazon Q Developer in chat applications), and the dedup table that keeps them fr
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_chatbot as chatbot
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -66,6 +66,14 @@ class Alerting(Construct):
             master_key=self.key,
             enforce_ssl=True,
         )
+        # enforce_ssl gives the topic a policy of its own, which replaces SNS's default policy:
+        # CloudWatch alarm actions then need an explicit Allow (the function's role publishes
+        # through its IAM policy). Only this account's alarms, in this Region.
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            sid="AllowThisAccountsAlarmsToPublish", principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"], resources=[self.topic.topic_arn],
+            conditions={"ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"}},
+        ))
         for address in config.notification_emails:
             self.topic.add_subscription(subs.EmailSubscription(address))
         for url in config.https_endpoints:

@@ -168,6 +168,10 @@ def load(get: Callable[[str], Any]) -> AuditorConfig:
     if retention not in _RETENTION:
         allowed = ", ".join(str(k) for k in sorted(_RETENTION))
         raise ConfigError(f"context 'logRetentionDays' is {retention}: CloudWatch Logs allows {allowed}")
+    organization = _organization(ctx("organization", None))
+    if organization is not None and len(stack_name) > 128 - len("-forwarders"):
+        raise ConfigError(f"context 'stackName' is {len(stack_name)} characters long: in organization mode at most "
+                          f"{128 - len('-forwarders')}, so that the StackSet name '<stackName>-forwarders' fits in 128")
     return AuditorConfig(
         stack_name=stack_name,
         notification_emails=_list("notificationEmails", ctx("notificationEmails", []), lambda v: bool(_EMAIL.match(v)), "e-mail addresses"),
@@ -180,5 +184,5 @@ def load(get: Callable[[str], Any]) -> AuditorConfig:
         simulate_policies=_bool("simulatePolicies", ctx("simulatePolicies", False)),
         findings_spike_threshold=_int("findingsSpikeThreshold", ctx("findingsSpikeThreshold", DEFAULTS.findings_spike_threshold), 1, 1_000_000),
         max_concurrency=_int("maxConcurrency", ctx("maxConcurrency", DEFAULTS.max_concurrency), 2, 1000),
-        organization=_organization(ctx("organization", None)),
+        organization=organization,
     )

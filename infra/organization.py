@@ -35,10 +35,6 @@ def central_bus_name(stack_name: str) -> str:
     return f"{stack_name}-central"
 
 
-def central_bus_arn(org: Organization, stack_name: str) -> str:
-    return f"arn:aws:events:{org.home_region}:{org.audit_account}:event-bus/{central_bus_name(stack_name)}"
-
-
 class CentralBus(Construct):
     """The audit account's bus for the organization's forwarded failures."""
 
@@ -57,6 +53,9 @@ class CentralBus(Construct):
                                 description="Failures forwarded from the organization's accounts and regions",
                                 event_pattern=events.EventPattern(source=DETECTION_PATTERN["source"]))
         self.rule.node.default_child.add_property_override("EventPattern", DETECTION_PATTERN)
+        # Forwarded read-only calls (GetSecretValue, Decrypt, ...) are still read-only management
+        # events: a rule on a custom bus matches them only in this state, as on the default bus.
+        self.rule.node.default_child.add_property_override("State", RULE_STATE)
         self.rule.add_target(targets.SqsQueue(queue, dead_letter_queue=self.dead_letters, retry_attempts=8,
                                               max_event_age=Duration.hours(2)))
 
@@ -64,9 +63,11 @@ class CentralBus(Construct):
 class ForwarderStack(Stack):
     """What each member account and region runs: detection rule -> central bus."""
 
-    def __init__(self, scope: Construct, id: str, *, bus_arn: str, **kwargs) -> None:
+    def __init__(self, scope: Construct, id: str, *, bus_name: str, audit_account: str, home_region: str, **kwargs) -> None:
         super().__init__(scope, id, description="Forwards failed Secrets Manager and KMS calls to the organization's auditor",
                          synthesizer=cdk.CliCredentialsStackSynthesizer(), **kwargs)
+        # The partition is the one the stack instance runs in (a StackSet never leaves its partition).
+        bus_arn = cdk.Fn.sub(f"arn:${{AWS::Partition}}:events:{home_region}:{audit_account}:event-bus/{bus_name}")
         self.dead_letters = secure_queue(self, "UndeliveredEvents")
         # The target grants this role events:PutEvents on the central bus, and nothing else.
         self.role = iam.Role(self, "PutOnCentralBus", assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
@@ -79,7 +80,6 @@ class ForwarderStack(Stack):
         # Where the auditor itself runs (the audit account, home region: the bus's own account and
         # region), its stack's rule already reads the default bus; forwarding too would deliver
         # every failure there twice. The StackSet still deploys here when that account is in an OU.
-        home_region, audit_account = bus_arn.split(":")[3:5]
         at_auditor = cdk.CfnCondition(self, "AtTheAuditor", expression=cdk.Fn.condition_and(
             cdk.Fn.condition_equals(cdk.Aws.ACCOUNT_ID, audit_account), cdk.Fn.condition_equals(cdk.Aws.REGION, home_region)))
         cfn.add_property_override("State", cdk.Fn.condition_if(at_auditor.logical_id, "DISABLED", RULE_STATE))
@@ -91,12 +91,13 @@ class ForwarderStack(Stack):
             id="AwsSolutions-SQS3", reason="This queue is itself the forwarder's dead-letter queue."))
 
 
-def forwarder_template(bus_arn: str, *, nag: bool = True) -> dict:
+def forwarder_template(org: Organization, stack_name: str, *, nag: bool = True) -> dict:
     """Synthesize the forwarder on its own (no assets) and return its template."""
     import tempfile
 
     app = cdk.App(outdir=tempfile.mkdtemp(prefix="auditor-forwarder-"))
-    stack = ForwarderStack(app, "SecretsKmsAuditorForwarder", bus_arn=bus_arn)
+    stack = ForwarderStack(app, "SecretsKmsAuditorForwarder", bus_name=central_bus_name(stack_name),
+                           audit_account=org.audit_account, home_region=org.home_region)
     if nag:
         from cdk_nag import AwsSolutionsChecks
 
@@ -108,9 +109,9 @@ def forwarder_template(bus_arn: str, *, nag: bool = True) -> dict:
 class ForwarderRollout(Construct):
     """The forwarder as a service-managed StackSet, deployed automatically to the OUs' accounts."""
 
-    def __init__(self, scope: Construct, id: str, *, org: Organization, stack_name: str) -> None:
+    def __init__(self, scope: Construct, id: str, *, org: Organization, stack_name: str, central: CentralBus) -> None:
         super().__init__(scope, id)
-        body = json.dumps(forwarder_template(central_bus_arn(org, stack_name)), separators=(",", ":"))
+        body = json.dumps(forwarder_template(org, stack_name), separators=(",", ":"))
         self.stack_set = cdk.CfnStackSet(
             self, "Forwarders",
             stack_set_name=f"{stack_name}-forwarders",
@@ -120,10 +121,16 @@ class ForwarderRollout(Construct):
             call_as=org.call_as,
             capabilities=["CAPABILITY_IAM"],
             managed_execution={"Active": True},
+            # SOFT_FAILURE_TOLERANCE: 50 % of the accounts at once, whatever the tolerance (the default,
+            # strict mode, would run only tolerance + 1 accounts at a time); past 20 % failed accounts
+            # in a Region the operation stops. (Auto-deployment to joining accounts ignores these.)
             operation_preferences=cdk.CfnStackSet.OperationPreferencesProperty(
-                failure_tolerance_percentage=10, max_concurrent_percentage=50, region_concurrency_type="PARALLEL"),
+                concurrency_mode="SOFT_FAILURE_TOLERANCE", failure_tolerance_percentage=20,
+                max_concurrent_percentage=50, region_concurrency_type="PARALLEL"),
             stack_instances_group=[cdk.CfnStackSet.StackInstancesProperty(
                 deployment_targets=cdk.CfnStackSet.DeploymentTargetsProperty(organizational_unit_ids=list(org.organizational_units)),
                 regions=list(org.regions))],
             template_body=body,
         )
+        # Forwarders go live only once the bus and its organization policy exist.
+        self.stack_set.node.add_dependency(central)

@@ -22,14 +22,15 @@ class AuditorStack(Stack):
         fn = AuditorFunction(self, "Auditor", config=config, topic=alerting.topic, topic_key=alerting.key, table=alerting.table)
         ingestion = Ingestion(self, "Ingestion", function=fn.function, max_concurrency=config.max_concurrency)
         detection = Detection(self, "Detection", queue=ingestion.queue)
-        Observability(self, "Observability", config=config, function=fn.function, log_group=fn.log_group,
-                      queues={"UndeliveredEvents": detection.dead_letters, "FailedEvents": ingestion.dead_letters},
-                      backlog=ingestion.queue, topic=alerting.topic)
+        parking = {"UndeliveredEvents": detection.dead_letters, "FailedEvents": ingestion.dead_letters}
         if config.organization is not None:
             central = CentralBus(self, "Organization", org=config.organization, stack_name=config.stack_name, queue=ingestion.queue)
-            ForwarderRollout(self, "Rollout", org=config.organization, stack_name=config.stack_name)
+            ForwarderRollout(self, "Rollout", org=config.organization, stack_name=config.stack_name, central=central)
             acknowledge(central.dead_letters, ("AwsSolutions-SQS3", "This queue is itself a dead-letter queue; an alarm watches its depth."))
+            parking["UndeliveredForwardedEvents"] = central.dead_letters
             CfnOutput(self, "CentralBusArn", value=central.bus.event_bus_arn)
+        Observability(self, "Observability", config=config, function=fn.function, log_group=fn.log_group,
+                      queues=parking, backlog=ingestion.queue, topic=alerting.topic)
         if config.create_trail:
             ManagementTrail(self, "ManagementTrail")
         CfnOutput(self, "FindingsTopicArn", value=alerting.topic.topic_arn)

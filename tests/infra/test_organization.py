@@ -48,6 +48,10 @@ def test_organization_context_is_validated_with_clear_messages():
         with pytest.raises(ConfigError) as err:
             load({"organization": bad}.get)
         assert says in str(err.value)
+    long_name = "A" * 118  # fine alone; "<stackName>-forwarders" would exceed the StackSet name's 128
+    assert load({"stackName": long_name}.get).stack_name == long_name
+    with pytest.raises(ConfigError, match="at most 117"):
+        load({"stackName": long_name, "organization": ORG}.get)
 
 
 def test_single_account_mode_has_no_organization_resources(template):
@@ -82,8 +86,30 @@ def test_stack_set_auto_deploys_the_forwarder_to_the_ous_in_every_region(central
     assert props["CallAs"] == "DELEGATED_ADMIN" and props["Capabilities"] == ["CAPABILITY_IAM"]
 
 
+def test_central_rule_matches_forwarded_read_only_calls_and_its_dead_letters_are_alarmed(central):
+    (rule_id, rule), = [(i, r["Properties"]) for i, r in resources(central, "AWS::Events::Rule").items() if "EventBusName" in r["Properties"]]
+    assert rule["State"] == RULE_STATE  # forwarded GetSecretValue/Decrypt failures are read-only management events
+    parked = {rule["Targets"][0]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]}
+    for r in resources(central, "AWS::Events::Rule").values():
+        parked |= {t["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] for t in r["Properties"]["Targets"] if "DeadLetterConfig" in t}
+    for q in resources(central, "AWS::SQS::Queue").values():
+        if "RedrivePolicy" in q["Properties"]:
+            parked.add(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0])
+    watched = {a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in resources(central, "AWS::CloudWatch::Alarm").values()
+               if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"}
+    assert len(parked) == 3 and parked <= watched  # undelivered, undelivered-forwarded, failed
+
+
+def test_stack_set_waits_for_the_bus_and_rolls_out_half_the_accounts_at_a_time(central):
+    (stack_set,) = resources(central, "AWS::CloudFormation::StackSet").values()
+    bus_resources = {i for i, r in central["Resources"].items() if r["Type"] in ("AWS::Events::EventBus", "AWS::Events::EventBusPolicy")}
+    assert len(bus_resources) == 2 and bus_resources <= set(stack_set["DependsOn"])
+    prefs = stack_set["Properties"]["OperationPreferences"]
+    assert prefs["ConcurrencyMode"] == "SOFT_FAILURE_TOLERANCE" and prefs["MaxConcurrentPercentage"] == 50
+
+
 def test_forwarder_rule_role_and_dead_letter_queue(forwarder):
-    bus_arn = "arn:aws:events:us-east-1:111122223333:event-bus/SecretsKmsFailureAuditor-central"
+    bus_arn = {"Fn::Sub": "arn:${AWS::Partition}:events:us-east-1:111122223333:event-bus/SecretsKmsFailureAuditor-central"}
     (rule,) = resources(forwarder, "AWS::Events::Rule").values()
     props = rule["Properties"]
     assert props["EventPattern"] == DETECTION_PATTERN

@@ -115,6 +115,20 @@ def test_topic_is_encrypted_with_a_rotating_customer_managed_key_alarms_can_use(
     assert '"aws:SecureTransport": "false"' in policy and '"Effect": "Deny"' in policy
 
 
+def test_alarms_may_publish_to_the_topic_its_own_policy_replaces_the_default_one(template):
+    """A topic policy replaces SNS's default policy, so CloudWatch alarm actions need an Allow
+    in it ("...alarm:X is not authorized to perform: SNS:Publish" otherwise)."""
+    topic_id = next(iter(resources(template, "AWS::SNS::Topic")))
+    (policy,) = resources(template, "AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    allows = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    (alarms,) = [s for s in allows if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert alarms["Action"] == "sns:Publish" and alarms["Resource"] == {"Ref": topic_id}
+    source = json.dumps(alarms["Condition"]["ArnLike"]["aws:SourceArn"])
+    assert ":cloudwatch:" in source and "AWS::AccountId" in source and ":alarm:*" in source
+    assert len(allows) == 1  # nobody else is let in through the topic policy
+
+
 def test_dedup_table(template):
     table = next(iter(resources(template, "AWS::DynamoDB::Table").values()))["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
