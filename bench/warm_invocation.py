@@ -85,7 +85,7 @@ def quiet_handler():
         yield
 
 
-def measure(n: int, seed: int, events: int = 300, batch_rounds: int = 3) -> dict:
+def measure(n: int, seed: int, events: int = 300, batch_rounds: int = 5) -> dict:
     from auditor.classify import classify
     from auditor.trail import parse_record
 
@@ -112,7 +112,9 @@ def measure(n: int, seed: int, events: int = 300, batch_rounds: int = 3) -> dict
 
 def batch_vs_single(envelopes: list[dict], rounds: int) -> dict:
     """Handler cost per event: SQS batches of 100 vs one EventBridge event per invocation, same
-    events, a fresh topic and table for each side of each round; median of per-round ratios."""
+    events, a fresh topic and table for each side of each round; the two sides alternate which
+    goes first (as in classify_vs_parse: neither always meets a warmer or busier moto); median
+    of per-round ratios."""
     import auditor.handler as handler
 
     context = LambdaContext()
@@ -129,13 +131,20 @@ def batch_vs_single(envelopes: list[dict], rounds: int) -> dict:
 
     single, batched, ratios = [], [], []
     with quiet_handler():
-        for _ in range(rounds):
+        def side(run) -> float:
             stack()
             handler.handler(envelopes[-1], context)
-            s = timed(lambda: [handler.handler(e, context) for e in events]) / len(events)
-            stack()
-            handler.handler(envelopes[-1], context)
-            b = timed(batches) / len(events)
+            return timed(run) / len(events)
+
+        def one_by_one():
+            for e in events:
+                handler.handler(e, context)
+
+        for i in range(rounds):
+            if i % 2:
+                b, s = side(batches), side(one_by_one)
+            else:
+                s, b = side(one_by_one), side(batches)
             single.append(s)
             batched.append(b)
             ratios.append(b / s)

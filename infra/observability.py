@@ -61,9 +61,9 @@ class Observability(Construct):
                                 label="kms", period=FIVE_MINUTES, using_metrics={})
         sm = cw.MathExpression(expression=f"SUM(SEARCH('{{{METRICS_NAMESPACE},service,AwsService,Cause}} MetricName=\"Findings\" AwsService=\"secretsmanager\"', 'Sum', 300))",
                                label="secretsmanager", period=FIVE_MINUTES, using_metrics={})
-        top = (
+        top = (  # one line per failure: a publish that failed is logged again when its retry settles
             "fields @timestamp, finding.cause, finding.principal.arn, finding.resource\n"
-            "| filter message = 'finding'\n"
+            "| filter message = 'finding' and outcome != 'retried'\n"
         )
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.stack_name}-findings"[:255])
         self.dashboard.add_widgets(

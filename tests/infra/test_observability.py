@@ -61,7 +61,7 @@ def test_logs_insights_widgets_rank_principals_and_resources_from_the_function_l
     for title, field in (("Top principals", "finding.principal.arn"), ("Top resources", "finding.resource")):
         query = w[title]["properties"]["query"]
         assert query.startswith("SOURCE 'TOKEN") and log_group in query, query  # the function's own log group
-        assert "filter message = 'finding'" in query and f"stats count(*) as findings by {field}" in query
+        assert "filter message = 'finding' and outcome != 'retried'" in query and f"stats count(*) as findings by {field}" in query
         assert "sort findings desc" in query and "limit" in query
         assert w[title]["type"] == "log"
 

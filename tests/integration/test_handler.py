@@ -69,7 +69,7 @@ def test_malformed_events_are_counted_and_do_not_raise(stack, capsys):
     assert "malformed event dropped" in out
 
 
-def test_publish_failure_raises_so_aws_retries_and_the_retry_notifies(stack, failures, monkeypatch):
+def test_publish_failure_raises_so_aws_retries_and_the_retry_notifies(stack, failures, monkeypatch, capsys):
     import auditor.handler as handler
 
     record = next(r for c, n, r in failures if c == "secret.not-found")
@@ -81,6 +81,10 @@ def test_publish_failure_raises_so_aws_retries_and_the_retry_notifies(stack, fai
     monkeypatch.setattr(handler, "_pipeline", None)
     invoke(to_eventbridge(record))  # the retry: the failed attempt released its dedup claim
     assert len(stack.drain()) == 1
+    out = capsys.readouterr().out
+    outcomes = [json.loads(line)["outcome"] for line in out.splitlines() if line.startswith("{") and '"message":"finding"' in line]
+    assert outcomes == ["retried", "notified"]  # logged at each attempt, with what became of it
+    assert metric_total(emf(out), "FindingsTotal") == 1  # counted once, when it settled
 
 
 def test_fail_open_when_the_dedup_table_is_missing(stack, failures, monkeypatch, capsys):
