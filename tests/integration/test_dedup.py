@@ -51,6 +51,20 @@ def make(stack, aws, table=None, window=900, publisher=None):
     return pipe, clock, metrics
 
 
+class FailsOnce(Publisher):
+    """Publishes, except the first time (a throttled or unreachable SNS)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.failed = False
+
+    def publish(self, finding, repeats=None):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("Throttling")
+        return super().publish(finding, repeats)
+
+
 def copies(record, n, prefix="e"):
     out = []
     for i in range(n):
@@ -98,16 +112,7 @@ def test_fail_open_when_the_table_does_not_exist(stack, aws, record):
 
 
 def test_failed_publish_releases_the_claim_so_the_retry_notifies(stack, aws, record):
-    class Flaky(Publisher):
-        fail = True
-
-        def publish(self, finding, repeats=None):
-            if Flaky.fail:
-                Flaky.fail = False
-                raise RuntimeError("ThrottledException")
-            return super().publish(finding, repeats)
-
-    pipe, clock, metrics = make(stack, aws, publisher=Flaky(stack.topic_arn, client=aws("sns")))
+    pipe, clock, metrics = make(stack, aws, publisher=FailsOnce(stack.topic_arn, client=aws("sns")))
     event = copies(record, 1)
     report = pipe.handle(event)
     assert report.failed_keys == ["e-0"] and metrics.counts["PublishFailures"] == 1
@@ -127,8 +132,8 @@ def test_storm_of_10000_identical_failures_is_one_notification_and_10000_counted
 
 
 def test_3000_failures_across_50_fingerprints_are_50_notifications(stack, aws, failures):
-    """(moto's TransactWriteItems copies the whole table once per item, and every settled event
-    leaves a marker in it: 3,000 events in batches of 100, as deployed, keep this test quick.)"""
+    """In batches of 100, as the event source mapping hands them over: each batch reads its
+    events and fingerprints once and writes each of the 50 fingerprints once."""
     pipe, clock, metrics = make(stack, aws)
     base = next(r for c, n, r in failures if c == "secret.not-found")
     events = []
@@ -144,15 +149,6 @@ def test_3000_failures_across_50_fingerprints_are_50_notifications(stack, aws, f
 
 
 def test_a_failed_publish_keeps_the_previous_windows_suppressed_count_for_the_retry(stack, aws, record):
-    class FailsOnce(Publisher):
-        failed = False
-
-        def publish(self, finding, repeats=None):
-            if not FailsOnce.failed:
-                FailsOnce.failed = True
-                raise RuntimeError("Throttling")
-            return super().publish(finding, repeats)
-
     pipe, clock, metrics = make(stack, aws)
     started = int(clock.now)
     pipe.handle(copies(record, 1, "first"))
@@ -188,15 +184,6 @@ def test_a_redelivered_event_anywhere_in_a_batch_is_not_counted_again(stack, aws
 def test_the_same_event_twice_in_one_batch_is_one_failure_and_retried_together(stack, aws, record):
     """EventBridge and SQS both deliver at least once: two messages carrying one CloudTrail event
     in a batch are one finding and one notification, not a finding plus a suppressed repeat."""
-    class FailsOnce(Publisher):
-        failed = False
-
-        def publish(self, finding, repeats=None):
-            if not FailsOnce.failed:
-                FailsOnce.failed = True
-                raise RuntimeError("Throttling")
-            return super().publish(finding, repeats)
-
     (event,) = copies(record, 1, "twice")
     flaky, clock, metrics = make(stack, aws, publisher=FailsOnce(stack.topic_arn, client=aws("sns")))
     batch = [("msg-1", event[1]), ("msg-2", copy.deepcopy(event[1]))]
@@ -304,15 +291,6 @@ def test_a_failed_publish_whose_release_fails_too_notifies_on_its_retry(stack, a
         if kwargs.get("ConditionExpression") == "window_start = :start":  # the release
             raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
         return ddb.update_item(**kwargs)
-
-    class FailsOnce(Publisher):
-        failed = False
-
-        def publish(self, finding, repeats=None):
-            if not FailsOnce.failed:
-                FailsOnce.failed = True
-                raise RuntimeError("InternalError")
-            return super().publish(finding, repeats)
 
     clock, metrics = Clock(), Counting()
     pipe = Pipeline(publisher=FailsOnce(stack.topic_arn, client=aws("sns")),
