@@ -14,12 +14,10 @@ failed, or botocore resending a claim whose answer was lost, notifies instead of
 itself as a repeat of its own claim.
 
 A batch reads every key it needs in one BatchGetItem (its events and its fingerprints), then
-writes each fingerprint once, in parallel: an UpdateItem conditional on the state it read
-(optimistic concurrency: a fingerprint another invocation changed in between falls back to the
-atomic ``claim``). Independent writes rather than one transaction: a write costs one write unit,
-not two, and in a storm, when concurrent batches all touch the storm's fingerprint, a conflict
-on it cannot cancel the writes of every other fingerprint of the batch. One event alone uses
-``claim``.
+writes all its fingerprints in one TransactWriteItems whose conditions are the state it read
+(optimistic concurrency: a fingerprint another invocation changed or is writing in between
+falls back to the atomic ``claim``, and the others are written again without it). One round
+trip for up to 100 fingerprints, at two write units each. One event alone uses ``claim``.
 
 When the table cannot be used the caller fails open (notifies): ``DedupUnavailable``. A table
 that did not answer is not asked again for ``BREAKER_SECONDS``, so an outage costs one
@@ -29,7 +27,6 @@ timeout, not one per call.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
@@ -99,8 +96,8 @@ class Dedup:
         return self._client
 
     def _call(self, method: str, **kwargs) -> Any:
-        """One DynamoDB call. ConditionalCheckFailed is the caller's to read; anything else is
-        ``DedupUnavailable``. A transport failure (timeout, connection)
+        """One DynamoDB call. ConditionalCheckFailed and TransactionCanceled are the caller's to
+        read; anything else is ``DedupUnavailable``. A transport failure (timeout, connection)
         opens the breaker: calls fail at once until it closes."""
         until, why = self._down
         if until and self._monotonic() < until:
@@ -109,7 +106,7 @@ class Dedup:
             return getattr(self.client, method)(**kwargs)
         except Exception as exc:  # noqa: BLE001
             code = _code(exc)
-            if code == "ConditionalCheckFailedException":
+            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
                 raise
             why = code or type(exc).__name__
             if any(t in why for t in _TRANSPORT):
@@ -146,8 +143,8 @@ class Dedup:
 
     def claim_many(self, groups: "dict[str, tuple[int, Sequence[str]]]", states: "dict[str, Optional[dict]]",
                    now: float) -> tuple[dict[str, Claim], list[str]]:
-        """Claim (or count as repeats) every fingerprint of a batch, one UpdateItem each (a few in
-        flight), each conditional on the state ``read`` returned. ``groups`` maps a fingerprint
+        """Claim (or count as repeats) every fingerprint of a batch in one TransactWriteItems per
+        100, each write conditional on the state ``read`` returned. ``groups`` maps a fingerprint
         to (how many events, their event ids). Returns the claims made, and the fingerprints left
         to ``claim`` one by one: their state was not read, or changed since."""
         start = int(now)
@@ -190,22 +187,38 @@ class Dedup:
                               ExpressionAttributeValues={":n": {"N": str(count)}, ":exp": exp})
                 planned.append((fingerprint, update, Claim(False, start)))
         claims: dict[str, Claim] = {}
-        lock = threading.Lock()
-
-        def write(plan: tuple[str, dict, Claim]) -> None:
-            fingerprint, update, claim = plan
-            try:
-                self._call("update_item", **update)
-                with lock:
-                    claims[fingerprint] = claim
-            except DedupUnavailable:
-                raise
-            except Exception:  # noqa: BLE001 - ConditionalCheckFailed: the state changed since the read
-                with lock:
-                    left.append(fingerprint)
-
-        self._each([[plan] for plan in planned], lambda chunk: write(chunk[0]), workers=8)
+        for first in range(0, len(planned), 100):
+            chunk = planned[first:first + 100]
+            for _ in range(2):  # once, then once more without the writes that could not be made
+                refused = self._transact(chunk)
+                if refused is None:
+                    claims.update((fingerprint, claim) for fingerprint, _, claim in chunk)
+                    break
+                left.extend(chunk[i][0] for i in refused)
+                chunk = [plan for i, plan in enumerate(chunk) if i not in refused]
+                if not chunk:
+                    break
+            else:
+                left.extend(fingerprint for fingerprint, _, _ in chunk)
         return claims, left
+
+    def _transact(self, chunk: list) -> Optional[set[int]]:
+        """Write a chunk's updates in one TransactWriteItems (botocore gives it an idempotency
+        token, so its own retries are safe). None when written; else the positions to take the
+        atomic path: those whose condition failed or that conflicted with another invocation's
+        write (in a storm, concurrent batches all touch its fingerprint: only that one goes the
+        atomic way, the rest are written again), or all of them when AWS does not say."""
+        try:
+            self._call("transact_write_items", TransactItems=[{"Update": update} for _, update, _ in chunk])
+            return None
+        except DedupUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - TransactionCanceledException
+            reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+            codes = [(r or {}).get("Code") or "None" for r in reasons]
+            if len(codes) != len(chunk) or any(c not in ("None", "ConditionalCheckFailed", "TransactionConflict") for c in codes):
+                return set(range(len(chunk)))  # throttled or unexplained: every write goes the atomic way
+            return {i for i, c in enumerate(codes) if c != "None"}
 
     def mark_events(self, event_ids: list[str], now: float) -> None:
         """Record settled events (BatchWriteItem, 25 a call). Raises DedupUnavailable when some
@@ -228,7 +241,7 @@ class Dedup:
         if sum(unwritten):
             raise DedupUnavailable(f"BatchWriteItem on {self.table}: {sum(unwritten)} event marker(s) unprocessed")
 
-    def _each(self, chunks: list, fn: Callable[[Any], None], workers: int = 4) -> None:
+    def _each(self, chunks: list, fn: Callable[[Any], None]) -> None:
         """``fn`` over each chunk: a few calls in flight at once when there are several (boto3
         clients are thread-safe); the first error is raised once all have finished."""
         if len(chunks) <= 1:
@@ -238,7 +251,7 @@ class Dedup:
         from concurrent.futures import ThreadPoolExecutor
 
         self.client  # noqa: B018 - built once, before the threads ask for it
-        with ThreadPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
+        with ThreadPoolExecutor(max_workers=min(4, len(chunks))) as pool:
             for future in [pool.submit(fn, chunk) for chunk in chunks]:
                 future.result()
 

@@ -131,7 +131,7 @@ class Pipeline:
     def _notify_all(self, groups: dict[str, _Group], now: float, report: Report) -> None:
         """Dedup and publish every group of the batch, with as few AWS round trips as possible:
         one BatchGetItem for redeliveries (every event of the batch) and the fingerprints' state, one
-        conditional UpdateItem per fingerprint, PublishBatch, one BatchWriteItem per 25 settled events."""
+        TransactWriteItems for the claims, PublishBatch, one BatchWriteItem per 25 settled events."""
         dedup = self.dedup
         states: dict = {}
         if dedup is not None:
@@ -203,8 +203,8 @@ class Pipeline:
             settled.extend(f.event_id for _, f in group.items)
 
     def _claims(self, groups: dict[str, _Group], now: float, report: Report, states: dict) -> dict[str, Optional[Claim]]:
-        """Claim each fingerprint's window: a write conditional on the state read for each, the rest
-        (state unknown or changed meanwhile) through the atomic claim, in parallel. None = fail open."""
+        """Claim each fingerprint's window: the batch in one transaction conditional on the state read,
+        the rest (state unknown or changed meanwhile) one atomic claim each, in parallel. None = fail open."""
         if self.dedup is None or not groups or report.dedup_failed:
             return {}  # no table, or it already failed in this batch: notify, without waiting on it again
         members = {fp: (len(g.items), [f.event_id for _, f in g.items]) for fp, g in groups.items()}

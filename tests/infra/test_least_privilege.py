@@ -20,7 +20,9 @@ TEMPLATES = ["template", "full_template"]
 #: Modules the Lambda never imports: the CLI and its history readers (local credentials).
 CLI_ONLY = {"cli.py", "s3logs.py", "lookup.py"}
 #: APIs authorized by another IAM action than their own name.
-AUTHORIZED_AS = {"sns:PublishBatch": "sns:Publish"}
+AUTHORIZED_AS = {"sns:PublishBatch": "sns:Publish",
+                 # IAM authorizes each action of a transaction as that action (there is no TransactWriteItems action)
+                 "dynamodb:TransactWriteItems": "dynamodb:UpdateItem"}
 #: APIs that no IAM policy can allow or deny ("No permissions are required to perform this
 #: operation", STS API reference): the enricher's fallback when it runs outside Lambda.
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
