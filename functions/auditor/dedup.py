@@ -71,8 +71,25 @@ def _backoff(attempt: int) -> None:
     time.sleep(0.05 * (2 ** attempt) * (0.5 + random.random() / 2))
 
 
-#: At most this many event ids in one ``claimed_by IN (...)`` condition (DynamoDB allows 100 operands).
-_IDS = 50
+def _owners(event_ids: Sequence[str]) -> tuple[set[str], dict]:
+    """The event ids a window may be claimed for, and the one a new claim names (the first)."""
+    ids = [e for e in dict.fromkeys(event_ids) if e]
+    return set(ids), {"S": ids[0] if ids else "-"}
+
+
+def _reclaim(held: dict, me: dict, exp: dict) -> dict:
+    """UpdateItem arguments: take over a window claimed for one of our events and never settled."""
+    return {"UpdateExpression": "SET claimed_by = :me, expires_at = :exp",
+            "ConditionExpression": "window_start = :read AND claimed_by = :held",
+            "ExpressionAttributeValues": {":me": me, ":exp": exp, ":read": held["window_start"],
+                                          ":held": {"S": _s(held, "claimed_by")}}}
+
+
+def _count_repeats(count: int, exp: dict) -> dict:
+    """UpdateItem arguments: count repeats into a live window; never into a deleted item (no resurrection)."""
+    return {"UpdateExpression": "SET expires_at = :exp ADD suppressed :n",
+            "ConditionExpression": "attribute_exists(window_start)",
+            "ExpressionAttributeValues": {":n": {"N": str(count)}, ":exp": exp}}
 
 
 class Dedup:
@@ -156,8 +173,7 @@ class Dedup:
                 left.append(fingerprint)
                 continue
             item = states[fingerprint]
-            ids = [e for e in dict.fromkeys(event_ids) if e][:_IDS]
-            me = {"S": ids[0] if ids else "-"}
+            ids, me = _owners(event_ids)
             exp = {"N": str(start + 2 * self.window)}
             update = {"TableName": self.table, "Key": {"pk": {"S": f"fp#{fingerprint}"}}}
             fresh = {":now": {"N": str(start)}, ":extra": {"N": str(count - 1)}, ":exp": exp, ":me": me}
@@ -176,15 +192,10 @@ class Dedup:
                                                          ":suppressed": {"N": str(suppressed)}})
                 planned.append((fingerprint, update, Claim(True, start, suppressed, window_start, count - 1)))
             elif _s(item, "claimed_by") in ids:  # claimed for one of these very events, never settled: theirs
-                update.update(UpdateExpression="SET claimed_by = :me, expires_at = :exp",
-                              ConditionExpression="window_start = :read AND claimed_by = :held",
-                              ExpressionAttributeValues={":me": me, ":exp": exp, ":read": {"N": str(window_start)},
-                                                         ":held": {"S": _s(item, "claimed_by")}})
+                update.update(_reclaim(item, me, exp))
                 planned.append((fingerprint, update, Claim(True, window_start)))
             else:  # notified within the window: count the repeats
-                update.update(UpdateExpression="SET expires_at = :exp ADD suppressed :n",
-                              ConditionExpression="attribute_exists(window_start)",
-                              ExpressionAttributeValues={":n": {"N": str(count)}, ":exp": exp})
+                update.update(_count_repeats(count, exp))
                 planned.append((fingerprint, update, Claim(False, start)))
         claims: dict[str, Claim] = {}
         for first in range(0, len(planned), 100):
@@ -259,10 +270,9 @@ class Dedup:
         """Claim the window for ``fingerprint`` (notify), or count ``count`` repeats, atomically:
         one conditional UpdateItem, and a second one decided by the item the first one met."""
         start = int(now)
-        ids = [e for e in dict.fromkeys(event_ids) if e][:_IDS]
+        ids, me = _owners(event_ids)
         key = {"pk": {"S": f"fp#{fingerprint}"}}
         exp = {"N": str(start + 2 * self.window)}
-        me = {"S": ids[0] if ids else "-"}
         for _ in range(3):
             try:
                 old = self._call(
@@ -285,16 +295,9 @@ class Dedup:
                 if window_start is not None and _s(held, "claimed_by") in ids:
                     # Claimed for one of these very events and never settled (a failed publish whose
                     # release failed too, or botocore resending our claim): still theirs to notify.
-                    self._call("update_item", TableName=self.table, Key=key,
-                               UpdateExpression="SET claimed_by = :me, expires_at = :exp",
-                               ConditionExpression="window_start = :read AND claimed_by = :held",
-                               ExpressionAttributeValues={":me": me, ":exp": exp, ":read": {"N": str(window_start)},
-                                                          ":held": {"S": _s(held, "claimed_by")}})
+                    self._call("update_item", TableName=self.table, Key=key, **_reclaim(held, me, exp))
                     return Claim(True, window_start)
-                self._call("update_item", TableName=self.table, Key=key,
-                           UpdateExpression="SET expires_at = :exp ADD suppressed :n",
-                           ConditionExpression="attribute_exists(window_start)",  # never resurrect a deleted item
-                           ExpressionAttributeValues={":n": {"N": str(count)}, ":exp": exp})
+                self._call("update_item", TableName=self.table, Key=key, **_count_repeats(count, exp))
                 return Claim(False, start)
             except Exception as exc:  # noqa: BLE001
                 if _code(exc) != "ConditionalCheckFailedException":
