@@ -15,7 +15,7 @@ from .corpus import corpus
 
 def measure(n: int, rounds: int, seed: int) -> dict:
     from auditor.classify import classify
-    from auditor.trail import FailedCall, parse_record
+    from auditor.records import FailedCall, parse_record
 
     lines = corpus(n, seed).lines
     loads = json.loads
@@ -53,7 +53,7 @@ def profile(n: int, seed: int, top: int = 20) -> str:
     import pstats
 
     from auditor.classify import classify
-    from auditor.trail import FailedCall, parse_record
+    from auditor.records import FailedCall, parse_record
 
     lines = corpus(n, seed).lines
     loads = json.loads

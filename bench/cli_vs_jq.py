@@ -119,7 +119,8 @@ def breakdown(logs) -> dict:
 
     from auditor.classify import classify
     from auditor.cli import process_bytes
-    from auditor.trail import FailedCall, iter_outcomes, parse_record
+    from auditor.documents import iter_outcomes
+    from auditor.records import FailedCall, parse_record
 
     files = sorted(logs.glob("*.json.gz"))
     stages = dict.fromkeys(("read", "gunzip", "json.loads", "parse_record", "classify", "render", "ipc (pickle)",

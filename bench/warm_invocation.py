@@ -60,7 +60,7 @@ def stack() -> None:
 
 
 def failure_events(n: int, seed: int, events: int) -> list[dict]:
-    from auditor.trail import FailedCall, parse_record, to_eventbridge
+    from auditor.records import FailedCall, parse_record, to_eventbridge
 
     out = []
     for raw in corpus(n, seed).lines:
@@ -87,7 +87,7 @@ def quiet_handler():
 
 def measure(n: int, seed: int, events: int = 300, batch_rounds: int = 5) -> dict:
     from auditor.classify import classify
-    from auditor.trail import parse_record
+    from auditor.records import parse_record
 
     envelopes = failure_events(n, seed, events + 1)
     with moto_server():

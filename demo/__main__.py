@@ -113,7 +113,7 @@ def main() -> int:
     events.put_targets(Rule=name, Targets=[{"Id": "delivery", "Arn": queue_arn(sqs, delivery)}])
     say(f"3/4 Created topic {topic} with an SQS subscriber, dedup table {name}, and rule {name}")
 
-    from auditor.trail import to_eventbridge
+    from auditor.records import to_eventbridge
 
     records = sample_records()
     for start in range(0, len(records), 10):

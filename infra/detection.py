@@ -8,14 +8,14 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from .function import secure_queue
+from .queues import parking_queue
 from .pattern import DETECTION_PATTERN, RULE_STATE
 
 
 class Detection(Construct):
     def __init__(self, scope: Construct, id: str, *, queue: sqs.IQueue) -> None:
         super().__init__(scope, id)
-        self.dead_letters = secure_queue(self, "UndeliveredEvents")
+        self.dead_letters = parking_queue(self, "UndeliveredEvents")
         self.rule = events.Rule(
             self,
             "FailedCalls",

@@ -11,7 +11,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_sns as sns
@@ -47,16 +46,6 @@ def powertools_version(requirements: Path = ROOT / "requirements.txt") -> str:
     if not match:
         raise ValueError(f"{requirements} does not pin aws-lambda-powertools==X.Y.Z")
     return match.group(1)
-
-
-def secure_queue(scope: Construct, id: str) -> sqs.Queue:
-    return sqs.Queue(
-        scope,
-        id,
-        encryption=sqs.QueueEncryption.SQS_MANAGED,
-        enforce_ssl=True,
-        retention_period=Duration.days(14),
-    )
 
 
 class AuditorFunction(Construct):

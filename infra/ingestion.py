@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from .function import secure_queue
+from .queues import parking_queue
 
 MAX_RECEIVES = 5
 
@@ -22,7 +22,7 @@ MAX_RECEIVES = 5
 class Ingestion(Construct):
     def __init__(self, scope: Construct, id: str, *, function: lambda_.Function, max_concurrency: int, batch_size: int = 100) -> None:
         super().__init__(scope, id)
-        self.dead_letters = secure_queue(self, "FailedEvents")
+        self.dead_letters = parking_queue(self, "FailedEvents")
         self.queue = sqs.Queue(
             self,
             "Events",

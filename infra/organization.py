@@ -27,7 +27,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .config import Organization
-from .function import secure_queue
+from .queues import parking_queue
 from .pattern import DETECTION_PATTERN, RULE_STATE
 
 
@@ -48,7 +48,7 @@ class CentralBus(Construct):
             resources=[self.bus.event_bus_arn],
             conditions={"StringEquals": {"aws:PrincipalOrgID": org.id}},
         ))
-        self.dead_letters = secure_queue(self, "UndeliveredForwardedEvents")
+        self.dead_letters = parking_queue(self, "UndeliveredForwardedEvents")
         self.rule = events.Rule(self, "ForwardedFailures", event_bus=self.bus,
                                 description="Failures forwarded from the organization's accounts and regions",
                                 event_pattern=events.EventPattern(source=DETECTION_PATTERN["source"]))
@@ -68,7 +68,7 @@ class ForwarderStack(Stack):
                          synthesizer=cdk.CliCredentialsStackSynthesizer(), **kwargs)
         # The partition is the one the stack instance runs in (a StackSet never leaves its partition).
         bus_arn = cdk.Fn.sub(f"arn:${{AWS::Partition}}:events:{home_region}:{audit_account}:event-bus/{bus_name}")
-        self.dead_letters = secure_queue(self, "UndeliveredEvents")
+        self.dead_letters = parking_queue(self, "UndeliveredEvents")
         # The target grants this role events:PutEvents on the central bus, and nothing else.
         self.role = iam.Role(self, "PutOnCentralBus", assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
                              description="May put events on the auditor's central bus, nothing else")

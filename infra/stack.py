@@ -12,7 +12,7 @@ from .function import AuditorFunction
 from .ingestion import Ingestion
 from .organization import CentralBus, ForwarderRollout
 from .observability import Observability
-from .trail import ManagementTrail
+from .management_trail import ManagementTrail
 
 
 class AuditorStack(Stack):

@@ -12,7 +12,7 @@ from typing import Optional
 from .causes import CATALOG, Cause
 from .facts import Facts
 from .finding import Finding, fingerprint
-from .trail import FailedCall
+from .records import FailedCall
 
 __all__ = ["classify", "candidates"]
 

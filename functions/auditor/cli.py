@@ -24,7 +24,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator, Sequence
 
 from .classify import classify
-from .trail import FailedCall, Skipped, iter_outcomes
+from .documents import iter_outcomes
+from .records import FailedCall, Skipped
 
 EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2
 MAX_MALFORMED_SHOWN = 20
@@ -138,7 +139,7 @@ def _inputs(paths: Sequence[str]) -> Iterator[str | tuple[str, bytes | OSError]]
 def _walk(directory: str) -> Iterator[tuple[str, None]]:
     from pathlib import Path
 
-    from .trail import LOG_SUFFIXES
+    from .documents import LOG_SUFFIXES
 
     for path in sorted(Path(directory).rglob("*")):
         if path.is_file() and path.name.endswith(LOG_SUFFIXES):
@@ -280,7 +281,7 @@ def _classify_s3(url: str, args: argparse.Namespace, run: "Run") -> None:
     an object that cannot be read is named on stderr and the rest go on.
     """
     from .s3logs import TrailBucket, split_s3_url
-    from .trail import LOG_SUFFIXES
+    from .documents import LOG_SUFFIXES
 
     try:
         bucket, prefix = split_s3_url(url)

@@ -22,9 +22,10 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Optional
 
-from .causes.secret_partial_arn import split
+from .aws import Breaker, error_code
+from .causes._base import split_secret_arn as split
 from .facts import Facts, KeyFacts, SecretFacts, SimulationFacts
-from .trail import ACCESS_DENIED_CODES, FailedCall
+from .records import ACCESS_DENIED_CODES, FailedCall
 
 SECRET_CODES = frozenset({"ResourceNotFoundException", "InvalidRequestException", "DecryptionFailure",
                           "EncryptionFailure", "ValidationException"}) | ACCESS_DENIED_CODES
@@ -36,7 +37,6 @@ _SM = "secretsmanager.amazonaws.com"
 NOT_FOUND_TTL = 60.0  # a secret created after the failure should be seen soon
 FAILURE_TTL = 30.0  # a storm must not hammer AWS, and a transient failure must not stick
 BREAKER_SECONDS = 30.0  # an endpoint that did not answer is not asked again for this long
-_TRANSPORT = ("Timeout", "EndpointConnectionError", "ConnectionError", "ConnectionClosedError", "ProxyConnectionError")
 _IAM_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
 
 
@@ -70,17 +70,6 @@ class TTLCache:
         return len(self._items)
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return response.get("Error", {}).get("Code") or type(exc).__name__
-    return type(exc).__name__  # ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError, ...
-
-
-def _is_transport(code: str) -> bool:
-    return any(t in code for t in _TRANSPORT)
-
-
 def _iso(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else (value or "")
 
@@ -95,7 +84,7 @@ class Enricher:
 
     ``failures`` counts lookups that AWS answered with an error or did not answer (a cached
     failure reused for a later event is noted in that event's facts, not counted again);
-    ``lookups`` counts the DescribeSecret / DescribeKey / simulation calls made (tests and
+    ``requests`` counts the DescribeSecret / DescribeKey / simulation calls made (tests and
     benchmarks read it; the one GetCallerIdentity is not counted).
     ``own_account`` skips the GetCallerIdentity call when the caller knows the account.
     """
@@ -109,11 +98,11 @@ class Enricher:
         self._clients: dict[tuple[str, str], Any] = {}
         self.cache = cache or TTLCache()
         self.failures = 0
-        self.lookups = 0
+        self.requests = 0
         self._own_account = own_account
         self._lock = threading.Lock()  # batches look up in parallel threads
         self._inflight: dict[Any, threading.Event] = {}
-        self._down: dict[tuple[str, str], tuple[float, str]] = {}  # (service, region) -> (until, why)
+        self._breaker = Breaker(BREAKER_SECONDS)  # per (service, region): an endpoint that did not answer
 
     # -- clients ---------------------------------------------------------------------------------
     def client(self, service: str, region: str):
@@ -140,9 +129,9 @@ class Enricher:
         with self._lock:
             self.failures += 1
 
-    def _looked_up(self) -> None:
+    def _requested(self) -> None:
         with self._lock:
-            self.lookups += 1
+            self.requests += 1
 
     # -- the one entry point ------------------------------------------------------------------
     def facts_for(self, call: FailedCall) -> Optional[Facts]:
@@ -206,8 +195,8 @@ class Enricher:
             account = self.client("sts", "").get_caller_identity()["Account"]
         except Exception as exc:  # noqa: BLE001
             self._failed()
-            self.cache.put(("GetCallerIdentity",), "error:" + _error_code(exc), ttl=FAILURE_TTL)
-            return "error:" + _error_code(exc)
+            self.cache.put(("GetCallerIdentity",), "error:" + error_code(exc), ttl=FAILURE_TTL)
+            return "error:" + error_code(exc)
         self.cache.put(("GetCallerIdentity",), account, ttl=10 * 365 * 86400)
         return account
 
@@ -267,10 +256,10 @@ class Enricher:
         cache_key = (api, region, resource_id)
         found = self.cache.get(cache_key)
         if found is None:
-            down = self._down.get((service, region))
-            if down is not None and down[0] > time.monotonic():
+            why = self._breaker.why_open((service, region))
+            if why is not None:
                 notes.append(f"not looked up: {service} in {region or 'the default region'} did not answer "
-                             f"a moment ago ({down[1]}): confidence lowered")
+                             f"a moment ago ({why}): confidence lowered")
                 return None
             found = self._once(cache_key, lambda: self._fetch(cache_key, service, region, resource_id, lookup))
         if found.error:
@@ -278,12 +267,11 @@ class Enricher:
         return found
 
     def _fetch(self, cache_key, service: str, region: str, resource_id: str, lookup):
-        self._looked_up()
+        self._requested()
         found = lookup(region, resource_id)
         if found.error:
             self._failed()
-            if _is_transport(found.error):
-                self._down[(service, region)] = (time.monotonic() + BREAKER_SECONDS, found.error)
+            self._breaker.record(found.error, (service, region))
         ttl = FAILURE_TTL if found.error else (None if found.found else NOT_FOUND_TTL)
         self.cache.put(cache_key, found, ttl=ttl)
         return found
@@ -292,7 +280,7 @@ class Enricher:
         try:
             r = self.client("secretsmanager", region).describe_secret(SecretId=secret_id)
         except Exception as exc:  # noqa: BLE001
-            code = _error_code(exc)
+            code = error_code(exc)
             return SecretFacts(found=False) if code == "ResourceNotFoundException" else SecretFacts(error=code)
         return SecretFacts(
             found=True, arn=r.get("ARN", ""), name=r.get("Name", ""), owning_service=r.get("OwningService", "") or "",
@@ -304,7 +292,7 @@ class Enricher:
         try:
             m = self.client("kms", region).describe_key(KeyId=key_id)["KeyMetadata"]
         except Exception as exc:  # noqa: BLE001
-            code = _error_code(exc)
+            code = error_code(exc)
             return KeyFacts(found=False) if code == "NotFoundException" else KeyFacts(error=code)
         return KeyFacts(found=True, key_id=m.get("KeyId", ""), arn=m.get("Arn", ""),
                         key_spec=m.get("KeySpec", "") or m.get("CustomerMasterKeySpec", ""),
@@ -346,7 +334,7 @@ class Enricher:
         return found
 
     def _simulate(self, cache_key, principal: str, action: str, resource: str, context: list) -> SimulationFacts:
-        self._looked_up()
+        self._requested()
         iam = self.client("iam", _IAM_REGION.get(principal.split(":")[1], "us-east-1"))
         base: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": [action]}
         if resource:
@@ -357,7 +345,7 @@ class Enricher:
             without = iam.simulate_principal_policy(**base)["EvaluationResults"][0]
         except Exception as exc:  # noqa: BLE001
             self._failed()
-            found = SimulationFacts(error=_error_code(exc))
+            found = SimulationFacts(error=error_code(exc))
             self.cache.put(cache_key, found, ttl=FAILURE_TTL)
             return found
         decision = _decision(with_ctx, resource)

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .trail import Principal
+from .records import Principal
 
 SCHEMA_VERSION = "1"
 

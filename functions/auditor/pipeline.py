@@ -22,11 +22,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Sequence
 
+from .aws import fan_out
 from .classify import classify
 from .dedup import Claim, Dedup, DedupUnavailable
 from .finding import Finding
 from .publish import Publisher, Repeats
-from .trail import FailedCall, Malformed, parse_record
+from .records import FailedCall, Malformed, parse_record
 
 
 class Metrics(Protocol):
@@ -118,13 +119,7 @@ class Pipeline:
         if self.enricher is None or not calls:
             return [None] * len(calls)
         before = self.enricher.failures
-        if len(calls) == 1:
-            facts = [self.enricher.facts_for(calls[0][1])]
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
-                facts = list(pool.map(self.enricher.facts_for, (call for _, call in calls)))
+        facts = fan_out(self.enricher.facts_for, [call for _, call in calls])
         report.counts["EnrichmentFailures"] += self.enricher.failures - before
         return facts
 
@@ -226,13 +221,7 @@ class Pipeline:
             except DedupUnavailable as exc:
                 return fingerprint, None, exc
 
-        if len(left) <= 1:
-            results = [claim(fingerprint) for fingerprint in left]
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=min(8, len(left))) as pool:
-                results = list(pool.map(claim, left))
+        results = fan_out(claim, left)
         for fingerprint, result, error in results:
             if error is not None:
                 self._dedup_down(report, error)

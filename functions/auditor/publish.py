@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from .aws import fan_out
 from .finding import Finding
 
 SUBJECT_LIMIT = 100
@@ -236,12 +237,6 @@ class Publisher:
             for failed in response.get("Failed", []):
                 results[int(failed["Id"])] = RuntimeError(f"{failed.get('Code')}: {failed.get('Message', '')}"[:300])
 
-        chunks = _batches([_size(m) for m in messages])
-        if len(chunks) == 1:
-            send(chunks[0])
-        else:  # a batch of 100 distinct findings is 10 calls: a few in flight at once (boto3 clients are thread-safe)
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=min(4, len(chunks))) as pool:
-                list(pool.map(send, chunks))
+        # a batch of 100 distinct findings is 10 calls: a few in flight at once (boto3 clients are thread-safe)
+        fan_out(send, _batches([_size(m) for m in messages]), workers=4)
         return results

@@ -145,7 +145,7 @@ def test_member_failures_reach_the_subscriber_once_through_central_bus_and_queue
     from auditor.pipeline import Pipeline
     from auditor.dedup import Dedup
     from auditor.publish import Publisher
-    from auditor.trail import to_eventbridge
+    from auditor.records import to_eventbridge
 
     from ..integration.conftest import make_stack
     from ..unit.conftest import fixture_records
@@ -220,7 +220,7 @@ def test_member_failures_reach_the_subscriber_once_through_central_bus_and_queue
     assert handler.handler({"Records": retry}, Context()) == {"batchItemFailures": []}
     received = stack.drain()
     from auditor.classify import classify
-    from auditor.trail import parse_record
+    from auditor.records import parse_record
 
     assert len(received) == len({classify(parse_record(r)).fingerprint for r in member_records})
     assert {m.attributes["account"] for m in received} == {"444455556666"}

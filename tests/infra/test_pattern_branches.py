@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from auditor.trail import to_eventbridge
+from auditor.records import to_eventbridge
 from infra.pattern import detection_pattern
 
 pytestmark = [pytest.mark.infra, pytest.mark.integration]

@@ -9,7 +9,7 @@ import pytest
 from auditor.dedup import Dedup
 from auditor.pipeline import Pipeline
 from auditor.publish import Publisher
-from auditor.trail import to_eventbridge
+from auditor.records import to_eventbridge
 
 pytestmark = pytest.mark.integration
 

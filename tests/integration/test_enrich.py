@@ -24,7 +24,7 @@ from botocore.stub import Stubber
 
 from auditor.classify import classify
 from auditor.enrich import Enricher
-from auditor.trail import parse_record
+from auditor.records import parse_record
 
 pytestmark = pytest.mark.integration
 ACCOUNT = "123456789012"  # moto's account
@@ -135,7 +135,7 @@ def test_complete_arn_of_a_missing_secret_is_asked_by_name_then_by_arn():
     enricher = Enricher(session=StubbedSession(secretsmanager=sm), own_account=ACCOUNT)
     finding = classify(call := sm_failure(given), enricher.facts_for(call))
     assert (finding.cause, finding.confidence) == ("secret.not-found", "high")
-    assert enricher.lookups == 2 and enricher.failures == 0
+    assert enricher.requests == 2 and enricher.failures == 0
     sm.assert_no_pending_responses()
 
 
@@ -248,7 +248,7 @@ def test_a_failed_lookup_lowers_confidence_and_says_so(moto_server, code, status
     assert enricher.failures == 1
     # cached briefly: the storm's next event gets the same lowered facts, and AWS is not asked again
     again = enricher.facts_for(call)
-    assert again.secret.error == code and enricher.failures == 1 and enricher.lookups == 1
+    assert again.secret.error == code and enricher.failures == 1 and enricher.requests == 1
     sm.assert_no_pending_responses()
 
 
@@ -300,7 +300,7 @@ def test_a_lookup_that_hangs_times_out_and_the_event_still_classifies(monkeypatc
     assert any("DescribeSecret failed (ReadTimeoutError)" in e for e in finding.evidence), finding.evidence
     # the endpoint did not answer: another secret right after is not asked (no second wait)
     other = enricher.facts_for(sm_failure("prod/other"))
-    assert len(sent) == 3 and enricher.lookups == 1  # nothing sent, so nothing waited for
+    assert len(sent) == 3 and enricher.requests == 1  # nothing sent, so nothing waited for
     assert any("did not answer" in n for n in other.notes)
 
 
@@ -314,7 +314,7 @@ def test_own_account_lookup_that_hangs_skips_enrichment(monkeypatch, black_hole)
     started = time.monotonic()
     facts = enricher.facts_for(sm_failure("prod/db"))
     assert len(sent) == 3 and time.monotonic() - started < 10  # the timeout, twice retried, then no lookup
-    assert facts.secret is None and enricher.failures == 1 and enricher.lookups == 0
+    assert facts.secret is None and enricher.failures == 1 and enricher.requests == 0
     assert any("GetCallerIdentity failed (ReadTimeoutError)" in n for n in facts.notes)
 
 
@@ -326,7 +326,7 @@ def test_lookups_are_cached_for_a_storm(aws, enricher):
     call = sm_failure(name, "AccessDeniedException", "not authorized")
     for _ in range(50):
         assert enricher.facts_for(call).secret.found
-    assert len(sent) == 1 and enricher.lookups == 1
+    assert len(sent) == 1 and enricher.requests == 1
     missing = sm_failure(f"missing/{uuid.uuid4().hex[:6]}")
     for _ in range(20):
         assert not enricher.facts_for(missing).secret.found  # not-found is cached too (for a minute)
@@ -361,7 +361,7 @@ def test_most_failures_need_no_lookup(moto_server, cause):
     for path in sorted((FIXTURES / cause).glob("*.json")):
         call = parse_record(json.loads(path.read_text()))
         assert enricher.facts_for(call) is None, path.name
-    assert enricher.lookups == 0 and not enricher._clients  # not even a client was created
+    assert enricher.requests == 0 and not enricher._clients  # not even a client was created
 
 
 def test_no_client_is_created_at_import_or_construction(monkeypatch):
@@ -375,7 +375,7 @@ def test_no_client_is_created_at_import_or_construction(monkeypatch):
 def test_resources_of_other_accounts_are_not_looked_up(enricher):
     call = sm_failure(f"arn:aws:secretsmanager:us-east-1:{OTHER}:secret:theirs-AbCdEf")
     facts = enricher.facts_for(call)
-    assert enricher.lookups == 0 and enricher.failures == 0
+    assert enricher.requests == 0 and enricher.failures == 0
     assert any("not looked up: resource in another account" in n for n in facts.notes)
     finding = classify(call, facts)
     assert any("another account" in e for e in finding.evidence)
@@ -387,7 +387,7 @@ def test_a_record_forwarded_from_another_account_is_not_looked_up_here(aws, enri
     aws("secretsmanager").create_secret(Name=name, SecretString="x")  # exists in the auditor's account
     call = sm_failure(name, account=OTHER)
     facts = enricher.facts_for(call)
-    assert facts.secret is None and enricher.lookups == 0
+    assert facts.secret is None and enricher.requests == 0
     assert any("another account" in n for n in facts.notes)
     assert classify(call, facts).confidence == "medium"  # not "confirmed"
 
@@ -395,7 +395,7 @@ def test_a_record_forwarded_from_another_account_is_not_looked_up_here(aws, enri
 def test_kms_key_of_another_account_is_not_described(enricher):
     key = f"arn:aws:kms:us-east-1:{OTHER}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     facts = enricher.facts_for(kms_failure(key, "DisabledException", f"{key} is disabled."))
-    assert facts.key is None and enricher.lookups == 0 and any("another account" in n for n in facts.notes)
+    assert facts.key is None and enricher.requests == 0 and any("another account" in n for n in facts.notes)
 
 
 # -- IAM policy simulation (opt-in) ----------------------------------------------------------

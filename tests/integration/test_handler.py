@@ -8,7 +8,7 @@ import json
 import pytest
 
 from auditor.classify import classify
-from auditor.trail import parse_record, to_eventbridge
+from auditor.records import parse_record, to_eventbridge
 
 from .conftest import Context, emf, metric_total
 

@@ -132,7 +132,7 @@ def test_lookup_events_paginated_both_sources_rate_limited_and_classified(monkey
     assert sleeps == [0.5, 0.5]  # 3 calls at most 2 per second
 
     from auditor.classify import classify
-    from auditor.trail import FailedCall, parse_record
+    from auditor.records import FailedCall, parse_record
 
     causes = {classify(c).cause for c in (parse_record(json.loads(g)) for g in got) if type(c) is FailedCall}
     assert causes == {"secret.not-found", "kms.key-disabled"}

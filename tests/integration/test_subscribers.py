@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from auditor.trail import to_eventbridge
+from auditor.records import to_eventbridge
 
 from ..unit.test_publish import CHATBOT_SCHEMA
 from .conftest import Context, emf, metric_total

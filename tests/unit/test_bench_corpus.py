@@ -93,7 +93,7 @@ def test_variants_classify_as_their_templates():
     import random
 
     from auditor.classify import classify
-    from auditor.trail import FailedCall, parse_record
+    from auditor.records import FailedCall, parse_record
 
     def cause(record):
         outcome = parse_record(record)

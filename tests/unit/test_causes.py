@@ -15,7 +15,7 @@ import pytest
 from auditor.causes import BY_ID, CATALOG
 from auditor.classify import candidates, classify
 from auditor.facts import Facts
-from auditor.trail import FailedCall, parse_record
+from auditor.records import FailedCall, parse_record
 
 from .conftest import FIXTURES, fixture_records
 

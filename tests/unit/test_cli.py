@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_trail import DENIED
+from .test_records import DENIED
 
 AUDITOR = [sys.executable, "-m", "auditor.cli"]
 REPO = Path(__file__).resolve().parents[2]

@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from auditor.causes import BY_ID
 from auditor.classify import classify
-from auditor.trail import FailedCall, Malformed, Skipped, iter_outcomes, parse_record, to_eventbridge
+from auditor.documents import iter_outcomes
+from auditor.records import FailedCall, Malformed, Skipped, parse_record, to_eventbridge
 
-from .test_trail import DENIED
+from .test_records import DENIED
 
 FIELDS = sorted(set(DENIED) | {"additionalEventData", "resources", "vpcEndpointId", "detail", "Records"})
 NASTY_TEXT = st.one_of(

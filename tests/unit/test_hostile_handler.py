@@ -65,8 +65,8 @@ def test_the_handler_never_raises_and_counts_every_event(monkeypatch, event):
 
 
 def test_a_batch_with_one_malformed_record_delivers_the_others(monkeypatch):
-    from .test_trail import DENIED
-    from auditor.trail import to_eventbridge
+    from .test_records import DENIED
+    from auditor.records import to_eventbridge
 
     published, counter, log = wired(monkeypatch)
     good = [to_eventbridge(dict(DENIED, eventID=f"e{i}", requestParameters={"secretId": f"s{i}"})) for i in range(3)]

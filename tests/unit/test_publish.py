@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from auditor.classify import classify
 from auditor.publish import Repeats, clean, email_text, message, subject_for
-from auditor.trail import parse_record
+from auditor.records import parse_record
 
-from .test_trail import DENIED
+from .test_records import DENIED
 
 # The custom-notification schema of Amazon Q Developer in chat applications (version 1.0), as
 # documented: version and source are fixed, content.description is required, everything else optional.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..facts import Facts
-from ..trail import ACCESS_DENIED_CODES, FailedCall
+from ..records import ACCESS_DENIED_CODES, FailedCall
 
 __all__ = [
     "ACCESS_DENIED_CODES",
@@ -27,7 +27,9 @@ __all__ = [
     "partition_of",
     "policy_statement",
     "secret_arn_pattern",
+    "split_secret_arn",
     "key_arn",
+    "who",
 ]
 
 SM_DOC = "https://docs.aws.amazon.com/secretsmanager/latest/userguide/troubleshoot.html"
@@ -60,6 +62,34 @@ class Cause:
     fallback: bool = False
     #: For causes that read IAM's access-denied message: the policy types it can name (index key).
     policy_types: Optional[frozenset[str]] = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for evidence: who made the call, and how a secret was named
+# ---------------------------------------------------------------------------------------------
+def who(call: FailedCall) -> str:
+    """The caller, as the evidence names it: identity type, ARN, and why its credentials count as temporary."""
+    p = call.principal
+    text = f"caller: {p.type} {p.arn or '(no ARN in the record)'}"
+    if p.temporary:
+        text += f" using temporary credentials ({p.temporary_reason})"
+    return text
+
+
+_SECRET_ARN = re.compile(r"^arn:[\w-]+:secretsmanager:[^:]*:[^:]*:secret:(?P<name>.+)$")
+_SECRET_TAIL = re.compile(r"-(?P<tail>[A-Za-z0-9]{6})$")
+
+
+def split_secret_arn(resource: str):
+    """(the secret name as given in an ARN, its -XXXXXX tail) when ``resource`` is a secret ARN
+    whose name ends in a hyphen and six characters (Secrets Manager's random suffix, or part of
+    the name: a partial ARN), else None."""
+    m = _SECRET_ARN.match(resource)
+    if not m:
+        return None
+    name = m.group("name")
+    tail = _SECRET_TAIL.search(name)
+    return (name, tail.group("tail")) if tail else None
 
 
 # ---------------------------------------------------------------------------------------------

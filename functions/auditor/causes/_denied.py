@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Optional
 
 from ..facts import Facts
-from ..trail import FailedCall
-from ._base import Match, denied_action, denied_resource_arn, policy_statement
+from ..records import FailedCall
+from ._base import Match, denied_action, denied_resource_arn, policy_statement, who
 
 
 def said(call: FailedCall) -> str:
@@ -20,14 +20,6 @@ def said(call: FailedCall) -> str:
     else:
         text = f'the message says "no {kind} allows the {denied_action(call)} action"'
     return text + (f"; the denying policy is {d.policy_arn}" if d.policy_arn else "")
-
-
-def who(call: FailedCall) -> str:
-    p = call.principal
-    text = f"caller: {p.type} {p.arn or '(no ARN in the record)'}"
-    if p.temporary:
-        text += f" using temporary credentials ({p.temporary_reason})"
-    return text
 
 
 def by_policy_type(types: frozenset[str], explicit: Optional[bool] = None, fix: bool = False):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ._base import Match
-from ._denied import who
+from ._base import Match, who
 
 
 def key_state_match(call, facts, text: re.Pattern, states: frozenset[str], codes: frozenset[str], hints: tuple[str, ...] = ()):

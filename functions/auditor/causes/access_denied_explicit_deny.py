@@ -1,7 +1,7 @@
 """An explicit Deny statement in an identity-based or resource-based policy."""
 
-from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, Match, denied_action
-from ._denied import by_policy_type, who
+from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, Match, denied_action, who
+from ._denied import by_policy_type
 
 _TYPED = by_policy_type(frozenset({"identity-based", "resource-based"}), explicit=True)
 

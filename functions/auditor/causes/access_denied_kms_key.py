@@ -9,8 +9,8 @@ source ``secretsmanager.amazonaws.com``, or the ``SecretARN`` encryption context
 
 import re
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, key_arn, policy_statement, render
-from ._denied import said, who
+from ._base import ACCESS_DENIED_CODES, Cause, Match, key_arn, policy_statement, render, who
+from ._denied import said
 
 _KMS_TEXT = re.compile(r"access to kms is not allowed|\bkms\b.*\bnot allowed\b|customer master key|kms key", re.IGNORECASE)
 _WRITE_ACTIONS = frozenset({"CreateSecret", "PutSecretValue", "UpdateSecret", "RotateSecret", "ReplicateSecretToRegions"})

@@ -2,8 +2,7 @@
 
 import re
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match
-from ._denied import who
+from ._base import ACCESS_DENIED_CODES, Cause, Match, who
 
 _CODES = frozenset({"ExpiredToken", "ExpiredTokenException"})
 _TEXT = re.compile(r"security token included in the request is expired|token (?:has )?expired", re.IGNORECASE)

@@ -1,7 +1,6 @@
 """The request was not signed correctly, or its access key / token is unknown or invalid."""
 
-from ._base import Cause, Match
-from ._denied import who
+from ._base import Cause, Match, who
 
 _SIGNATURE = frozenset({"SignatureDoesNotMatch", "IncompleteSignature", "InvalidSignatureException", "InvalidSignature"})
 _UNKNOWN_KEY = frozenset({"InvalidClientTokenId", "UnrecognizedClientException", "InvalidAccessKeyId", "AuthFailure"})

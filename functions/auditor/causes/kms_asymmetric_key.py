@@ -2,8 +2,7 @@
 
 import re
 
-from ._base import SM_DOC, Cause, Match
-from ._denied import who
+from ._base import SM_DOC, Cause, Match, who
 
 _TEXT = re.compile(r"asymmetric", re.IGNORECASE)
 _CODES = frozenset({"InvalidKeyUsageException", "EncryptionFailure", "InvalidRequestException", "ValidationException",

@@ -1,7 +1,6 @@
 """The ciphertext is not valid for this key: corrupted, truncated, or encrypted under another key or context."""
 
-from ._base import Cause, Match
-from ._denied import who
+from ._base import Cause, Match, who
 
 _CODES = frozenset({"InvalidCiphertextException", "IncorrectKeyException", "InvalidCiphertext"})
 

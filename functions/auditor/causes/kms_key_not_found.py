@@ -1,7 +1,6 @@
 """The KMS key (or alias) does not exist in this account and region."""
 
-from ._base import Cause, Match
-from ._denied import who
+from ._base import Cause, Match, who
 
 
 _SM_CODES = frozenset({"InvalidParameterException", "ValidationException", "InvalidRequestException"})

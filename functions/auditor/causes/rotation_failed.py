@@ -1,6 +1,6 @@
 """Secrets Manager reported that a scheduled or requested rotation failed (a service event)."""
 
-from ..trail import FAILURE_SERVICE_EVENTS
+from ..records import FAILURE_SERVICE_EVENTS
 from ._base import Cause, Match
 
 

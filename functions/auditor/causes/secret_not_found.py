@@ -1,8 +1,6 @@
 """The secret does not exist (in this account and region), as far as the caller can see."""
 
-from ._base import Cause, Match
-from ._denied import who
-from .secret_partial_arn import split
+from ._base import Cause, Match, who, split_secret_arn as split
 
 
 def match(call, facts):

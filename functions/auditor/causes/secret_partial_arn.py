@@ -7,23 +7,7 @@ record alone this is a heuristic: the random suffix mixes upper and lower case, 
 with no upper-case letter is more likely part of the name. DescribeSecret by name confirms it.
 """
 
-import re
-
-from ._base import SM_DOC, Cause, Match
-from ._denied import who
-
-_ARN = re.compile(r"^arn:[\w-]+:secretsmanager:[^:]*:[^:]*:secret:(?P<name>.+)$")
-_TAIL = re.compile(r"-(?P<tail>[A-Za-z0-9]{6})$")
-
-
-def split(resource: str):
-    """(name as given in the ARN, its -XXXXXX tail) or None."""
-    m = _ARN.match(resource)
-    if not m:
-        return None
-    name = m.group("name")
-    tail = _TAIL.search(name)
-    return (name, tail.group("tail")) if tail else None
+from ._base import SM_DOC, Cause, Match, split_secret_arn as split, who
 
 
 def looks_generated(tail: str) -> bool:
@@ -52,7 +36,7 @@ def match(call, facts):
         return None  # looks like Secrets Manager's own random suffix: a complete ARN
     evidence.append(f"heuristic: '-{tail}' has no upper-case letter, unlike Secrets Manager's random suffix "
                     "(about 1 in 26 random suffixes has none), so it is likely part of the name")
-    if _TAIL.search(head):
+    if split(f"arn:aws:secretsmanager:::secret:{head}"):
         evidence.append(f"the other reading, less likely: the complete ARN of a secret named {head!r} whose suffix is -{tail}")
     if secret is not None and secret.error:
         evidence.append(f"could not confirm: DescribeSecret failed with {secret.error}")

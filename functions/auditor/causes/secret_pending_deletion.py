@@ -2,8 +2,7 @@
 
 import re
 
-from ._base import Cause, Match
-from ._denied import who
+from ._base import Cause, Match, who
 
 _TEXT = re.compile(r"marked for deletion|scheduled for deletion|marked deleted|pending deletion|because it was deleted|was deleted", re.IGNORECASE)
 _CODES = frozenset({"InvalidRequestException", "ResourceNotFoundException", "ResourceExistsException"})

@@ -2,8 +2,7 @@
 
 import re
 
-from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match
-from ._denied import who
+from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, who
 
 _TEXT = re.compile(r"managed by (?:an? |the )?(?P<by>[\w .-]*?)(?:,|\.| and | service\b|$)", re.IGNORECASE)
 _ENDPOINT = re.compile(r"\b([a-z0-9-]+)\.amazonaws\.com\b")

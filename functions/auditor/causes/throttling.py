@@ -1,7 +1,6 @@
 """The request rate exceeded the service's quota."""
 
-from ._base import Cause, Match
-from ._denied import who
+from ._base import Cause, Match, who
 
 _CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
                     "ThrottledException", "SlowDown"})

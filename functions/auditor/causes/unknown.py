@@ -1,7 +1,6 @@
 """An error no cause in the catalog explains: still a finding, so the catalog can grow."""
 
-from ._base import Cause, Match
-from ._denied import who
+from ._base import Cause, Match, who
 
 
 def match(call, facts):

@@ -1,7 +1,6 @@
 """The request itself was invalid: a parameter's value, a combination, or the resource's state."""
 
-from ._base import Cause, Match
-from ._denied import who
+from ._base import Cause, Match, who
 
 _CODES = frozenset({
     "ValidationException", "InvalidParameterException", "InvalidParameterValue", "InvalidParameterCombination",

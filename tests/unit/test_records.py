@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from auditor.trail import (
+from auditor.documents import iter_outcomes
+from auditor.records import (
     OTHER_SERVICE,
     SUCCESS,
     FailedCall,
     Malformed,
-    iter_outcomes,
     parse_denial,
     parse_record,
     to_eventbridge,

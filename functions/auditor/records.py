@@ -1,0 +1,395 @@
+"""CloudTrail input -> normalised, typed ``FailedCall``.
+
+One job: turn whatever CloudTrail or EventBridge hands us into a ``FailedCall`` (a failed
+Secrets Manager or KMS call, or a failure service event), a ``Malformed`` outcome that names
+where the bad record came from, or one of two "nothing to see" outcomes (a successful call,
+another service's record). Nothing here raises for bad input; nothing here does I/O except
+``read_path``.
+
+Only identifiers are copied out of ``requestParameters`` (secret id, key id, encryption
+context's SecretARN, ...). Values that could carry secret material (SecretString,
+SecretBinary, Plaintext, ...) are never read, so they can never reach a finding, a log line
+or a message, even when CloudTrail failed to redact them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator, Union
+
+__all__ = [
+    "Denial",
+    "FailedCall",
+    "Malformed",
+    "OTHER_SERVICE",
+    "Principal",
+    "SUCCESS",
+    "Skipped",
+    "parse_record",
+    "to_eventbridge",
+]
+
+SERVICES = frozenset({"secretsmanager", "kms"})
+API_CALL = "AWS API Call via CloudTrail"
+SERVICE_EVENT = "AWS Service Event via CloudTrail"
+DETAIL_TYPES = frozenset({API_CALL, SERVICE_EVENT})
+
+#: Secrets Manager service events that report a failure (no errorCode of their own).
+FAILURE_SERVICE_EVENTS = frozenset({"RotationFailed", "RotationAbandoned", "TestRotationFailed"})
+
+#: Error codes that mean "the authorization check said no".
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation"}
+)
+
+TEMPORARY_IDENTITY_TYPES = frozenset({"AssumedRole", "FederatedUser", "WebIdentityUser", "SAMLUser"})
+
+#: Longest string we keep from the record: bounded so hostile input stays bounded everywhere.
+MAX_TEXT = 2048
+MAX_MESSAGE = 1024
+
+
+def _text(value: Any, limit: int = MAX_TEXT) -> str:
+    """A string field as a bounded, encodable ``str``; anything else (None, numbers, objects) -> ''.
+
+    Lone surrogates (legal in JSON escapes, illegal in UTF-8) become '?', so every output
+    (stdout, SNS, logs) can encode what the record held.
+    """
+    if type(value) is not str:
+        return ""
+    if len(value) > limit:
+        value = value[:limit]
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+#: Policy-type phrases as they appear (lower-cased) after "explicit deny in a" / "because no",
+#: with the canonical name. Order matters: longer phrases first.
+_TYPE_PHRASES = (
+    ("identity-based", "identity-based"),
+    ("identity based", "identity-based"),
+    ("resource-based", "resource-based"),
+    ("resource based", "resource-based"),
+    ("service control", "service control"),
+    ("resource control", "resource control"),
+    ("permissions boundary", "permissions boundary"),
+    ("permission boundary", "permissions boundary"),
+    ("session", "session"),
+    ("vpc endpoint", "vpc endpoint"),
+)
+
+
+@dataclass(slots=True)
+class Denial:
+    """What an access-denied message says: which policy type, explicit or implicit."""
+
+    policy_type: str  # identity-based, resource-based, service control, resource control,
+    #                   permissions boundary, session, vpc endpoint; "" when the message does not say
+    explicit: bool
+    action: str  # e.g. "kms:Decrypt", as the message names it ("" if absent)
+    resource: str
+    policy_arn: str  # the denying policy's ARN when AWS includes it
+    #: KMS would not say which of several reasons applies ("the resource does not exist in this
+    #: Region, no resource-based policies allow access, or a resource-based policy explicitly denies access")
+    hedged: bool = False
+
+
+def parse_denial(message: str) -> Denial:
+    """Read policy type, explicitness, action and resource out of an access-denied message.
+
+    Plain string scanning rather than regular expressions: this runs for every denial, and
+    the phrases are fixed by IAM.
+    """
+    policy_type, explicit, policy_arn, hedged = "", False, "", False
+    # Fixed phrases, matched without lower-casing the whole message ("Explicit"/"explicit" both end in "xplicit").
+    at = message.find("xplicit deny")
+    if at >= 0:
+        # "with an explicit deny in a(n) <type> policy[: <arn>]", or, in older messages, just
+        # "with an explicit deny" (explicit, type unnamed).
+        explicit = True
+        if message.startswith(" in ", at + 12):
+            policy_type = _policy_type(_without_article(message[at + 16 : at + 80].lower()))
+            # "...in a VPC endpoint policy transitively through a service control policy": IAM's
+            # guide says to look for the Deny in the SCP, so the type after "through" is the one to fix.
+            through = message.find("transitively through ", at)
+            if through >= 0:
+                policy_type = _policy_type(_without_article(message[through + 21 : through + 80].lower())) or policy_type
+            arn_at = message.find("arn:", at)
+            if policy_type and arn_at >= 0 and message[at:arn_at].count(" ") <= 8:
+                policy_arn = message[arn_at:].split(None, 1)[0].rstrip(".,;)")
+    else:
+        at = message.find("ecause no ")
+        if at >= 0:
+            policy_type = _policy_type(message[at + 10 : at + 60].lower())
+        elif "no resource-based policies allow" in message:
+            # KMS, when it cannot tell which: "... because the resource does not exist in this Region,
+            # no resource-based policies allow access, or a resource-based policy explicitly denies access"
+            policy_type, hedged = "resource-based", True
+    action = resource = ""
+    at = message.find("not authorized to perform")
+    if at >= 0:
+        words = message[at + 25 :].lstrip(": ").split(None, 4)
+        if words and ":" in words[0]:
+            action = words[0]
+            if len(words) >= 3 and words[1] == "on" and words[2].startswith("resource"):
+                target = words[3] if words[2] in ("resource:", "resource") and len(words) > 3 else ""
+                resource = target.strip('"').rstrip(".,;")
+    return Denial(policy_type, explicit, action, resource, policy_arn, hedged)
+
+
+def _without_article(text: str) -> str:
+    for article in ("a ", "an ", "the "):
+        if text.startswith(article):
+            return text[len(article) :]
+    return text
+
+
+def _policy_type(text: str) -> str:
+    for phrase, canonical in _TYPE_PHRASES:
+        if text.startswith(phrase):
+            return canonical
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class Principal:
+    arn: str
+    type: str  # userIdentity.type: IAMUser, AssumedRole, FederatedUser, Root, AWSService, ...
+    temporary: bool
+    account: str
+    #: The identity policies attach to: the role behind an assumed-role session, else ``arn``.
+    identity_arn: str
+    access_key_id: str
+    invoked_by: str  # service that made the call on the principal's behalf, e.g. secretsmanager.amazonaws.com
+    session_issuer: str  # userIdentity.sessionContext.sessionIssuer.arn, when the record has one
+
+    @property
+    def temporary_reason(self) -> str:
+        """Why the credentials count as temporary ("" when they do not); built only when shown."""
+        if self.type in TEMPORARY_IDENTITY_TYPES:
+            return f"userIdentity.type is {self.type}"
+        if self.access_key_id.startswith("ASIA"):
+            return "the access key id starts with ASIA (an STS session key)"
+        if self.session_issuer:
+            return "the call was made in a session issued by " + self.session_issuer
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arn": self.arn,
+            "type": self.type,
+            "temporary_credentials": self.temporary,
+            "identity_arn": self.identity_arn,
+            "account": self.account,
+            "invoked_by": self.invoked_by,
+        }
+
+
+@dataclass(slots=True)
+class FailedCall:
+    """A failed Secrets Manager or KMS call (or failure service event), normalised."""
+
+    event_id: str
+    event_time: str
+    account: str
+    region: str
+    service: str  # "secretsmanager" | "kms"
+    action: str  # eventName
+    event_type: str  # AwsApiCall | AwsServiceEvent
+    error_code: str
+    error_message: str
+    principal: Principal
+    source_ip: str
+    user_agent: str
+    vpc_endpoint_id: str
+    #: The secret id or key id as the caller gave it (or as the service event names it).
+    resource: str
+    #: For KMS calls made for Secrets Manager: the secret whose key it is (encryption context).
+    secret_arn: str
+    #: For Secrets Manager calls: the KMS key id the request named (CreateSecret/UpdateSecret).
+    kms_key_id: str
+    denial: Denial | None
+    origin: str = ""  # "<file>#<index>" where the record came from (CLI); "" in Lambda
+
+    @property
+    def is_access_denied(self) -> bool:
+        return self.denial is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A record we could not understand; counted and reported, never fatal."""
+
+    origin: str  # file name (or "event") and record index
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A record that is fine but not ours to report."""
+
+    reason: str
+
+
+SUCCESS = Skipped("successful call")
+OTHER_SERVICE = Skipped("other service")
+
+Outcome = Union[FailedCall, Malformed, Skipped]
+
+
+# --------------------------------------------------------------------------------------------
+# Record -> outcome
+# --------------------------------------------------------------------------------------------
+def parse_record(obj: Any, origin: str = "event") -> Outcome:
+    """One CloudTrail record (bare, or wrapped in an EventBridge envelope) -> an outcome."""
+    if type(obj) is not dict:
+        return Malformed(origin, f"record is a JSON {json_type(obj)}, not an object")
+    if "detail" in obj and "eventSource" not in obj:
+        detail_type = obj.get("detail-type")
+        if detail_type not in DETAIL_TYPES:
+            return Malformed(origin, f"EventBridge event with unsupported detail-type {_clip(detail_type)}")
+        obj = obj["detail"]
+        if type(obj) is not dict:
+            return Malformed(origin, "EventBridge event whose detail is not an object")
+    source = obj.get("eventSource")
+    if type(source) is not str or not source:
+        return Malformed(origin, "record has no eventSource")
+    service = source.partition(".")[0]
+    if service not in SERVICES:
+        return OTHER_SERVICE
+    action = obj.get("eventName")
+    if type(action) is not str or not action:
+        return Malformed(origin, "record has no eventName")
+    error_code = obj.get("errorCode")
+    if error_code is None:
+        if action in FAILURE_SERVICE_EVENTS and service == "secretsmanager":
+            error_code = action
+        else:
+            return SUCCESS
+    elif type(error_code) is not str:
+        return Malformed(origin, f"errorCode is a JSON {json_type(error_code)}, not a string")
+    elif not error_code:
+        return SUCCESS
+    return _failed_call(obj, service, action, _text(error_code, 256), origin)
+
+
+#: (field, bound) read from every failed record, in FailedCall's order.
+_CALL_FIELDS = (("eventID", 128), ("eventTime", 64), ("recipientAccountId", 64), ("awsRegion", 64),
+                ("eventType", 64), ("sourceIPAddress", 256), ("userAgent", 512), ("vpcEndpointId", 128))
+_IDENTITY_FIELDS = (("type", 64), ("arn", 512), ("accessKeyId", 128), ("accountId", 64), ("invokedBy", 256))
+
+
+def _texts(get, fields) -> list[str]:
+    """Several bounded string fields at once; the common case (a short ASCII string) costs no call."""
+    return [v if type(v := get(name)) is str and len(v) <= limit and v.isascii() else "" if v is None else _text(v, limit)
+            for name, limit in fields]
+
+
+def _failed_call(obj: dict, service: str, action: str, error_code: str, origin: str) -> FailedCall:
+    event_id, event_time, account, region, event_type, source_ip, user_agent, endpoint = _texts(obj.get, _CALL_FIELDS)
+    message = _text(obj.get("errorMessage"), MAX_MESSAGE)
+    ident = obj.get("userIdentity")
+    principal = _principal(ident if type(ident) is dict else {})
+    params = obj.get("requestParameters")
+    params = params if type(params) is dict else {}
+    resource, secret_arn, kms_key_id = _resource(obj, service, params)
+    denial = parse_denial(message) if error_code in ACCESS_DENIED_CODES else None
+    if not resource and denial is not None:
+        resource = denial.resource
+    return FailedCall(  # positional, in field order: this runs once per failure
+        event_id, event_time, account or principal.account, region, service, _text(action, 128), event_type,
+        error_code, message, principal, source_ip, user_agent, endpoint, resource, secret_arn, kms_key_id, denial, origin,
+    )
+
+
+def _principal(ident: dict) -> Principal:
+    kind, arn, key, account, invoked_by = _texts(ident.get, _IDENTITY_FIELDS)
+    ctx = ident.get("sessionContext")
+    issuer = ctx.get("sessionIssuer") if type(ctx) is dict else None
+    issuer_arn = _text(issuer.get("arn"), 512) if type(issuer) is dict else ""
+    temporary = kind in TEMPORARY_IDENTITY_TYPES or key.startswith("ASIA") or bool(issuer_arn)
+    if not arn and kind == "AWSService":
+        arn = invoked_by
+    session_issuer = issuer_arn
+    if not issuer_arn and kind == "AssumedRole":
+        issuer_arn = _role_of_session(arn)
+    return Principal(arn, kind or "Unknown", temporary, account, issuer_arn or arn, key, invoked_by, session_issuer)
+
+
+_SESSION_ARN = re.compile(r"^arn:([\w-]+):sts::(\d*):assumed-role/([^/]+)/")
+
+
+def _role_of_session(arn: str) -> str:
+    """arn:aws:sts::1:assumed-role/Role/session -> arn:aws:iam::1:role/Role (the path is not in the ARN)."""
+    m = _SESSION_ARN.match(arn)
+    return f"arn:{m.group(1)}:iam::{m.group(2)}:role/{m.group(3)}" if m else ""
+
+
+#: Identifier fields we read from requestParameters, per service, in order of preference.
+_SM_ID_FIELDS = ("secretId", "name", "secretArn", "SecretId")
+_KMS_ID_FIELDS = ("keyId", "destinationKeyId", "sourceKeyId", "targetKeyId", "aliasName")
+
+
+def _resource(obj: dict, service: str, params: dict) -> tuple[str, str, str]:
+    resource = secret_arn = kms_key_id = ""
+    if service == "secretsmanager":
+        for name in _SM_ID_FIELDS:
+            resource = _text(params.get(name), 512)
+            if resource:
+                break
+        if not resource:
+            extra = obj.get("additionalEventData")
+            if type(extra) is dict:
+                resource = _text(extra.get("SecretId"), 512) or _text(extra.get("SecretArn"), 512)
+        kms_key_id = _text(params.get("kmsKeyId"), 512)
+    else:
+        for name in _KMS_ID_FIELDS:
+            resource = _text(params.get(name), 512)
+            if resource:
+                break
+        ctx = params.get("encryptionContext")
+        if type(ctx) is dict:
+            secret_arn = _text(ctx.get("SecretARN"), 512)
+    if not resource:
+        resources = obj.get("resources")
+        if type(resources) is list and resources and type(resources[0]) is dict:
+            resource = _text(resources[0].get("ARN"), 512)
+    return resource, secret_arn, kms_key_id
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number", dict: "object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _clip(value: Any, limit: int = 80) -> str:
+    text = value if type(value) is str else json.dumps(value, default=str)[:limit]
+    return repr(text[:limit])
+
+
+def to_eventbridge(record: dict, event_id: str | None = None) -> dict:
+    """Wrap a bare CloudTrail record the way EventBridge delivers it to a rule target."""
+    import uuid
+
+    source = record.get("eventSource", "")
+    service = source.partition(".")[0] if isinstance(source, str) else ""
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": SERVICE_EVENT if record.get("eventType") == "AwsServiceEvent" else API_CALL,
+        "source": f"aws.{service}",
+        "account": record.get("recipientAccountId", ""),
+        "time": record.get("eventTime", ""),
+        "region": record.get("awsRegion", ""),
+        "resources": [],
+        "detail": record,
+    }
