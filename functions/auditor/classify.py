@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .causes import CATALOG, Cause
+from .causes import BY_ID, CATALOG, Cause
 from .facts import Facts
 from .finding import Finding, fingerprint
 from .records import FailedCall
 
-__all__ = ["classify", "candidates"]
+__all__ = ["classify", "classify_unknown", "candidates"]
 
 _WILDCARDS = tuple(c for c in CATALOG if c.error_codes is None)
 _INDEX: dict[tuple[str, Optional[str]], tuple[Cause, ...]] = {}
@@ -36,6 +36,14 @@ def candidates(error_code: str, policy_type: Optional[str] = None) -> tuple[Caus
     return found
 
 
+def classify_unknown(call: FailedCall, why: str) -> Finding:
+    """The catch-all finding for a call the classifier could not handle (a bug): still reported."""
+    cause = BY_ID["unknown"]
+    found = cause.match(call, None)
+    found.evidence = (why,) + found.evidence
+    return _finding(call, cause, found, found.evidence)
+
+
 def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
     denial = call.denial
     tried = candidates(call.error_code, denial.policy_type if denial is not None else None)
@@ -51,6 +59,10 @@ def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
         evidence += (f"{cause.id} is more specific than {', '.join(runners_up[:3])}, which also fit",)
     if facts is not None and facts.notes:
         evidence += facts.notes
+    return _finding(call, cause, found, evidence)
+
+
+def _finding(call: FailedCall, cause: Cause, found, evidence: tuple[str, ...]) -> Finding:
     principal = call.principal
     return Finding(  # positional: this runs once per failure, and keyword passing costs
         call.event_id,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from .aws import fan_out
-from .classify import classify
+from .classify import classify, classify_unknown
 from .dedup import Claim, Dedup, DedupUnavailable
 from .finding import Finding
 from .publish import Publisher, Repeats
@@ -72,10 +72,15 @@ class Pipeline:
         first_key: dict[str, str] = {}  # CloudTrail eventID -> the input that brought it first
         copies: list[tuple[str, str]] = []  # (key, eventID) of inputs repeating an event of this batch
         for key, event in events:
-            outcome = parse_record(event, key)
+            try:
+                outcome = parse_record(event, key)
+            except Exception as exc:  # noqa: BLE001 - a parser bug must not fail the batch's other records
+                outcome = Malformed(key, f"the parser failed on this record ({type(exc).__name__})")
+                self.log.exception("parser error: record counted as malformed", extra={"origin": ascii(key)[:200]})
             if type(outcome) is Malformed:
                 report.counts["MalformedEvents"] += 1
-                self.log.warning("malformed event dropped", extra={"origin": outcome.origin, "reason": outcome.reason})
+                self.log.warning("malformed event dropped", extra={"origin": ascii(outcome.origin)[1:-1][:200],
+                                                                   "reason": outcome.reason})
             elif type(outcome) is FailedCall:
                 event_id = outcome.event_id
                 if event_id and event_id in first_key:
@@ -91,7 +96,7 @@ class Pipeline:
             self.log.info("event delivered twice in one batch: counted once",
                           extra={"event_ids": [e for _, e in copies][:10]})
         for (key, call), facts in zip(calls, self._facts(calls, report)):
-            finding = classify(call, facts)
+            finding = self._classify(call, facts, report)
             report.findings.append(finding)
             groups.setdefault(finding.fingerprint, _Group()).items.append((key, finding))
         if copies:
@@ -113,6 +118,16 @@ class Pipeline:
             if n:
                 self.metrics.count(name, n)
         return report
+
+    def _classify(self, call: FailedCall, facts, report: Report) -> Finding:
+        """The finding; a classifier bug on one record still gives a finding (the catch-all cause,
+        whose match cannot fail), logged with its traceback and counted, and never fails the batch."""
+        try:
+            return classify(call, facts)
+        except Exception as exc:  # noqa: BLE001
+            report.counts["ClassifierErrors"] += 1
+            self.log.exception("classifier error: reported as an unknown cause", extra={"event_id": call.event_id})
+            return classify_unknown(call, f"the classifier failed on this record ({type(exc).__name__})")
 
     def _facts(self, calls: list[tuple[str, FailedCall]], report: Report) -> list:
         """Facts for each call; a batch's lookups run in parallel (the enricher caches and is thread-safe)."""

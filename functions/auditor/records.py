@@ -14,7 +14,6 @@ or a message, even when CloudTrail failed to redact them.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Union
@@ -252,7 +251,9 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
         return Malformed(origin, f"record is a JSON {json_type(obj)}, not an object")
     if "detail" in obj and "eventSource" not in obj:
         detail_type = obj.get("detail-type")
-        if detail_type not in DETAIL_TYPES:
+        # Any JSON value can sit here: test the type before using it as a set member (a dict or a
+        # list is unhashable, and one such record must not fail the batch it came in).
+        if type(detail_type) is not str or detail_type not in DETAIL_TYPES:
             return Malformed(origin, f"EventBridge event with unsupported detail-type {_clip(detail_type)}")
         obj = obj["detail"]
         if type(obj) is not dict:
@@ -372,8 +373,11 @@ def json_type(value: Any) -> str:
 
 
 def _clip(value: Any, limit: int = 80) -> str:
-    text = value if type(value) is str else json.dumps(value, default=str)[:limit]
-    return repr(text[:limit])
+    """A value from the input, for a reason text: a string shown escaped (repr: no control
+    characters, no lone surrogates) and bounded; anything else by its JSON type only."""
+    if type(value) is not str:
+        return f"(a JSON {json_type(value)})"
+    return repr(value[:limit])
 
 
 def to_eventbridge(record: dict, event_id: str | None = None) -> dict:
