@@ -37,7 +37,7 @@ from .finding import Finding
 from .incidents import Attribution, Failure, Incident, remediation_for
 from .pairing import half_of, pair
 from .records import FailedCall, Malformed, parse_record
-from .roots import root_of
+from .roots import affected, root_of
 from .state import Notice, State, StateUnavailable
 
 
@@ -110,8 +110,7 @@ class Pipeline:
             finding = self._classify(call, facts, report)
             report.findings.append(finding)
             failure = Failure(finding, root_of(finding.cause, call, facts), [key, *copies.get(position, [])],
-                              [call.event_id], call.principal.identity_arn or call.principal.arn,
-                              call.resource or call.secret_arn)
+                              [call.event_id], call.principal.identity_arn or call.principal.arn, affected(call))
             half = half_of(call, failure)
             (halves if half is not None else wholes).append(half if half is not None else failure)
         joined, left = pair(halves)

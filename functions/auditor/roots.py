@@ -106,6 +106,15 @@ def secret_of(call: FailedCall) -> str:
     return secret_key(call.resource, call.account, call.region)
 
 
+def affected(call: FailedCall) -> str:
+    """The resource a failure denied the caller, as an incident lists it: the secret's name
+    (also for the KMS call Secrets Manager made for it), else the key or alias as given."""
+    secret = secret_of(call) if call.service == "secretsmanager" or call.secret_arn else ""
+    if secret.startswith("secret:"):
+        return secret.split(":", 3)[3]
+    return call.resource
+
+
 def _principal(call: FailedCall) -> tuple[str, str]:
     """(change key, label) of the caller's role or user; the access key or address when unnamed."""
     p = call.principal
