@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from .aws import client as aws_client
 from .aws import fan_out
 from .finding import Finding
 
@@ -245,11 +246,8 @@ class Publisher:
     @property
     def client(self):
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            self._client = boto3.client("sns", region_name=self.region, config=Config(connect_timeout=3, read_timeout=5,
-                                                              retries={"max_attempts": 3, "mode": "standard"}))
+            self._client = aws_client("sns", self.region, connect_timeout=3, read_timeout=5,
+                                      retries={"max_attempts": 3, "mode": "standard"})
         return self._client
 
     def publish(self, finding: Finding, repeats: Optional[Repeats] = None, notice=None) -> str:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .changes import key_key, principal_key, secret_key
@@ -48,14 +48,18 @@ ANY = None  # every topic
 
 @dataclass(frozen=True, slots=True)
 class Root:
+    """Two roots are the same root cause when their kind and id are (what else they carry may
+    differ with the record that named them)."""
+
     kind: str
     id: str  # canonical: a change key where the root is a resource
-    label: str  # for people: "the key policy of KMS key arn:..."
-    searches: tuple[tuple[str, Optional[frozenset[str]], int], ...] = ()  # (change key, topics, tier)
+    label: str = field(default="", compare=False)  # for people: "the key policy of KMS key arn:..."
+    #: (change key, topics, tier) to search for what changed
+    searches: tuple[tuple[str, Optional[frozenset[str]], int], ...] = field(default=(), compare=False)
     #: False when the resource could not be named from the record and the facts (a Secrets
     #: Manager call failing on its secret's KMS key names no key): the record waits for the
     #: KMS record that names it (auditor.pairing).
-    known: bool = True
+    known: bool = field(default=True, compare=False)
 
     @property
     def key(self) -> str:

@@ -45,7 +45,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
-from .aws import Breaker, error_code, fan_out, is_transport
+from .aws import Breaker, error_code, fan_out
+from .aws import client as aws_client
 from .changes import Change
 from .contract import Status, Table
 from .finding import Finding
@@ -160,11 +161,8 @@ class Table_:
     @property
     def client(self):
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            self._client = boto3.client("dynamodb", region_name=self.region, config=Config(connect_timeout=2, read_timeout=2,
-                                                                   retries={"max_attempts": 3, "mode": "standard"}))
+            self._client = aws_client("dynamodb", self.region, connect_timeout=2, read_timeout=2,
+                                      retries={"max_attempts": 3, "mode": "standard"})
         return self._client
 
     def call(self, method: str, **kwargs) -> Any:
