@@ -1,26 +1,39 @@
 """Finding -> one SNS message every kind of subscriber can read.
 
-``MessageStructure="json"`` gives each protocol its own body: e-mail gets readable text under a
-short subject, SQS / Lambda / Firehose / e-mail-json get the finding JSON (the default body), HTTPS gets the Amazon Q
-Developer in chat applications (AWS Chatbot) custom notification — what a chat channel
-subscribed through Chatbot receives — with the finding JSON in ``metadata.additionalContext``
-for other HTTPS subscribers. Message attributes let subscribers filter.
+``MessageStructure="json"`` gives each protocol its own body:
 
-Every string from the event is untrusted: bounded, stripped of control and bidi characters,
-and escaped for the medium, so it can neither break nor spoof the message.
+* ``default`` — the exact finding JSON, for machines: SQS, Lambda and Firehose subscribers
+  (and any protocol without a body of its own);
+* ``email`` — a readable report under a short subject;
+* ``email-json`` — the finding JSON *as people read it in a mail client*: every string passed
+  through the sanitiser (``text.clean``), so no link, control character or unbounded field;
+* ``https`` / ``http`` — the Amazon Q Developer in chat applications (AWS Chatbot) custom
+  notification, sanitised text only; its ``metadata.additionalContext.finding`` is the same
+  sanitised JSON as ``email-json`` (a chat client may show it; machines that need the exact
+  finding subscribe over SQS, Lambda or Firehose).
+
+Message attributes let subscribers filter.
+
+Every string from the event is untrusted. Whatever reaches a person goes through one
+sanitiser, ``text.clean`` (compatibility forms folded, one printable line, bounded, links
+defanged), field by field and once more over each composed line (two fields side by side
+must not make a link either: a service ``https`` and an action ``//evil``); the chat's
+markdown escaping goes on top. Each medium has one small function that takes the finding and
+the extra lines to show (``email_body``, ``chat_body``, ``people_json``), so further lines
+(an incident's status, say) can be added without touching the rendering.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from .aws import fan_out
 from .finding import Finding
+from .text import bound, clean, defang, doc_link
 
 SUBJECT_LIMIT = 100
 _MENTION = re.compile(r"@(here|channel|everyone|all)\b", re.IGNORECASE)
@@ -31,33 +44,47 @@ _INERT_CODE = str.maketrans({"`": "\u02cb", "\n": " ", "\r": " "})
 # Underscores only emphasise at a word's edge: intra-word ones (role_name, AWSReservedSSO_x) stay.
 _EDGE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 
+#: How much of each field a person is shown (the sanitised JSON; the e-mail and chat lines show
+#: less of some). Fields not named here get DEFAULT_LIMIT.
+FIELD_LIMITS = {
+    "event_id": 128, "event_time": 64, "account": 64, "region": 64, "service": 64, "action": 128,
+    "error_code": 128, "error_message": 1024, "source_ip": 256, "user_agent": 512, "resource": 512,
+    "cause": 64, "title": 200, "severity": 16, "confidence": 16, "remediation": 1500, "doc_url": 300,
+    "topic": 300, "fingerprint": 64, "schema_version": 8,
+    "arn": 512, "type": 64, "identity_arn": 512, "invoked_by": 256,
+}
+DEFAULT_LIMIT = 512
+EVIDENCE_LINES = 20
+POLICY_LIMIT = 1500
 
-def clean(text: Any, limit: int = 300) -> str:
-    """One line of printable text: control/format characters dropped, whitespace collapsed, bounded."""
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
-    text = text[: limit * 2]
-    if not (text.isascii() and text.isprintable()):  # printable ASCII (most text) has nothing to drop
-        text = "".join(ch if unicodedata.category(ch)[0] not in "CZ" or ch == " " else " " for ch in text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+def _markdown(text: str) -> str:
+    """Sanitised text made inert for chat markdown (Slack mrkdwn, Teams markdown): no
+    formatting, links, mentions or HTML, still readable (look-alike characters, no backslashes).
+    Defanged once more: a look-alike is a letter to a linkifier ("x.`ab`" -> "x.ˋabˋ")."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MENTION.sub(lambda m: "@\u2060" + m.group(1), text)
+    text = _EDGE_UNDERSCORE.sub("\uff3f", text.translate(_INERT))
+    return defang(text.replace("](", "]\u2060("))  # no [text](url) links (Teams); Slack's <url|text> died with < >
 
 
 def chat(text: Any, limit: int = 300) -> str:
-    """Untrusted text for chat markdown (Slack mrkdwn, Teams markdown): inert (no formatting,
-    links, mentions or HTML), still readable (look-alike characters, no visible backslashes)."""
-    text = clean(text, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _MENTION.sub(lambda m: "@\u2060" + m.group(1), text)
-    text = _EDGE_UNDERSCORE.sub("\uff3f", text.translate(_INERT))
-    return text.replace("](", "]\u2060(")  # no [text](url) links (Teams); Slack's <url|text> died with < >
+    """Untrusted text for chat markdown: the sanitiser, then the markdown escaping on top."""
+    return _markdown(clean(text, limit))
+
+
+def _line(*parts: str) -> str:
+    """A line composed of sanitised fields and our own words, defanged once more as a whole:
+    fields side by side must not make a link ("https" + ":" + "//evil")."""
+    return defang("".join(parts))
 
 
 def subject_for(finding: Finding) -> str:
     """ASCII, one line, under SNS's 100-character limit, starting with a letter or bracket."""
-    raw = f"[{finding.severity.upper()}] {finding.cause}: {finding.service}:{finding.action} in {finding.account}/{finding.region}"
-    ascii_only = raw.encode("ascii", "replace").decode("ascii")
-    ascii_only = "".join(c if 32 <= ord(c) < 127 else "?" for c in ascii_only)
-    return ascii_only if len(ascii_only) < SUBJECT_LIMIT else ascii_only[: SUBJECT_LIMIT - 2] + "~"
+    raw = _line(f"[{clean(finding.severity, 16).upper()}] {clean(finding.cause, 64)}: ",
+                f"{clean(finding.service, 40)}:{clean(finding.action, 80)} in {clean(finding.account, 20)}/{clean(finding.region, 30)}")
+    ascii_only = "".join(c if 32 <= ord(c) < 127 else "?" for c in raw)
+    return bound(ascii_only, SUBJECT_LIMIT - 1, "~")
 
 
 @dataclass(frozen=True)
@@ -75,75 +102,147 @@ class Repeats:
         when = datetime.fromtimestamp(self.since, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return f"{self.count} repeat(s) of this failure were suppressed since {when}."
 
+    def lines(self) -> list[str]:
+        return [self.sentence()] if self.count else []
 
-def email_text(finding: Finding, repeats: Repeats = Repeats()) -> str:
+
+def _sanitised(value: Any, limit: int = DEFAULT_LIMIT) -> Any:
+    """A JSON value with every string (keys included) through the sanitiser; lists bounded."""
+    if isinstance(value, str):
+        return clean(value, limit)
+    if isinstance(value, dict):
+        return {clean(k, 64): _sanitised(v, FIELD_LIMITS.get(k, limit) if isinstance(k, str) else limit)
+                for k, v in list(value.items())[:50]}
+    if isinstance(value, (list, tuple)):
+        return [_sanitised(v, limit) for v in list(value)[:EVIDENCE_LINES]]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return clean(value, limit)
+
+
+def policy_text(finding: Finding) -> str:
+    """The policy statement as one sanitised line of JSON ("" when there is none). Our endpoint
+    (kms:ViaService) stays pasteable; a name from the event with a dot in it shows as [.]."""
+    if not finding.policy:
+        return ""
+    try:
+        dumped = json.dumps(finding.policy, ensure_ascii=False)
+    except (TypeError, ValueError):
+        dumped = str(finding.policy)
+    return clean(dumped, POLICY_LIMIT)
+
+
+def people_view(finding: Finding) -> dict:
+    """The finding as people may read it: every string sanitised and bounded, the policy a
+    sanitised statement, the documentation URL ours or plain text."""
+    view = _sanitised(finding.to_dict())
+    view["doc_url"] = doc_link(finding.doc_url) or clean(finding.doc_url, FIELD_LIMITS["doc_url"])
+    return view
+
+
+def people_json(finding: Finding, lines: Sequence[str] = (), extra: Optional[dict] = None) -> str:
+    """The ``email-json`` body (and the chat's additionalContext): the sanitised finding, the
+    extra lines as ``notes``, and any extra fields (sanitised too)."""
+    view = people_view(finding)
+    if lines:
+        view["notes"] = [clean(line, 500) for line in lines]
+    if extra:
+        view.update(_sanitised(extra))
+    return json.dumps(view, ensure_ascii=False, separators=(",", ":"))
+
+
+def email_body(finding: Finding, lines: Sequence[str] = ()) -> str:
+    """The e-mail report: each field on its own line, then the extra lines."""
     p = finding.principal
-    lines = [
-        f"{finding.title}",
+    temporary = ", temporary credentials" if p.temporary else ""
+    body = [
+        _line(clean(finding.title, 200)),
         "",
-        f"Cause:      {finding.cause} (confidence {finding.confidence}, severity {finding.severity})",
-        f"Call:       {finding.service}:{clean(finding.action, 80)} failed with {clean(finding.error_code, 80)}",
-        f"Message:    {clean(finding.error_message, 500)}",
-        f"Caller:     {clean(p.arn, 200)} ({p.type}{', temporary credentials' if p.temporary else ''})",
-        f"Resource:   {clean(finding.resource, 300) or '-'}",
-        f"Where:      account {clean(finding.account, 20)}, {clean(finding.region, 30)}, from {clean(finding.source_ip, 60)}",
-        f"When:       {clean(finding.event_time, 40)} (CloudTrail event {clean(finding.event_id, 80)})",
+        _line("Cause:      ", clean(finding.cause, 64), " (confidence ", clean(finding.confidence, 16),
+              ", severity ", clean(finding.severity, 16), ")"),
+        _line("Call:       ", clean(finding.service, 40), ":", clean(finding.action, 80), " failed with ",
+              clean(finding.error_code, 80)),
+        _line("Message:    ", clean(finding.error_message, 500)),
+        _line("Caller:     ", clean(p.arn, 200), " (", clean(p.type, 64), temporary, ")"),
+        _line("Resource:   ", clean(finding.resource, 300) or "-"),
+        _line("Where:      account ", clean(finding.account, 20), ", ", clean(finding.region, 30), ", from ",
+              clean(finding.source_ip, 60)),
+        _line("When:       ", clean(finding.event_time, 40), " (CloudTrail event ", clean(finding.event_id, 80), ")"),
         "",
         "Evidence:",
-        *[f"  - {clean(e, 400)}" for e in finding.evidence],
+        *[_line("  - ", clean(e, 400)) for e in finding.evidence[:EVIDENCE_LINES]],
         "",
         "Fix:",
-        f"  {clean(finding.remediation, 1500)}",
+        _line("  ", clean(finding.remediation, 1500)),
     ]
-    if finding.policy:
-        lines += ["", "Policy statement:", "  " + json.dumps(finding.policy)]
-    lines += ["", f"Documentation: {finding.doc_url}"]
-    if repeats.count:
-        lines += ["", repeats.sentence()]
-    return "\n".join(lines) + "\n"
+    policy = policy_text(finding)
+    if policy:
+        body += ["", "Policy statement:", _line("  ", policy)]
+    link = doc_link(finding.doc_url)
+    body += ["", f"Documentation: {link}" if link else _line("Documentation: ", clean(finding.doc_url, 300))]
+    extra = [_line(clean(line, 500)) for line in lines if line]
+    if extra:
+        body += ["", *extra]
+    return "\n".join(body) + "\n"
+
+
+def email_text(finding: Finding, repeats: Repeats = Repeats()) -> str:
+    return email_body(finding, repeats.lines())
 
 
 def _policy_block(finding: Finding) -> list[str]:
     """The policy statement as a code block, exact enough to paste ("*" stays "*": code is not
     formatted); only what could end the block or form a mention or link is neutralised."""
-    if not finding.policy:
+    policy = policy_text(finding)
+    if not policy:
         return []
-    text = json.dumps(finding.policy)[:1500].translate(_INERT_CODE)
+    text = policy.translate(_INERT_CODE)
     text = _MENTION.sub(lambda m: "@\u2060" + m.group(1), text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
-    return ["Policy statement to add:\n```" + text.replace("](", "]\u2060(") + "```"]
+    return ["Policy statement to add:\n```" + defang(text.replace("](", "]\u2060(")) + "```"]
 
 
-def chatbot_payload(finding: Finding, repeats: Repeats = Repeats()) -> dict:
-    """Amazon Q Developer in chat applications custom notification (schema version 1.0)."""
+def chat_body(finding: Finding, lines: Sequence[str] = ()) -> dict:
+    """Amazon Q Developer in chat applications custom notification (schema version 1.0): only
+    sanitised, markdown-inert text; the one link is our documentation URL, when it is ours."""
     p = finding.principal
     description = "\n".join([
-        f"*{chat(finding.service)}:{chat(finding.action, 80)}* failed with `{chat(finding.error_code, 80)}`",
+        f"*{_markdown(_line(clean(finding.service, 40), ':', clean(finding.action, 80)))}* failed with "
+        f"`{_markdown(clean(finding.error_code, 80))}`",
         f"*Caller:* {chat(p.arn, 200)}{' (temporary credentials)' if p.temporary else ''}",
         f"*Resource:* {chat(finding.resource, 200) or '-'}",
-        f"*Where:* {chat(finding.account, 20)} / {chat(finding.region, 30)}, confidence {finding.confidence}",
+        f"*Where:* {_markdown(_line(clean(finding.account, 20), ' / ', clean(finding.region, 30)))}, "
+        f"confidence {chat(finding.confidence, 16)}",
         "*Evidence:*",
         *[f"• {chat(e, 300)}" for e in finding.evidence[:6]],
-        *([f"_{repeats.sentence()}_"] if repeats.count else []),
+        *[f"_{chat(line, 500)}_" for line in lines if line],
     ])
+    link = doc_link(finding.doc_url)
     return {
         "version": "1.0",
         "source": "custom",
-        "id": finding.event_id[:128] or finding.fingerprint,
+        "id": clean(finding.event_id, 128) or clean(finding.fingerprint, 64),
         "content": {
             "textType": "client-markdown",
-            "title": f":rotating_light: {finding.title} ({finding.severity})"[:250],
-            "description": description[:8000],
-            "nextSteps": [chat(finding.remediation, 900), *_policy_block(finding), f"<{finding.doc_url}|Troubleshooting guide>"],
-            "keywords": [finding.cause, finding.severity, finding.service, clean(finding.account, 20), clean(finding.region, 30)],
+            "title": bound(f":rotating_light: {chat(finding.title, 200)} ({chat(finding.severity, 16)})", 250),
+            "description": bound(description, 8000),
+            "nextSteps": [chat(finding.remediation, 900), *_policy_block(finding),
+                          *([f"<{link}|Troubleshooting guide>"] if link else [])],
+            "keywords": [chat(finding.cause, 64), chat(finding.severity, 16), chat(finding.service, 40),
+                         chat(finding.account, 20), chat(finding.region, 30)],
         },
         "metadata": {
-            "threadId": finding.fingerprint,
-            "summary": clean(f"{finding.cause}: {finding.service}:{finding.action} by {p.arn}", 250),
-            "eventType": finding.cause,
+            "threadId": clean(finding.fingerprint, 64),
+            "summary": _markdown(clean(_line(clean(finding.cause, 64), ": ", clean(finding.service, 40), ":",
+                                             clean(finding.action, 80), " by ", clean(p.arn, 200)), 250)),
+            "eventType": clean(finding.cause, 64),
             "relatedResources": [r for r in (clean(finding.resource, 500),) if r],
-            "additionalContext": {"finding": finding.to_json()},
+            "additionalContext": {"finding": people_json(finding, lines)},
         },
     }
+
+
+def chatbot_payload(finding: Finding, repeats: Repeats = Repeats()) -> dict:
+    return chat_body(finding, repeats.lines())
 
 
 def attributes(finding: Finding) -> dict:
@@ -152,20 +251,28 @@ def attributes(finding: Finding) -> dict:
     return {k: {"DataType": "String", "StringValue": clean(v, 256) or "-"} for k, v in values.items()}
 
 
-def message(finding: Finding, repeats: Repeats = Repeats()) -> dict:
-    """The complete SNS Publish arguments (without TopicArn)."""
+def message(finding: Finding, repeats: Repeats = Repeats(), *, lines: Sequence[str] = ()) -> dict:
+    """The complete SNS Publish arguments (without TopicArn); ``lines`` are shown to people
+    after the report (the repeats sentence follows them)."""
     body = finding.to_dict()
+    extra = {}
     if repeats.count:
-        body["suppressed_repeats"] = {"count": repeats.count, "since": repeats.since}
+        body["suppressed_repeats"] = extra["suppressed_repeats"] = {"count": repeats.count, "since": repeats.since}
+    shown = [*lines, *repeats.lines()]
     as_json = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    text = email_text(finding, repeats)
-    chat_json = json.dumps(chatbot_payload(finding, repeats), ensure_ascii=False)
+    chat_json = json.dumps(chat_body(finding, shown), ensure_ascii=False)
     return {
         "Subject": subject_for(finding),
         "MessageStructure": "json",
-        # Protocols without a body of their own (sqs, lambda, firehose, email-json) get "default":
-        # the finding once, not a copy per protocol (a batch of 10 stays far below SNS's 256 KB).
-        "Message": json.dumps({"default": as_json, "email": text, "https": chat_json, "http": chat_json}),
+        # Machines (sqs, lambda, firehose: no body of their own) get "default", the exact finding;
+        # people get text that went through the sanitiser: e-mail, e-mail-json, chat (http/https).
+        "Message": json.dumps({
+            "default": as_json,
+            "email": email_body(finding, shown),
+            "email-json": people_json(finding, shown, extra),
+            "https": chat_json,
+            "http": chat_json,
+        }),
         "MessageAttributes": attributes(finding),
     }
 

@@ -1,4 +1,5 @@
-"""What each kind of subscriber reads, and that hostile strings come out inert and bounded."""
+"""What each kind of subscriber reads, and that hostile strings come out inert and bounded:
+no link, no control character, no extra line, every field bounded, whatever the event holds."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import json
 import unicodedata
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from auditor.causes import CATALOG
 from auditor.classify import classify
-from auditor.publish import Repeats, clean, email_text, message, subject_for
-from auditor.records import parse_record
+from auditor.facts import Facts
+from auditor.finding import Finding
+from auditor.publish import Repeats, _size, email_text, message, subject_for
+from auditor.records import FailedCall, Principal, parse_record
 
+from .conftest import fixture_records
+from .linkify import live_links
 from .test_records import DENIED
 
 # The custom-notification schema of Amazon Q Developer in chat applications (version 1.0), as
@@ -58,6 +64,7 @@ HOSTILE = [
     "<script>alert(1)</script><img src=x onerror=alert(1)>",
     "\u202etxt.exe\u200b\x00\x07\x1b[31mred",
     '"}, "cause": "spoofed", "x": {"',
+    "https://evil.example/reset-password www.evil.example victim@evil.example ｅｖｉｌ．ｅｘａｍｐｌｅ javascript:alert(1)",
     "x" * 100_000,
 ]
 
@@ -75,9 +82,13 @@ def test_sns_message_has_a_body_per_protocol_and_filterable_attributes():
     msg = message(finding, Repeats(3, 1_800_000_000))
     assert msg["MessageStructure"] == "json"
     bodies = json.loads(msg["Message"])
-    assert set(bodies) == {"default", "email", "https", "http"}
-    machine = json.loads(bodies["default"])  # what SQS, Lambda, Firehose and e-mail-json subscribers get
-    assert machine["cause"] == finding.cause and machine["suppressed_repeats"]["count"] == 3
+    assert set(bodies) == {"default", "email", "email-json", "https", "http"}
+    machine = json.loads(bodies["default"])  # what SQS, Lambda and Firehose subscribers get: the exact finding
+    assert machine == {**finding.to_dict(), "suppressed_repeats": {"count": 3, "since": 1_800_000_000}}
+    people = json.loads(bodies["email-json"])  # what an e-mail-json subscriber reads in a mail client
+    assert people["cause"] == finding.cause and people["suppressed_repeats"]["count"] == 3
+    assert people["notes"] == [Repeats(3, 1_800_000_000).sentence()]
+    assert set(people) == set(machine) | {"notes"}
     assert {k: v["StringValue"] for k, v in msg["MessageAttributes"].items()} == {
         "cause": "access-denied.organizations-policy", "severity": "high", "service": "secretsmanager",
         "account": "111122223333", "region": "eu-west-1", "confidence": "high"}
@@ -88,7 +99,8 @@ def test_chatbot_payload_is_valid_for_its_schema():
     for text in [DENIED["errorMessage"], *HOSTILE]:
         payload = json.loads(json.loads(message(finding_with(text))["Message"])["https"])
         jsonschema.validate(payload, CHATBOT_SCHEMA)
-        assert json.loads(payload["metadata"]["additionalContext"]["finding"])["cause"]
+        context = json.loads(payload["metadata"]["additionalContext"]["finding"])  # the sanitised finding
+        assert context["cause"] and live_links(payload["metadata"]["additionalContext"]["finding"], allow_docs=True) == []
 
 
 def test_email_text_reads_as_a_report():
@@ -119,6 +131,8 @@ def test_hostile_strings_are_inert_and_bounded_everywhere(hostile):
     machine = json.loads(bodies["default"])
     assert machine["cause"] == finding.cause  # a crafted message cannot spoof fields
     assert len(bodies["default"]) < 40_000
+    for body in (email, bodies["email-json"], bodies["https"], subject):
+        assert live_links(body, allow_docs=True) == [], live_links(body, allow_docs=True)
 
 
 def test_a_batch_of_large_findings_is_split_to_fit_publish_batch_limits():
@@ -145,13 +159,163 @@ def test_a_batch_of_large_findings_is_split_to_fit_publish_batch_limits():
     assert BATCH_BYTES < 256 * 1024
 
 
-@given(st.text(max_size=400))
-@settings(max_examples=400, deadline=None)
-def test_clean_drops_the_same_characters_whatever_the_text(text):
-    """``clean`` skips its per-character scan for printable ASCII: the result must be the one
-    the scan gives (no control, format or separator character; whitespace collapsed; bounded)."""
-    scanned = "".join(ch if unicodedata.category(ch)[0] not in "CZ" or ch == " " else " " for ch in text[:200])
-    expected = " ".join(scanned.split())
-    expected = expected if len(expected) <= 100 else expected[:99] + "…"
-    assert clean(text, 100) == expected
-    assert clean(text + "\u202e\x1b[31m\n", 100) == clean(text + "   [31m", 100)
+# ---------------------------------------------------------------------------------------------
+# The issue's two cases, and every field of a finding fed hostile text
+# ---------------------------------------------------------------------------------------------
+def test_a_secret_id_that_is_a_url_is_no_link_in_the_email_or_the_chat():
+    finding = finding_with(DENIED["errorMessage"], resource="https://evil.example/reset-password")
+    bodies = json.loads(message(finding)["Message"])
+    assert "Resource:   hxxps[://]evil[.]example/reset-password\n" in bodies["email"]
+    chat = json.loads(bodies["https"])
+    assert "*Resource:* hxxps[://]evil[.]example/reset-password" in chat["content"]["description"]
+    assert chat["metadata"]["relatedResources"] == ["hxxps[://]evil[.]example/reset-password"]
+    assert json.loads(bodies["email-json"])["resource"] == "hxxps[://]evil[.]example/reset-password"
+    for body in (bodies["email"], bodies["https"], bodies["email-json"]):
+        assert "evil.example" not in body and live_links(body, allow_docs=True) == []
+    assert json.loads(bodies["default"])["resource"] == "https://evil.example/reset-password"  # machines: exact
+
+
+def test_a_newline_in_the_identity_type_starts_no_line_in_the_email():
+    record = copy.deepcopy(DENIED)
+    record["userIdentity"]["type"] = "AssumedRole\nBcc: victim@evil.example\r\nX-Spoofed: yes"
+    finding = classify(parse_record(record))
+    plain = finding_with(DENIED["errorMessage"])
+    bodies = json.loads(message(finding)["Message"])
+    email = bodies["email"]
+    lines = email.split("\n")
+    assert len(lines) == len(email_text(plain).split("\n"))  # the same shape as without the newline
+    assert not any(line.startswith(("Bcc:", "X-Spoofed:")) for line in lines)
+    (caller,) = [line for line in lines if line.startswith("Caller:")]
+    assert "(AssumedRole Bcc: victim@evil[.]example X-Spoofed: yes, temporary credentials)" in caller
+    assert "\r" not in email and "\n" not in json.loads(bodies["https"])["metadata"]["summary"]
+    assert json.loads(bodies["email-json"])["principal"]["type"] == "AssumedRole Bcc: victim@evil[.]example X-Spoofed: yes"
+
+
+def test_what_is_ours_reads_exactly_for_every_fixture():
+    """Cause ids, the kms:ViaService endpoint and the policy statement stay pasteable; the one
+    link is the catalog's documentation URL."""
+    for cause, path, record, facts in fixture_records():
+        call = parse_record(record)
+        if not isinstance(call, FailedCall):
+            continue
+        finding = classify(call, Facts.from_dict(facts) if facts else None)
+        msg = message(finding)
+        bodies = json.loads(msg["Message"])
+        email = bodies["email"]
+        assert f"Cause:      {finding.cause} (" in email, path
+        assert msg["MessageAttributes"]["cause"]["StringValue"] == finding.cause
+        assert f"Documentation: {finding.doc_url}\n" in email, path
+        chat = json.loads(bodies["https"])
+        assert chat["content"]["nextSteps"][-1] == f"<{finding.doc_url}|Troubleshooting guide>"
+        assert chat["metadata"]["eventType"] == finding.cause and chat["content"]["keywords"][0] == finding.cause
+        if finding.policy and "." not in json.dumps(finding.policy).replace(".amazonaws.com", ""):
+            assert "  " + json.dumps(finding.policy, ensure_ascii=False) + "\n" in email, path
+            assert json.loads(bodies["email-json"])["policy"] == finding.policy
+        for body in (email, bodies["https"], bodies["email-json"], msg["Subject"]):
+            assert live_links(body, allow_docs=True) == [], (path, live_links(body, allow_docs=True))
+
+
+def test_extra_lines_are_shown_to_people_sanitised_and_machines_get_the_finding():
+    finding = finding_with(DENIED["errorMessage"])
+    msg = message(finding, Repeats(2, 1_800_000_000), lines=["Incident 42 opened", "see https://evil.example\nBcc: x"])
+    bodies = json.loads(msg["Message"])
+    email = bodies["email"].split("\n")
+    assert email[-4:] == ["Incident 42 opened", "see hxxps[://]evil[.]example Bcc: x",
+                          Repeats(2, 1_800_000_000).sentence(), ""]
+    chat = json.loads(bodies["https"])["content"]["description"]
+    assert chat.endswith("_Incident 42 opened_\n_see hxxps[://]evil[.]example Bcc: x_\n_2 repeat(s) of this failure were "
+                         "suppressed since 2027-01-15T08:00:00Z._")
+    assert json.loads(bodies["email-json"])["notes"][:2] == ["Incident 42 opened", "see hxxps[://]evil[.]example Bcc: x"]
+    assert "notes" not in json.loads(bodies["default"])
+
+
+HOSTILE_PIECES = [
+    "https://evil.example/reset-password", "HTTP://EVIL.EXAMPLE", "ftp://evil.example/x", "hxxp://x", "1x://evil",
+    "https:\\\\evil.example", "https:/evil.example", "mailto:victim@evil.example", "JaVaScRiPt:alert(1)",
+    "data:text/html;base64,PHNjcmlwdD4=", "www.evil.example", "WWW.evil", "evil.example", "a.b.co/path", "victim@example.com",
+    "ｅｖｉｌ．ｅｘａｍｐｌｅ", "evil。example", "evil｡example", "evil․example", "evil﹒example", "evil⒈com", "xn--80ak6aa92e.com",
+    "evil-bucket.s3.amazonaws.com", "secretsmanager.evil.example", "secretsmanager.amazonaws.com.evil.example",
+    "x@secretsmanager.amazonaws.com", "secretsmanager.us-east-1.amazonaws.com", "/evil", ".evil", ":", "//", ".",
+    "kms:ViaService", "access-denied.kms-key", "https", "evil", "example", "co", "www",
+    "\n", "\r\n", "\r", "\x00", "\x1b[31m", "\u202e", "\u2066", "\u200b", "\u2028", "\u0085", "\ud800", "\udfff",
+    "\u0301", "\ufdfa", "<script>alert(1)</script>", '<a href="https://evil.example">x</a>', "<https://evil.example|click>",
+    "[click](https://evil.example)", "@here", "<!channel>", "**bold**", "`code`", "_i_", "~s~", "Bcc: victim@evil.example",
+    '"}, "cause": "spoofed", "x": {"', "\\", "x" * 2000,
+]
+hostile = st.lists(st.one_of(st.sampled_from(HOSTILE_PIECES), st.text(max_size=20)), max_size=10).map("".join)
+PRINCIPAL_FIELDS = ("arn", "type", "account", "identity_arn", "access_key_id", "invoked_by", "session_issuer")
+FINDING_TEXT_FIELDS = ("event_id", "event_time", "account", "region", "service", "action", "error_code", "error_message",
+                       "source_ip", "user_agent", "resource", "cause", "title", "severity", "confidence", "remediation",
+                       "topic", "fingerprint")
+
+
+@st.composite
+def hostile_findings(draw):
+    principal = Principal(**{f: draw(hostile) for f in PRINCIPAL_FIELDS}, temporary=draw(st.booleans()))
+    policy = draw(st.one_of(st.none(), st.dictionaries(hostile, st.one_of(hostile, st.lists(hostile, max_size=3),
+                                                                           st.dictionaries(hostile, hostile, max_size=2)),
+                                                       min_size=1, max_size=4)))
+    doc_url = draw(st.one_of(hostile, st.sampled_from(sorted({c.doc_url for c in CATALOG}))))
+    return Finding(**{f: draw(hostile) for f in FINDING_TEXT_FIELDS}, principal=principal,
+                   evidence=tuple(draw(st.lists(hostile, max_size=25))), policy=policy, doc_url=doc_url)
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _printable(text: str, allowed: str = "") -> bool:
+    return all(unicodedata.category(ch)[0] not in "CZ" or ch == " " or ch in allowed for ch in text)
+
+
+@given(hostile_findings(), st.integers(min_value=0, max_value=5), st.lists(hostile, max_size=3))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_hostile_text_in_every_field_reaches_no_reader_as_a_link_a_line_or_a_control(finding, repeats, lines):
+    msg = message(finding, Repeats(repeats, 1_800_000_000 if repeats else 0), lines=lines)
+    bodies = json.loads(msg["Message"])
+    ours = finding.doc_url in {c.doc_url for c in CATALOG}
+
+    subject = msg["Subject"]
+    assert subject.isascii() and subject.isprintable() and len(subject) < 100 and live_links(subject) == []
+
+    # e-mail: the report's own lines and nothing else; every field on one line, bounded
+    email = bodies["email"].split("\n")
+    shown = [line for line in lines if line] + ([Repeats(repeats, 1).sentence()] if repeats else [])
+    expected = 14 + min(len(finding.evidence), 20) + (3 if finding.policy else 0) + 2 + (1 + len(shown) if shown else 0) + 1
+    assert len(email) == expected
+    assert email[2].startswith("Cause:      ") and email[8].startswith("When:       ") and email[10] == "Evidence:"
+    assert all(_printable(line) and len(line) <= 1600 for line in email)
+    assert live_links(bodies["email"], allow_docs=ours) == []
+
+    # chat: sanitised text only (newlines are ours, the word joiner is the mention escape)
+    chat = json.loads(bodies["https"])
+    assert bodies["http"] == bodies["https"]
+    for text in _strings(chat):
+        assert _printable(text, "\n\u2060") and live_links(text, allow_docs=ours) == [], text
+    assert len(chat["content"]["title"]) <= 250 and len(chat["content"]["description"]) <= 8000
+    assert chat["content"]["description"].count("\n") == 4 + min(len(finding.evidence), 6) + len(shown)
+
+    # e-mail-json and the chat's additionalContext: the sanitised finding, every string one bounded line
+    for people in (bodies["email-json"], chat["metadata"]["additionalContext"]["finding"]):
+        assert live_links(people, allow_docs=ours) == []
+        for text in _strings(json.loads(people)):
+            assert _printable(text) and len(text) <= 1500 and live_links(text, allow_docs=ours) == []
+
+    # attributes: bounded, printable, no link
+    for attribute in msg["MessageAttributes"].values():
+        value = attribute["StringValue"]
+        assert 0 < len(value) <= 256 and _printable(value) and live_links(value) == []
+
+    # machines still get the exact finding (as JSON carries it: a surrogate pair is one character); the message fits SNS
+    exact = json.loads(json.dumps(finding.to_dict()))
+    assert json.loads(bodies["default"]) == {**exact, **({"suppressed_repeats": {
+        "count": repeats, "since": 1_800_000_000}} if repeats else {})}
+    assert _size(msg) <= 256 * 1024
