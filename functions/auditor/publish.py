@@ -140,46 +140,65 @@ def people_view(finding: Finding) -> dict:
     return view
 
 
-def people_json(finding: Finding, lines: Sequence[str] = (), extra: Optional[dict] = None) -> str:
+class Shown:
+    """A finding as people may read it, sanitised once per message: ``view`` (every field
+    through ``clean`` at FIELD_LIMITS), ``policy`` (the statement as one sanitised line),
+    ``link`` (our documentation URL, or ""). ``cut`` shows a field shorter."""
+
+    __slots__ = ("finding", "view", "policy", "link")
+
+    def __init__(self, finding: Finding):
+        self.finding = finding
+        self.view = people_view(finding)
+        self.policy = policy_text(finding)
+        self.link = doc_link(finding.doc_url)
+
+    def cut(self, name: str, limit: int) -> str:
+        value = self.view[name]
+        return value if len(value) <= limit else bound(value, limit)
+
+    def who(self, name: str, limit: int) -> str:
+        value = self.view["principal"][name]
+        return value if len(value) <= limit else bound(value, limit)
+
+
+def people_json(finding: Finding, lines: Sequence[str] = (), extra: Optional[dict] = None,
+                shown: Optional[Shown] = None) -> str:
     """The ``email-json`` body (and the chat's additionalContext): the sanitised finding, the
     extra lines as ``notes``, and any extra fields (sanitised too)."""
-    view = people_view(finding)
+    view = dict((shown or Shown(finding)).view)
     if lines:
-        view["notes"] = [clean(line, 500) for line in lines]
+        view["notes"] = [clean(line, 500) for line in lines if line]
     if extra:
         view.update(_sanitised(extra))
     return json.dumps(view, ensure_ascii=False, separators=(",", ":"))
 
 
-def email_body(finding: Finding, lines: Sequence[str] = ()) -> str:
+def email_body(finding: Finding, lines: Sequence[str] = (), shown: Optional[Shown] = None) -> str:
     """The e-mail report: each field on its own line, then the extra lines."""
-    p = finding.principal
-    temporary = ", temporary credentials" if p.temporary else ""
+    s = shown or Shown(finding)
+    temporary = ", temporary credentials" if finding.principal.temporary else ""
     body = [
-        _line(clean(finding.title, 200)),
+        _line(s.cut("title", 200)),
         "",
-        _line("Cause:      ", clean(finding.cause, 64), " (confidence ", clean(finding.confidence, 16),
-              ", severity ", clean(finding.severity, 16), ")"),
-        _line("Call:       ", clean(finding.service, 40), ":", clean(finding.action, 80), " failed with ",
-              clean(finding.error_code, 80)),
-        _line("Message:    ", clean(finding.error_message, 500)),
-        _line("Caller:     ", clean(p.arn, 200), " (", clean(p.type, 64), temporary, ")"),
-        _line("Resource:   ", clean(finding.resource, 300) or "-"),
-        _line("Where:      account ", clean(finding.account, 20), ", ", clean(finding.region, 30), ", from ",
-              clean(finding.source_ip, 60)),
-        _line("When:       ", clean(finding.event_time, 40), " (CloudTrail event ", clean(finding.event_id, 80), ")"),
+        _line("Cause:      ", s.cut("cause", 64), " (confidence ", s.cut("confidence", 16),
+              ", severity ", s.cut("severity", 16), ")"),
+        _line("Call:       ", s.cut("service", 40), ":", s.cut("action", 80), " failed with ", s.cut("error_code", 80)),
+        _line("Message:    ", s.cut("error_message", 500)),
+        _line("Caller:     ", s.who("arn", 200), " (", s.who("type", 64), temporary, ")"),
+        _line("Resource:   ", s.cut("resource", 300) or "-"),
+        _line("Where:      account ", s.cut("account", 20), ", ", s.cut("region", 30), ", from ", s.cut("source_ip", 60)),
+        _line("When:       ", s.cut("event_time", 40), " (CloudTrail event ", s.cut("event_id", 80), ")"),
         "",
         "Evidence:",
-        *[_line("  - ", clean(e, 400)) for e in finding.evidence[:EVIDENCE_LINES]],
+        *[_line("  - ", e if len(e) <= 400 else bound(e, 400)) for e in s.view["evidence"]],
         "",
         "Fix:",
-        _line("  ", clean(finding.remediation, 1500)),
+        _line("  ", s.cut("remediation", 1500)),
     ]
-    policy = policy_text(finding)
-    if policy:
-        body += ["", "Policy statement:", _line("  ", policy)]
-    link = doc_link(finding.doc_url)
-    body += ["", f"Documentation: {link}" if link else _line("Documentation: ", clean(finding.doc_url, 300))]
+    if s.policy:
+        body += ["", "Policy statement:", _line("  ", s.policy)]
+    body += ["", f"Documentation: {s.link}" if s.link else _line("Documentation: ", s.cut("doc_url", 300))]
     extra = [_line(clean(line, 500)) for line in lines if line]
     if extra:
         body += ["", *extra]
@@ -190,10 +209,9 @@ def email_text(finding: Finding, repeats: Repeats = Repeats()) -> str:
     return email_body(finding, repeats.lines())
 
 
-def _policy_block(finding: Finding) -> list[str]:
-    """The policy statement as a code block, exact enough to paste ("*" stays "*": code is not
-    formatted); only what could end the block or form a mention or link is neutralised."""
-    policy = policy_text(finding)
+def _policy_block(policy: str) -> list[str]:
+    """The sanitised policy statement as a code block, exact enough to paste ("*" stays "*":
+    code is not formatted); only what could end the block or form a mention or link is neutralised."""
     if not policy:
         return []
     text = policy.translate(_INERT_CODE)
@@ -201,42 +219,43 @@ def _policy_block(finding: Finding) -> list[str]:
     return ["Policy statement to add:\n```" + defang(text.replace("](", "]\u2060(")) + "```"]
 
 
-def chat_body(finding: Finding, lines: Sequence[str] = ()) -> dict:
+def chat_body(finding: Finding, lines: Sequence[str] = (), shown: Optional[Shown] = None,
+              context: Optional[str] = None) -> dict:
     """Amazon Q Developer in chat applications custom notification (schema version 1.0): only
-    sanitised, markdown-inert text; the one link is our documentation URL, when it is ours."""
-    p = finding.principal
+    sanitised, markdown-inert text; the one link is our documentation URL, when it is ours.
+    ``context``: the sanitised finding JSON for additionalContext, when the caller has it."""
+    s = shown or Shown(finding)
     description = "\n".join([
-        f"*{_markdown(_line(clean(finding.service, 40), ':', clean(finding.action, 80)))}* failed with "
-        f"`{_markdown(clean(finding.error_code, 80))}`",
-        f"*Caller:* {chat(p.arn, 200)}{' (temporary credentials)' if p.temporary else ''}",
-        f"*Resource:* {chat(finding.resource, 200) or '-'}",
-        f"*Where:* {_markdown(_line(clean(finding.account, 20), ' / ', clean(finding.region, 30)))}, "
-        f"confidence {chat(finding.confidence, 16)}",
+        f"*{_markdown(_line(s.cut('service', 40), ':', s.cut('action', 80)))}* failed with "
+        f"`{_markdown(s.cut('error_code', 80))}`",
+        f"*Caller:* {_markdown(s.who('arn', 200))}{' (temporary credentials)' if finding.principal.temporary else ''}",
+        f"*Resource:* {_markdown(s.cut('resource', 200)) or '-'}",
+        f"*Where:* {_markdown(_line(s.cut('account', 20), ' / ', s.cut('region', 30)))}, "
+        f"confidence {_markdown(s.cut('confidence', 16))}",
         "*Evidence:*",
-        *[f"• {chat(e, 300)}" for e in finding.evidence[:6]],
+        *[f"• {_markdown(e if len(e) <= 300 else bound(e, 300))}" for e in s.view["evidence"][:6]],
         *[f"_{chat(line, 500)}_" for line in lines if line],
     ])
-    link = doc_link(finding.doc_url)
     return {
         "version": "1.0",
         "source": "custom",
-        "id": clean(finding.event_id, 128) or clean(finding.fingerprint, 64),
+        "id": s.cut("event_id", 128) or s.cut("fingerprint", 64),
         "content": {
             "textType": "client-markdown",
-            "title": bound(f":rotating_light: {chat(finding.title, 200)} ({chat(finding.severity, 16)})", 250),
+            "title": bound(f":rotating_light: {_markdown(s.cut('title', 200))} ({_markdown(s.cut('severity', 16))})", 250),
             "description": bound(description, 8000),
-            "nextSteps": [chat(finding.remediation, 900), *_policy_block(finding),
-                          *([f"<{link}|Troubleshooting guide>"] if link else [])],
-            "keywords": [chat(finding.cause, 64), chat(finding.severity, 16), chat(finding.service, 40),
-                         chat(finding.account, 20), chat(finding.region, 30)],
+            "nextSteps": [_markdown(s.cut("remediation", 900)), *_policy_block(s.policy),
+                          *([f"<{s.link}|Troubleshooting guide>"] if s.link else [])],
+            "keywords": [_markdown(s.cut(name, limit)) for name, limit in
+                         (("cause", 64), ("severity", 16), ("service", 40), ("account", 20), ("region", 30))],
         },
         "metadata": {
-            "threadId": clean(finding.fingerprint, 64),
-            "summary": _markdown(clean(_line(clean(finding.cause, 64), ": ", clean(finding.service, 40), ":",
-                                             clean(finding.action, 80), " by ", clean(p.arn, 200)), 250)),
-            "eventType": clean(finding.cause, 64),
-            "relatedResources": [r for r in (clean(finding.resource, 500),) if r],
-            "additionalContext": {"finding": people_json(finding, lines)},
+            "threadId": s.cut("fingerprint", 64),
+            "summary": _markdown(bound(_line(s.cut("cause", 64), ": ", s.cut("service", 40), ":", s.cut("action", 80),
+                                             " by ", s.who("arn", 200)), 250)),
+            "eventType": s.cut("cause", 64),
+            "relatedResources": [r for r in (s.cut("resource", 500),) if r],
+            "additionalContext": {"finding": context if context is not None else people_json(finding, lines, shown=s)},
         },
     }
 
@@ -258,9 +277,11 @@ def message(finding: Finding, repeats: Repeats = Repeats(), *, lines: Sequence[s
     extra = {}
     if repeats.count:
         body["suppressed_repeats"] = extra["suppressed_repeats"] = {"count": repeats.count, "since": repeats.since}
-    shown = [*lines, *repeats.lines()]
+    notes = [*lines, *repeats.lines()]
     as_json = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    chat_json = json.dumps(chat_body(finding, shown), ensure_ascii=False)
+    shown = Shown(finding)
+    people = people_json(finding, notes, extra, shown)
+    chat_json = json.dumps(chat_body(finding, notes, shown, people), ensure_ascii=False)
     return {
         "Subject": subject_for(finding),
         "MessageStructure": "json",
@@ -268,8 +289,8 @@ def message(finding: Finding, repeats: Repeats = Repeats(), *, lines: Sequence[s
         # people get text that went through the sanitiser: e-mail, e-mail-json, chat (http/https).
         "Message": json.dumps({
             "default": as_json,
-            "email": email_body(finding, shown),
-            "email-json": people_json(finding, shown, extra),
+            "email": email_body(finding, notes, shown),
+            "email-json": people,
             "https": chat_json,
             "http": chat_json,
         }),

@@ -61,19 +61,18 @@ NOT_LINKS = frozenset({c.id for c in CATALOG if "." in c.id} | {"userIdentity.ty
 #: called KMS in the evidence): <service>.amazonaws.com and <service>.<region>.amazonaws.com.
 _ENDPOINT = re.compile(r"(?:secretsmanager|kms)(?:\.[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2})?\.amazonaws\.com")
 
-#: Schemes whose colon alone makes a link (no "//" needed).
-_COLON_SCHEMES = (
-    "http|https|ftp|ftps|sftp|ws|wss|file|mailto|javascript|vbscript|livescript|data|tel|sms|mms|callto|skype|"
-    "sip|sips|xmpp|im|news|nntp|irc|ircs|ssh|telnet|gopher|webcal|magnet|blob|about|facetime|intent|market|"
-    "slack|msteams|zoommtg|itms-services|ms-[a-z-]+"
+#: Schemes whose colon alone makes a link (no "//" needed), and any "ms-..." (Office) scheme.
+_COLON_SCHEMES = frozenset(
+    "http https ftp ftps sftp ws wss file mailto javascript vbscript livescript data tel sms mms callto skype "
+    "sip sips xmpp im news nntp irc ircs ssh telnet gopher webcal magnet blob about facetime intent market "
+    "slack msteams zoommtg itms-services".split()
 )
 # Two left-to-right scans. Schemes first, wherever their name starts (after a dot too:
 # "x.https:" is a scheme to a reader), then host-like tokens (labels joined by dots) and "www.".
 # Each alternative starts only where its run of characters starts and takes it whole
 # (possessive), so the scans stay linear however long a run the event carries.
 _SCHEMES = re.compile(
-    r"(?<![A-Za-z0-9+\-])(?P<scheme>[A-Za-z][A-Za-z0-9+\-]*+):(?P<slashes>[/\\]{2,}+)"
-    r"|(?<![A-Za-z0-9+\-])(?P<colon>(?i:" + _COLON_SCHEMES + r")):(?=\S|$)"  # at the end too: markup may follow
+    r"(?<![A-Za-z0-9+\-])(?P<scheme>[A-Za-z][A-Za-z0-9+\-]*+):(?P<slashes>[/\\]{2,}+)?"
     r"|(?<!\[):(?P<sep>[/\\]{2,}+)"  # "://" after anything else ("1x://", "a_b://"); not our own "[://]"
 )
 _HOSTS = re.compile(
@@ -121,11 +120,17 @@ def _ours(text: str, start: int, end: int) -> bool:
 
 
 def _defang_scheme(m: re.Match) -> str:
-    if m.group("scheme") is not None:
-        return _scheme(m.group("scheme")) + "[:" + m.group("slashes") + "]"
-    if m.group("colon") is not None:
-        return _scheme(m.group("colon")) + "[:]"
-    return "[:" + m.group("sep") + "]"
+    name = m.group("scheme")
+    if name is None:
+        return "[:" + m.group("sep") + "]"
+    if m.group("slashes"):
+        return _scheme(name) + "[:" + m.group("slashes") + "]"
+    low = name.lower()
+    if low in _COLON_SCHEMES or low.startswith("ms-"):  # "mailto:x", "javascript:x"; also at the end: markup may follow
+        after = m.string[m.end() : m.end() + 1]
+        if not after or not after.isspace():
+            return _scheme(name) + "[:]"
+    return m.group(0)
 
 
 def _defang_hosts(m: re.Match) -> str:
@@ -158,15 +163,20 @@ def _scheme(name: str) -> str:
 
 def defang(text: str) -> str:
     """Step 4: no scheme, host, ``www.`` or e-mail address stays a link (see the module doc)."""
-    if text.isascii() and "." not in text and ":" not in text:
-        return text
-    return _HOSTS.sub(_defang_hosts, _SCHEMES.sub(_defang_scheme, text))
+    if ":" in text:
+        text = _SCHEMES.sub(_defang_scheme, text)
+    if "." in text or "。" in text:
+        text = _HOSTS.sub(_defang_hosts, text)
+    return text
 
 
 def clean(value: Any, limit: int = 300) -> str:
     """The sanitiser: compatibility forms folded, one printable line, defanged, at most ``limit`` characters."""
     text = value if isinstance(value, str) else "" if value is None else str(value)
-    if not text.isascii():
+    if text.isascii():
+        if len(text) <= limit and text.isprintable() and "  " not in text and text.strip() == text:
+            return defang(text)  # one printable line already (most fields): nothing to fold, drop or cut
+    else:
         text = unicodedata.normalize("NFKC", text[: limit * 2])  # may grow (one character can fold to 18)
     return bound(defang(one_line(text, limit * 2)), limit)
 
