@@ -175,7 +175,7 @@ def clean(value: Any, limit: int = 300) -> str:
     text = value if isinstance(value, str) else "" if value is None else str(value)
     if text.isascii():
         if len(text) <= limit and text.isprintable() and "  " not in text and text.strip() == text:
-            return defang(text)  # one printable line already (most fields): nothing to fold, drop or cut
+            return bound(defang(text), limit)  # one printable line already (most fields): nothing to fold or drop
     else:
         text = unicodedata.normalize("NFKC", text[: limit * 2])  # may grow (one character can fold to 18)
     return bound(defang(one_line(text, limit * 2)), limit)

@@ -120,6 +120,8 @@ def test_defang_is_idempotent_and_clean_is_bounded():
     for raw, _ in DEFANGED:
         once = clean(raw)
         assert defang(once) == once and clean(once) == once
+    for text in ("a.bc " * 60, "a.bc" * 75, "x" * 299 + ".com", "é.bc" * 75):  # defanging lengthens: still bounded
+        assert len(clean(text, 300)) <= 300 and live_links(clean(text, 300)) == []
     huge = "https://evil.example/" + "a." * 100_000 + "\n" * 1000
     out = clean(huge, 300)
     assert len(out) <= 300 and live_links(out) == [] and "\n" not in out
