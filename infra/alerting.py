@@ -1,11 +1,10 @@
 """Where findings go: an encrypted SNS topic and its subscribers (e-mail, HTTPS, Slack via
-Amazon Q Developer in chat applications), and the dedup table that keeps them from storms."""
+Amazon Q Developer in chat applications). (The incident state table is infra/state.py's.)"""
 
 from __future__ import annotations
 
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_chatbot as chatbot
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -114,14 +113,3 @@ class Alerting(Construct):
                 guardrail_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AWSDenyAll")],
                 logging_level=chatbot.LoggingLevel.ERROR,
             )
-        # Dedup state is a cache: on-demand, expiring by TTL, nothing to keep on deletion.
-        self.table = dynamodb.Table(
-            self,
-            "Dedup",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute="expires_at",
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=RemovalPolicy.DESTROY,
-        )

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 from aws_cdk import aws_logs as logs
 
+from auditor.contract import GLOBAL_EVENTS_REGION
+
 #: Retention periods CloudWatch Logs accepts, in days -> the CDK enum member.
 _RETENTION = {
     days: getattr(logs.RetentionDays, name)
@@ -42,6 +44,9 @@ class Organization:
     regions: tuple[str, ...]
     organizational_units: tuple[str, ...]
     call_as: str = "DELEGATED_ADMIN"
+    #: The management account, where Organizations records its events (us-east-1): optional, a
+    #: stack of its own forwards them (StackSets never deploy to the management account).
+    management_account: str | None = None
 
 
 _ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
@@ -70,7 +75,7 @@ def _organization(raw: Any) -> "Organization | None":
             raise ConfigError(f"context 'organization.{key}' is {v!r}: expected a non-empty list of {what}")
         return tuple(dict.fromkeys(v))
 
-    unknown = set(value) - {"id", "auditAccount", "homeRegion", "regions", "organizationalUnits", "callAs"}
+    unknown = set(value) - {"id", "auditAccount", "homeRegion", "regions", "organizationalUnits", "callAs", "managementAccount"}
     if unknown:
         raise ConfigError(f"context 'organization' has unknown keys {sorted(unknown)}")
     call_as = value.get("callAs", "DELEGATED_ADMIN")
@@ -83,7 +88,11 @@ def _organization(raw: Any) -> "Organization | None":
         regions=list_("regions", _REGION, "region names"),
         organizational_units=list_("organizationalUnits", _OU, "OU ids (ou-xxxx-xxxxxxxx) or the root id (r-xxxx)"),
         call_as=call_as,
+        management_account=field_("managementAccount", _ACCOUNT, "a 12-digit account id") if "managementAccount" in value else None,
     )
+    if org.management_account == org.audit_account and org.home_region == GLOBAL_EVENTS_REGION:
+        raise ConfigError(f"context 'organization.managementAccount' is the audit account and 'homeRegion' is {GLOBAL_EVENTS_REGION}: "
+                          "the stack's own change rule already reads Organizations events there; leave managementAccount out")
     if org.home_region not in org.regions:
         raise ConfigError(f"context 'organization.homeRegion' {org.home_region!r} must be one of 'organization.regions' {list(org.regions)}")
     return org
@@ -95,7 +104,9 @@ class AuditorConfig:
     notification_emails: tuple[str, ...] = ()
     https_endpoints: tuple[str, ...] = ()
     slack: SlackChannel | None = None
-    dedup_window_minutes: int = 15
+    incident_update_minutes: int = 15
+    incident_quiet_minutes: int = 30
+    change_retention_days: int = 7
     consistency_window_minutes: int = 10
     log_retention_days: int = 30
     create_trail: bool = False
@@ -103,6 +114,10 @@ class AuditorConfig:
     findings_spike_threshold: int = 100
     max_concurrency: int = 5
     organization: Organization | None = None
+    #: Where the stack deploys, when given as context (else the CDK CLI's CDK_DEFAULT_ACCOUNT and
+    #: CDK_DEFAULT_REGION, see app.py); None: environment-agnostic.
+    account: str | None = None
+    region: str | None = None
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -147,6 +162,22 @@ def _list(key: str, raw: Any, check: Callable[[str], bool], what: str) -> tuple[
     return tuple(value)
 
 
+def _optional(key: str, raw: Any, pattern: re.Pattern, what: str) -> str | None:
+    value = raw.strip() if isinstance(raw, str) else raw  # not _parsed: an account id may start with 0
+    if value is None or value in ("", "null"):
+        return None
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ConfigError(f"context {key!r} is {raw!r}: expected {what}")
+    return value
+
+
+#: Settings that no longer exist -> what replaced them (an old cdk.json fails with this, not silently).
+REPLACED = {
+    "dedupWindowMinutes": "'incidentUpdateMinutes' (at most one \"updated\" alert per incident in this many minutes) "
+                          "and 'incidentQuietMinutes' (an incident resolves after this many minutes without failures)",
+}
+
+
 def load(get: Callable[[str], Any]) -> AuditorConfig:
     """Build the config from a context getter (``node.try_get_context``)."""
 
@@ -168,6 +199,9 @@ def load(get: Callable[[str], Any]) -> AuditorConfig:
     if retention not in _RETENTION:
         allowed = ", ".join(str(k) for k in sorted(_RETENTION))
         raise ConfigError(f"context 'logRetentionDays' is {retention}: CloudWatch Logs allows {allowed}")
+    for old, new in REPLACED.items():
+        if get(old) is not None:
+            raise ConfigError(f"context {old!r} is {get(old)!r}: this setting was replaced by {new}")
     organization = _organization(ctx("organization", None))
     if organization is not None and len(stack_name) > 128 - len("-forwarders"):
         raise ConfigError(f"context 'stackName' is {len(stack_name)} characters long: in organization mode at most "
@@ -177,7 +211,9 @@ def load(get: Callable[[str], Any]) -> AuditorConfig:
         notification_emails=_list("notificationEmails", ctx("notificationEmails", []), lambda v: bool(_EMAIL.match(v)), "e-mail addresses"),
         https_endpoints=_list("httpsEndpoints", ctx("httpsEndpoints", []), lambda v: v.startswith("https://") and len(v) > 8, "https:// URLs"),
         slack=slack,
-        dedup_window_minutes=_int("dedupWindowMinutes", ctx("dedupWindowMinutes", DEFAULTS.dedup_window_minutes), 1, 1440),
+        incident_update_minutes=_int("incidentUpdateMinutes", ctx("incidentUpdateMinutes", DEFAULTS.incident_update_minutes), 1, 1440),
+        incident_quiet_minutes=_int("incidentQuietMinutes", ctx("incidentQuietMinutes", DEFAULTS.incident_quiet_minutes), 1, 10080),
+        change_retention_days=_int("changeRetentionDays", ctx("changeRetentionDays", DEFAULTS.change_retention_days), 1, 90),
         consistency_window_minutes=_int("consistencyWindowMinutes", ctx("consistencyWindowMinutes", DEFAULTS.consistency_window_minutes), 1, 1440),
         log_retention_days=retention,
         create_trail=_bool("createTrail", ctx("createTrail", False)),
@@ -185,4 +221,6 @@ def load(get: Callable[[str], Any]) -> AuditorConfig:
         findings_spike_threshold=_int("findingsSpikeThreshold", ctx("findingsSpikeThreshold", DEFAULTS.findings_spike_threshold), 1, 1_000_000),
         max_concurrency=_int("maxConcurrency", ctx("maxConcurrency", DEFAULTS.max_concurrency), 2, 1000),
         organization=organization,
+        account=_optional("account", ctx("account", None), _ACCOUNT, "a 12-digit account id"),
+        region=_optional("region", ctx("region", None), _REGION, "a region name like eu-west-1"),
     )

@@ -3,7 +3,7 @@ KMS call (and rotation failure), and the successful calls that can start an inci
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, IResolvable
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
@@ -13,11 +13,11 @@ from .pattern import CHANGE_PATTERN, CHANGE_RULE_STATE, DETECTION_PATTERN, RULE_
 from .queues import parking_queue
 
 
-def pattern_rule(scope: Construct, id: str, *, pattern: dict, state: str, description: str,
-                 event_bus: events.IEventBus | None = None) -> events.Rule:
+def pattern_rule(scope: Construct, id: str, *, pattern: dict, state: "str | IResolvable", description: str,
+                 event_bus: events.IEventBus | None = None, rule_name: str | None = None) -> events.Rule:
     """A rule with ``pattern`` (which the L2 EventPattern type cannot express: "$or",
     "exists": false) and ``state`` (ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS has no L2 enum)."""
-    rule = events.Rule(scope, id, description=description, event_bus=event_bus,
+    rule = events.Rule(scope, id, description=description, event_bus=event_bus, rule_name=rule_name,
                        # placeholder, replaced below
                        event_pattern=events.EventPattern(source=pattern.get("source", ["aws.kms"])))
     cfn = rule.node.default_child

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from aws_cdk import Duration, IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, IgnoreMode, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -16,23 +16,18 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from auditor.contract import NAMESPACE, SERVICE, Env
+
 from .config import AuditorConfig
+from .state import STATE_ACTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICE_NAME = "secrets-kms-auditor"
-METRICS_NAMESPACE = "SecretsKmsAuditor"
 #: The asset holds the auditor package's ``.py`` sources and nothing else (no caches, no
 #: ``*.egg-info`` an editable install drops beside it, no data files). Git-ignore semantics,
 #: because only they tell directories (trailing ``/``) from files: re-include every directory
 #: under ``auditor/``, then only its ``.py`` files; glob mode cannot express this.
 ASSET_EXCLUDES = ["*", "!/auditor/", "!/auditor/**/", "!/auditor/**/*.py", "__pycache__/", "*.egg-info/"]
 ASSET_IGNORE_MODE = IgnoreMode.GIT
-
-#: The DynamoDB calls ``auditor.dedup`` makes on its table (item-level only: no Scan, Query,
-#: table or stream management). BatchGetItem/BatchWriteItem read and record notified events for
-#: a whole SQS batch at once; UpdateItem claims a fingerprint's window and releases it again
-#: when the notification could not be published, so the retry notifies.
-DEDUP_ACTIONS = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"]
 
 
 def function_code(directory: Path = ROOT / "functions") -> lambda_.Code:
@@ -48,11 +43,29 @@ def powertools_version(requirements: Path = ROOT / "requirements.txt") -> str:
     return match.group(1)
 
 
+def environment(config: AuditorConfig, *, topic_arn: str, table_name: str) -> dict[str, str]:
+    """The function's environment (auditor/config.py reads it; the names are ``auditor.contract.Env``)."""
+    return {
+        Env.TOPIC_ARN: topic_arn,
+        Env.TABLE_NAME: table_name,  # the incident state table (the variable kept its first name)
+        Env.QUIET_SECONDS: str(config.incident_quiet_minutes * 60),
+        Env.UPDATE_SECONDS: str(config.incident_update_minutes * 60),
+        Env.CHANGE_RETENTION_DAYS: str(config.change_retention_days),
+        Env.CONSISTENCY_WINDOW_SECONDS: str(config.consistency_window_minutes * 60),
+        Env.SIMULATE_POLICIES: "true" if config.simulate_policies else "false",
+        Env.POWERTOOLS_SERVICE_NAME: SERVICE,
+        Env.POWERTOOLS_METRICS_NAMESPACE: NAMESPACE,
+        Env.POWERTOOLS_LOG_LEVEL: "INFO",
+    }
+
+
 class AuditorFunction(Construct):
     def __init__(self, scope: Construct, id: str, *, config: AuditorConfig, topic: sns.ITopic, topic_key: kms.IKey,
                  table: dynamodb.ITable) -> None:
         super().__init__(scope, id)
-        stack = Stack.of(self)
+        # Pseudo parameters, not the stack's env: the template is the same whether the app knew the
+        # account at synthesis or not (cdk-nag acknowledgments name these exact resources).
+        partition, account = Aws.PARTITION, Aws.ACCOUNT_ID
         self.log_group = logs.LogGroup(self, "Logs", retention=config.log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                              description="Secrets Manager and KMS failure auditor: metadata reads, never secret values")
@@ -72,16 +85,7 @@ class AuditorFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             role=self.role,
             log_group=self.log_group,
-            environment={
-                "FINDINGS_TOPIC_ARN": topic.topic_arn,
-                "DEDUP_TABLE_NAME": table.table_name,
-                "DEDUP_WINDOW_SECONDS": str(config.dedup_window_minutes * 60),
-                "CONSISTENCY_WINDOW_SECONDS": str(config.consistency_window_minutes * 60),
-                "SIMULATE_POLICIES": "true" if config.simulate_policies else "false",
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            },
+            environment=environment(config, topic_arn=topic.topic_arn, table_name=table.table_name),
         )
         # Least privilege, statement by statement (no managed policies, no "*" actions).
         self.role.add_to_policy(iam.PolicyStatement(
@@ -90,15 +94,13 @@ class AuditorFunction(Construct):
         self.role.add_to_policy(iam.PolicyStatement(sid="PublishFindings", actions=["sns:Publish"], resources=[topic.topic_arn]))
         self.role.add_to_policy(iam.PolicyStatement(
             sid="UseTopicKeyForPublish", actions=["kms:GenerateDataKey*", "kms:Decrypt"], resources=[topic_key.key_arn]))
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="Dedup", actions=DEDUP_ACTIONS,
-            resources=[table.table_arn]))
+        self.role.add_to_policy(iam.PolicyStatement(sid="IncidentState", actions=list(STATE_ACTIONS), resources=[table.table_arn]))
         self.role.add_to_policy(iam.PolicyStatement(
             sid="DescribeSecretsNeverRead", actions=["secretsmanager:DescribeSecret"],
-            resources=[f"arn:{stack.partition}:secretsmanager:*:{stack.account}:secret:*"]))
+            resources=[f"arn:{partition}:secretsmanager:*:{account}:secret:*"]))
         self.role.add_to_policy(iam.PolicyStatement(
-            sid="DescribeKeys", actions=["kms:DescribeKey"], resources=[f"arn:{stack.partition}:kms:*:{stack.account}:key/*"]))
+            sid="DescribeKeys", actions=["kms:DescribeKey"], resources=[f"arn:{partition}:kms:*:{account}:key/*"]))
         if config.simulate_policies:
             self.role.add_to_policy(iam.PolicyStatement(
                 sid="SimulatePolicies", actions=["iam:SimulatePrincipalPolicy"],
-                resources=[f"arn:{stack.partition}:iam::{stack.account}:role/*", f"arn:{stack.partition}:iam::{stack.account}:user/*"]))
+                resources=[f"arn:{partition}:iam::{account}:role/*", f"arn:{partition}:iam::{account}:user/*"]))

@@ -1,12 +1,13 @@
 """Organization mode: one auditor for every account and region.
 
 * In the audit account (home region): a custom event bus whose policy admits PutEvents only
-  from principals of the organization (``aws:PrincipalOrgID``), and a rule on it that feeds
-  the same ingestion queue as the account's own rule.
-* In every member account and region: a forwarder — the same detection rule on the default
-  bus, whose target is the central bus through a role that may put events on that bus and
-  nothing else — rolled out as a service-managed CloudFormation StackSet that deploys
-  automatically to accounts joining the configured OUs.
+  from principals of the organization (``aws:PrincipalOrgID``), and two rules on it (forwarded
+  failures, forwarded changes) that feed the same ingestion queue as the account's own rules.
+* In every member account and region: a forwarder — the same detection rule and change rule on
+  the default bus, whose targets are the central bus through roles that may put events on that
+  bus and nothing else — rolled out as a service-managed CloudFormation StackSet that deploys
+  automatically to accounts joining the configured OUs. In us-east-1 the change rule also
+  carries IAM changes (EventBridge delivers them there only: infra/global_events.py).
 
 Why ``CfnStackSet`` with an inline template rather than the cdk-stacksets library: the
 forwarder has no assets (no code, no files), so its synthesized template fits in
@@ -28,8 +29,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .config import Organization
+from .detection import pattern_rule
+from .global_events import central_bus_arn, events_role, forward
+from .global_events import rule_name as unique_rule_name
 from .queues import parking_queue
-from .pattern import DETECTION_PATTERN, RULE_STATE
+from .pattern import CHANGE_PATTERN, CHANGE_RULE_STATE, DETECTION_PATTERN, RULE_STATE
 
 
 def central_bus_name(stack_name: str) -> str:
@@ -70,14 +74,24 @@ class CentralBus(Construct):
         self.rule.node.default_child.add_property_override("State", RULE_STATE)
         self.rule.add_target(targets.SqsQueue(queue, dead_letter_queue=self.dead_letters, retry_attempts=8,
                                               max_event_age=Duration.hours(2)))
+        # Forwarded changes (member accounts' KMS, Secrets Manager, VPC endpoint changes; IAM from
+        # their us-east-1 forwarders; Organizations from the management account's stack).
+        self.change_rule = pattern_rule(self, "ForwardedChanges", pattern=CHANGE_PATTERN, state=CHANGE_RULE_STATE,
+                                        event_bus=self.bus, description="Changes forwarded from the organization's accounts and regions")
+        self.change_rule.add_target(targets.SqsQueue(queue, dead_letter_queue=self.dead_letters, retry_attempts=8,
+                                                     max_event_age=Duration.hours(2)))
+
+
+def forwarder_changes_rule_name(stack_name: str) -> str:
+    return unique_rule_name(stack_name, "forwarded-changes")
 
 
 class ForwarderStack(Stack):
-    """What each member account and region runs: detection rule -> central bus."""
+    """What each member account and region runs: detection rule and change rule -> central bus."""
 
     def __init__(self, scope: Construct, id: str, *, bus_name: str, rule_name: str, audit_account: str, home_region: str,
-                 **kwargs) -> None:
-        super().__init__(scope, id, description="Forwards failed Secrets Manager and KMS calls to the organization's auditor",
+                 changes_rule_name: str = "SecretsKmsFailureAuditor-forwarded-changes", **kwargs) -> None:
+        super().__init__(scope, id, description="Forwards failed Secrets Manager and KMS calls, and the changes that can cause them, to the organization's auditor",
                          synthesizer=cdk.CliCredentialsStackSynthesizer(), **kwargs)
         # The partition is the one the stack instance runs in (a StackSet never leaves its partition).
         bus_arn = cdk.Fn.sub(f"arn:${{AWS::Partition}}:events:{home_region}:{audit_account}:event-bus/{bus_name}")
@@ -114,6 +128,17 @@ class ForwarderStack(Stack):
         cfn.add_property_override("Targets.0.RetryPolicy", {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7200})
         cdk.Validations.of(self.dead_letters).acknowledge(cdk.Acknowledgment(
             id="AwsSolutions-SQS3", reason="This queue is itself the forwarder's dead-letter queue."))
+        # Changes (successful KMS, Secrets Manager, VPC endpoint calls; in us-east-1 also IAM): the
+        # same pattern as the auditor's own change rule, with a role of its own (aws:SourceArn names
+        # this rule), disabled where the auditor's own change rule reads the default bus.
+        self.changes_role = events_role(self, "PutChangesOnCentralBus", rule=changes_rule_name,
+                                        description="May put change events on the auditor's central bus, nothing else")
+        self.change_rule = pattern_rule(self, "Changes", pattern=CHANGE_PATTERN, rule_name=changes_rule_name,
+                                        state=cdk.Fn.condition_if(at_auditor.logical_id, "DISABLED", CHANGE_RULE_STATE),
+                                        description="Changes that can start an incident, forwarded to the auditor (disabled in the "
+                                                    "auditor's own account and region, whose rule reads the default bus itself)")
+        forward(self.change_rule, bus_arn=central_bus_arn(home_region, audit_account, bus_name), role=self.changes_role,
+                dead_letters=self.dead_letters)
 
 
 def forwarder_template(org: Organization, stack_name: str, *, nag: bool = True) -> dict:
@@ -123,7 +148,7 @@ def forwarder_template(org: Organization, stack_name: str, *, nag: bool = True) 
     app = cdk.App(outdir=tempfile.mkdtemp(prefix="auditor-forwarder-"))
     stack = ForwarderStack(app, "SecretsKmsAuditorForwarder", bus_name=central_bus_name(stack_name),
                            rule_name=forwarder_rule_name(stack_name), audit_account=org.audit_account,
-                           home_region=org.home_region)
+                           home_region=org.home_region, changes_rule_name=forwarder_changes_rule_name(stack_name))
     if nag:
         from cdk_nag import AwsSolutionsChecks
 

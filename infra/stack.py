@@ -1,4 +1,5 @@
-"""One stack: detection -> function -> alerting, observed by a dashboard and alarms."""
+"""One stack: detection -> ingestion -> function (incident state, schedule) -> alerting, observed by
+a dashboard and alarms; in organization mode also the central bus and the forwarder StackSet."""
 
 from __future__ import annotations
 
@@ -13,15 +14,22 @@ from .ingestion import Ingestion
 from .organization import CentralBus, ForwarderRollout
 from .observability import Observability
 from .management_trail import ManagementTrail
+from .schedule import IncidentSchedule
+from .state import IncidentState
 
 
 class AuditorStack(Stack):
-    def __init__(self, scope: Construct, id: str, *, config: AuditorConfig, **kwargs) -> None:
+    def __init__(self, scope: Construct, id: str, *, config: AuditorConfig,
+                 remote_queues: tuple[tuple[str, str, str], ...] = (), **kwargs) -> None:
+        """``remote_queues``: parking queues of this auditor's stacks in other regions (label, region,
+        queue name), graphed on the dashboard."""
         super().__init__(scope, id, description="Names the documented cause of every failed Secrets Manager and KMS call", **kwargs)
         alerting = Alerting(self, "Alerting", config=config)
-        fn = AuditorFunction(self, "Auditor", config=config, topic=alerting.topic, topic_key=alerting.key, table=alerting.table)
+        state = IncidentState(self, "IncidentState")
+        fn = AuditorFunction(self, "Auditor", config=config, topic=alerting.topic, topic_key=alerting.key, table=state.table)
         ingestion = Ingestion(self, "Ingestion", function=fn.function, max_concurrency=config.max_concurrency)
         detection = Detection(self, "Detection", queue=ingestion.queue)
+        schedule = IncidentSchedule(self, "IncidentSchedule", function=fn.function)
         parking = {"UndeliveredEvents": detection.dead_letters, "FailedEvents": ingestion.dead_letters}
         if config.organization is not None:
             central = CentralBus(self, "Organization", org=config.organization, stack_name=config.stack_name, queue=ingestion.queue)
@@ -30,12 +38,14 @@ class AuditorStack(Stack):
             parking["UndeliveredForwardedEvents"] = central.dead_letters
             CfnOutput(self, "CentralBusArn", value=central.bus.event_bus_arn)
         Observability(self, "Observability", config=config, function=fn.function, log_group=fn.log_group,
-                      queues=parking, backlog=ingestion.queue, topic=alerting.topic)
+                      queues=parking, backlog=ingestion.queue, topic=alerting.topic, schedule=schedule.rule,
+                      remote_queues=remote_queues)
         if config.create_trail:
             ManagementTrail(self, "ManagementTrail")
         CfnOutput(self, "FindingsTopicArn", value=alerting.topic.topic_arn)
         CfnOutput(self, "FunctionName", value=fn.function.function_name)
-        CfnOutput(self, "DedupTableName", value=alerting.table.table_name)
+        CfnOutput(self, "StateTableName", value=state.table.table_name,
+                  description="The incident state table (open incidents, recent changes, records waiting for their partner)")
         self._suppress(fn, detection, ingestion)
 
     def _suppress(self, fn: AuditorFunction, detection: Detection, ingestion: Ingestion) -> None:

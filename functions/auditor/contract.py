@@ -67,12 +67,21 @@ class Dimension:
 class Log:
     """Log messages and fields the dashboard's Logs Insights queries read."""
 
+    FIELD_MESSAGE = "message"  # Powertools' key for the message of every line
     FINDING = "finding"  # message of the one line per failure; field "finding" holds the finding JSON
     FIELD_FINDING = "finding"
-    FIELD_OUTCOME = "outcome"  # grouped | opened | updated | joined | parked | retried | notified
-    RETRIED = "retried"
+    FIELD_OUTCOME = "outcome"  # grouped | opened | updated | joined | parked | retried | redelivered
+    FIELD_INCIDENT_ID = "incident_id"  # on "finding" lines: the incident the failure was counted into
+    RETRIED = "retried"  # the publish failed: SQS redelivers the record, which is logged again
+    REDELIVERED = "redelivered"  # a record seen before (logged when it was first seen)
+    PARKED = "parked"  # waiting for its partner record: logged again when it is counted
+    #: Outcomes whose line is not (yet) a counted failure: the Findings metric skips them, and so
+    #: do the dashboard's Logs Insights widgets, so that each failure is one line.
+    NOT_COUNTED = (RETRIED, REDELIVERED, PARKED)
     INCIDENT = "incident"  # message of one line per incident state change; field "incident"
     FIELD_INCIDENT = "incident"
+    FIELD_STATUS = "status"  # on "incident" lines: opened | updated | resolved
+    FIELD_PUBLISHED = "published"  # on "incident" lines: whether the message reached the topic
 
 
 class Table:

@@ -20,19 +20,23 @@ FULL_CONTEXT = {
     "simulatePolicies": True,
     # as `cdk synth -c key=value` passes them: strings
     "stackName": "AuditorUnderTest",
-    "dedupWindowMinutes": "30",
+    "incidentUpdateMinutes": "30",
+    "incidentQuietMinutes": "45",
+    "changeRetentionDays": "3",
     "consistencyWindowMinutes": 5,
     "logRetentionDays": "90",
     "findingsSpikeThreshold": "250",
 }
 
 
-def synth(context: dict | None, outdir: Path):
-    """(template dict, validation report, asset dir) for the app as `app.py` builds it, cdk-nag included."""
+def synth(context: dict | None, outdir: Path, environ: dict | None = None):
+    """(template dict, validation report, error, outdir) for the app as `app.py` builds it, cdk-nag
+    included. ``environ`` stands for the CDK CLI's environment (CDK_DEFAULT_ACCOUNT/REGION): none
+    by default, an environment-agnostic synthesis whatever the shell running the tests has set."""
     from app import build, new_app
 
     app = new_app(str(outdir), context)
-    stack = build(app)
+    stack = build(app, environ or {})
     error = None
     try:
         app.synth()
@@ -67,3 +71,8 @@ def full_template(full_synth):
 
 def resources(template: dict, kind: str) -> dict:
     return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def template_of(outdir: Path, stack_name: str) -> dict:
+    """Another stack of the same synthesis (the global-changes and management stacks)."""
+    return json.loads((outdir / f"{stack_name}.template.json").read_text())

@@ -18,20 +18,46 @@ def config(**context):
 
 def test_defaults():
     c = config()
-    assert (c.stack_name, c.dedup_window_minutes, c.log_retention_days, c.create_trail) == ("SecretsKmsFailureAuditor", 15, 30, False)
+    assert (c.stack_name, c.log_retention_days, c.create_trail) == ("SecretsKmsFailureAuditor", 30, False)
+    # auditor/config.py's defaults, in minutes and days
+    assert (c.incident_update_minutes, c.incident_quiet_minutes, c.change_retention_days) == (15, 30, 7)
+    assert (c.account, c.region) == (None, None)
+
+
+def test_incident_defaults_are_the_functions_own():
+    """The stack passes its defaults explicitly; they are the ones the function falls back to."""
+    from auditor.config import DEFAULT_QUIET_SECONDS, DEFAULT_UPDATE_SECONDS, Config
+
+    c = config()
+    assert c.incident_quiet_minutes * 60 == DEFAULT_QUIET_SECONDS
+    assert c.incident_update_minutes * 60 == DEFAULT_UPDATE_SECONDS
+    assert c.change_retention_days == Config(topic_arn="arn:aws:sns:us-east-1:111122223333:t").change_retention_days
 
 
 def test_string_values_from_the_command_line():
-    c = config(notificationEmails='["a@example.com"]', dedupWindowMinutes="30", createTrail="true", logRetentionDays="90")
-    assert c.notification_emails == ("a@example.com",) and c.dedup_window_minutes == 30 and c.create_trail and c.log_retention_days == 90
+    c = config(notificationEmails='["a@example.com"]', incidentUpdateMinutes="30", createTrail="true", logRetentionDays="90",
+               incidentQuietMinutes="120", changeRetentionDays="14", account="111122223333", region="eu-west-1")
+    assert c.notification_emails == ("a@example.com",) and c.incident_update_minutes == 30 and c.create_trail and c.log_retention_days == 90
+    assert (c.incident_quiet_minutes, c.change_retention_days, c.account, c.region) == (120, 14, "111122223333", "eu-west-1")
     assert config(notificationEmails="a@example.com,b@example.com").notification_emails == ("a@example.com", "b@example.com")
 
 
 @pytest.mark.parametrize(
     "key, value, says",
     [
-        ("dedupWindowMinutes", 0, "from 1 to 1440"),
-        ("dedupWindowMinutes", "soon", "whole number"),
+        ("incidentUpdateMinutes", 0, "from 1 to 1440"),
+        ("incidentUpdateMinutes", "soon", "whole number"),
+        ("incidentUpdateMinutes", 1441, "from 1 to 1440"),
+        ("incidentQuietMinutes", 0, "from 1 to 10080"),
+        ("incidentQuietMinutes", "30.5", "whole number"),
+        ("incidentQuietMinutes", 10081, "from 1 to 10080"),
+        ("changeRetentionDays", 0, "from 1 to 90"),
+        ("changeRetentionDays", 91, "from 1 to 90"),
+        ("changeRetentionDays", False, "whole number"),
+        ("dedupWindowMinutes", 15, "replaced by 'incidentUpdateMinutes'"),
+        ("dedupWindowMinutes", "30", "'incidentQuietMinutes'"),
+        ("account", "12345", "12-digit account id"),
+        ("region", "Europe", "region name"),
         ("logRetentionDays", 31, "CloudWatch Logs allows"),
         ("createTrail", "yes", "true or false"),
         ("notificationEmails", ["not-an-address"], "e-mail addresses"),
@@ -74,21 +100,25 @@ def test_documented_defaults_match_cdk_json_and_deploy_doc():
     assert config(**{k: v for k, v in shipped.items() if not k.startswith("@")}) == config()
     doc = (REPO / "docs" / "deploy.md").read_text()
     c = config()
-    for key, default in (("stackName", c.stack_name), ("dedupWindowMinutes", c.dedup_window_minutes),
+    for key, default in (("stackName", c.stack_name), ("incidentUpdateMinutes", c.incident_update_minutes),
+                         ("incidentQuietMinutes", c.incident_quiet_minutes), ("changeRetentionDays", c.change_retention_days),
                          ("consistencyWindowMinutes", c.consistency_window_minutes), ("logRetentionDays", c.log_retention_days),
                          ("createTrail", "false"), ("simulatePolicies", "false"), ("findingsSpikeThreshold", c.findings_spike_threshold),
-                         ("notificationEmails", "[]"), ("httpsEndpoints", "[]"), ("slack", "null")):
+                         ("notificationEmails", "[]"), ("httpsEndpoints", "[]"), ("slack", "null"), ("account", "null"),
+                         ("region", "null"), ("maxConcurrency", c.max_concurrency)):
         assert re.search(rf"^\| `{key}` \| `{re.escape(str(default))}` \|", doc, re.MULTILINE), key
 
 
-def test_app_exits_with_the_message(tmp_path):
+@pytest.mark.parametrize("context, says", [({"incidentQuietMinutes": 0}, "incidentQuietMinutes"),
+                                           ({"dedupWindowMinutes": 15}, "replaced by 'incidentUpdateMinutes'")])
+def test_app_exits_with_the_message(tmp_path, context, says):
     import subprocess
     import sys
     from .conftest import REPO
 
     result = subprocess.run([sys.executable, "app.py"], cwd=REPO, capture_output=True, text=True,
-                            env={**__import__("os").environ, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": '{"dedupWindowMinutes": 0}'})
-    assert result.returncode != 0 and "dedupWindowMinutes" in result.stderr
+                            env={**__import__("os").environ, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": json.dumps(context)})
+    assert result.returncode != 0 and says in result.stderr and "Traceback" not in result.stderr
 
 
 def test_context_reaches_the_function(full_template):
@@ -98,7 +128,8 @@ def test_context_reaches_the_function(full_template):
     (fn,) = [f["Properties"] for f in resources(full_template, "AWS::Lambda::Function").values()
              if f["Properties"].get("Handler") == "auditor.handler.handler"]
     env = fn["Environment"]["Variables"]
-    assert (env["DEDUP_WINDOW_SECONDS"], env["CONSISTENCY_WINDOW_SECONDS"], env["SIMULATE_POLICIES"]) == ("1800", "300", "true")
+    assert (env["INCIDENT_UPDATE_SECONDS"], env["INCIDENT_QUIET_SECONDS"], env["CHANGE_RETENTION_DAYS"]) == ("1800", "2700", "3")
+    assert (env["CONSISTENCY_WINDOW_SECONDS"], env["SIMULATE_POLICIES"]) == ("300", "true")
     assert (env["POWERTOOLS_SERVICE_NAME"], env["POWERTOOLS_METRICS_NAMESPACE"], env["POWERTOOLS_LOG_LEVEL"]) == (
         "secrets-kms-auditor", "SecretsKmsAuditor", "INFO")
     assert [g["Properties"]["RetentionInDays"] for g in resources(full_template, "AWS::Logs::LogGroup").values()] == [90]
@@ -110,7 +141,29 @@ def test_defaults_reach_the_function(template):
     (fn,) = [f["Properties"] for f in resources(template, "AWS::Lambda::Function").values()
              if f["Properties"].get("Handler") == "auditor.handler.handler"]
     env = fn["Environment"]["Variables"]
-    assert (env["DEDUP_WINDOW_SECONDS"], env["CONSISTENCY_WINDOW_SECONDS"], env["SIMULATE_POLICIES"]) == ("900", "600", "false")
+    assert (env["INCIDENT_UPDATE_SECONDS"], env["INCIDENT_QUIET_SECONDS"], env["CHANGE_RETENTION_DAYS"]) == ("900", "1800", "7")
+    assert (env["CONSISTENCY_WINDOW_SECONDS"], env["SIMULATE_POLICIES"]) == ("600", "false")
+    assert "DEDUP_WINDOW_SECONDS" not in env  # the function no longer reads it
+
+
+def test_the_environment_the_function_reads_is_the_one_the_stack_sets(full_template):
+    """Every variable auditor/config.py reads (contract.Env) is set, except the opt-in tracing
+    switch, and the function builds its Config from exactly this environment."""
+    from auditor.config import Config
+    from auditor.contract import Env
+
+    from .conftest import resources
+
+    (fn,) = [f["Properties"] for f in resources(full_template, "AWS::Lambda::Function").values()
+             if f["Properties"].get("Handler") == "auditor.handler.handler"]
+    env = fn["Environment"]["Variables"]
+    names = {v for k, v in vars(Env).items() if not k.startswith("_")}
+    assert set(env) == names - {Env.TRACE_SUBSEGMENTS}
+    resolved = {k: v if isinstance(v, str) else "arn:aws:sns:eu-west-1:111122223333:findings" if k == Env.TOPIC_ARN else "table"
+                for k, v in env.items()}
+    c = Config.from_env(resolved)
+    assert (c.quiet_seconds, c.update_seconds, c.change_retention_days, c.consistency_window_seconds) == (2700, 1800, 3, 300)
+    assert (c.table_name, c.simulate_policies) == ("table", True)
 
 
 def test_cli_context_overrides_cdk_json_and_keeps_its_feature_flags(tmp_path):

@@ -1,6 +1,6 @@
-"""Nothing that fails is silently dropped: every hop from the rule to the function has a retry
-and a place where what could not be delivered waits, encrypted, for 14 days; only the rule
-itself may send to its queues."""
+"""Nothing that fails is silently dropped: every hop from the rules to the function has a retry
+and a place where what could not be delivered waits, encrypted, for 14 days; only the rules
+themselves may send to their queues."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ FOURTEEN_DAYS = 14 * 24 * 3600
 def detection_rule(template: dict) -> tuple[str, dict]:
     (item,) = [(k, v["Properties"]) for k, v in resources(template, "AWS::Events::Rule").items() if k.startswith("DetectionFailedCalls")]
     return item
+
+
+def queue_rules(template: dict) -> dict[str, dict]:
+    """The rules that deliver to the ingestion queue: failures and changes."""
+    rules = {k: v["Properties"] for k, v in resources(template, "AWS::Events::Rule").items() if k.startswith("Detection")}
+    assert sorted(k.rstrip("0123456789ABCDEF") for k in rules) == ["DetectionChanges", "DetectionFailedCalls"]
+    return rules
 
 
 def queue_policy_statements(template: dict, queue_id: str) -> list[dict]:
@@ -38,17 +45,20 @@ def test_rule_target_retries_then_parks_events_in_an_encrypted_dead_letter_queue
 
 
 @pytest.mark.parametrize("which", ["target", "dead letters"])
-def test_only_the_detection_rule_may_send_to_its_queues_and_only_over_tls(template, which):
-    rule_id, rule = detection_rule(template)
-    (target,) = rule["Targets"]
-    queue_id = (target["Arn"] if which == "target" else target["DeadLetterConfig"]["Arn"])["Fn::GetAtt"][0]
+def test_only_the_two_rules_may_send_to_their_queues_and_only_over_tls(template, which):
+    rules = queue_rules(template)
+    (queue_id,) = {(t["Arn"] if which == "target" else t["DeadLetterConfig"]["Arn"])["Fn::GetAtt"][0]
+                   for rule in rules.values() for t in rule["Targets"]}
     statements = queue_policy_statements(template, queue_id)
     allows = [s for s in statements if s["Effect"] == "Allow"]
-    assert allows, queue_id
+    senders = set()
     for s in allows:
         assert s["Principal"] == {"Service": "events.amazonaws.com"}
         assert "sqs:SendMessage" in actions(s) and not any(a.startswith("sqs:Receive") or a.startswith("sqs:Delete") for a in actions(s))
-        assert s["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}}
+        (condition,) = s["Condition"].values()
+        assert list(s["Condition"]) == ["ArnEquals"] and list(condition) == ["aws:SourceArn"]
+        senders.add(condition["aws:SourceArn"]["Fn::GetAtt"][0])
+    assert senders == set(rules) and len(allows) == 2  # each rule by its own ARN, nobody else
     (deny,) = [s for s in statements if s["Effect"] == "Deny"]
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} and deny["Principal"] == {"AWS": "*"}
 

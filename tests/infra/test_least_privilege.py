@@ -72,7 +72,9 @@ def api_calls_of_the_function() -> set[str]:
     sources = [p for p in (REPO / "functions" / "auditor").rglob("*.py") if p.name not in CLI_ONLY]
     for path in sources:
         text_ = path.read_text()
-        for name in set(re.findall(r"\.([a-z_][a-z0-9_]*)\(", text_)) | set(re.findall(r"_call\(\s*\"([a-z_]+)\"", text_)):
+        # client.describe_key(...), and the state table's edge: self.table.call("update_item", ...)
+        called = set(re.findall(r"\.([a-z_][a-z0-9_]*)\(", text_)) | set(re.findall(r"[._]call\(\s*\"([a-z_]+)\"", text_))
+        for name in called:
             calls |= {AUTHORIZED_AS.get(a, a) for a in by_method.get(name, ())}
     return calls
 
@@ -94,6 +96,18 @@ def test_the_function_may_call_every_api_its_code_calls(full_template):
     assert missing == set(), f"the function's code calls {sorted(missing)} but its role does not allow them"
 
 
+def test_the_state_statement_is_exactly_what_the_code_calls_on_its_table(template):
+    """No more than auditor/state.py calls (no Scan, Query, GetItem, BatchWriteItem left over)."""
+    from infra.state import STATE_ACTIONS
+
+    called = {a for a in api_calls_of_the_function() if a.startswith("dynamodb:")}
+    assert called == set(STATE_ACTIONS)
+    # TransactWriteItems is authorized per item action: only Update items, so UpdateItem covers them.
+    state_py = (REPO / "functions" / "auditor" / "state.py").read_text()
+    assert "transact_write_items" in state_py
+    assert not re.search(r"[\"'](Put|Delete|ConditionCheck)[\"']\s*:", state_py), "a transaction item of another kind needs its action"
+
+
 @pytest.mark.parametrize("which", TEMPLATES)
 def test_the_function_role_holds_exactly_these_statements(which, request):
     template = request.getfixturevalue(which)
@@ -101,7 +115,7 @@ def test_the_function_role_holds_exactly_these_statements(which, request):
     by_sid = {s.get("Sid"): s for s in role_statements(template, role)}
     key = {"Fn::GetAtt": [logical_id_of(template, "AWS::KMS::Key", "AlertingTopicKey"), "Arn"]}
     topic = {"Ref": logical_id_of(template, "AWS::SNS::Topic", "AlertingFindings")}
-    table = {"Fn::GetAtt": [logical_id_of(template, "AWS::DynamoDB::Table", "AlertingDedup"), "Arn"]}
+    table = {"Fn::GetAtt": [logical_id_of(template, "AWS::DynamoDB::Table", "IncidentStateTable"), "Arn"]}
     log_group = {"Fn::GetAtt": [logical_id_of(template, "AWS::Logs::LogGroup", "AuditorLogs"), "Arn"]}
 
     def pinned(sid: str, expected_actions: set[str], resource) -> None:
@@ -112,7 +126,7 @@ def test_the_function_role_holds_exactly_these_statements(which, request):
 
     pinned("PublishFindings", {"sns:Publish"}, topic)
     pinned("UseTopicKeyForPublish", TOPIC_KEY_USE, key)
-    pinned("Dedup", {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"}, table)
+    pinned("IncidentState", {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}, table)
     pinned("WriteOwnLogs", {"logs:CreateLogStream", "logs:PutLogEvents"}, log_group)
     pinned("DescribeSecretsNeverRead", {"secretsmanager:DescribeSecret"},
            {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":secretsmanager:*:", {"Ref": "AWS::AccountId"}, ":secret:*"]]})

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.pattern import DETECTION_PATTERN, RULE_STATE, detection_pattern
+from auditor.contract import CHANGE_EVENTS
+from infra.pattern import CHANGE_PATTERN, CHANGE_RULE_STATE, DETECTION_PATTERN, RULE_STATE, change_pattern, detection_pattern
 
 from .conftest import REPO, resources
 
@@ -46,22 +47,93 @@ def function(template: dict) -> dict:
     return next(iter(fns.values()))["Properties"]
 
 
-def test_detection_rule_pattern_and_state(template):
-    rules = resources(template, "AWS::Events::Rule")
-    assert len(rules) == 1
-    props = next(iter(rules.values()))["Properties"]
-    assert props["State"] == RULE_STATE == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
-    assert props["EventPattern"] == DETECTION_PATTERN == detection_pattern(template)
-    assert props["EventPattern"]["$or"][0]["detail"] == {"errorCode": [{"exists": True}]}
+def pattern_rules(template: dict) -> dict[str, dict]:
+    """Logical id -> Properties of every rule with an event pattern (the schedule has none)."""
+    return {k: r["Properties"] for k, r in resources(template, "AWS::Events::Rule").items() if "EventPattern" in r["Properties"]}
 
 
-def test_rule_delivers_to_the_ingestion_queue_with_retries_and_an_encrypted_dead_letter_queue(template):
-    target = next(iter(resources(template, "AWS::Events::Rule").values()))["Properties"]["Targets"][0]
-    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 7200, "MaximumRetryAttempts": 8}
-    assert target["Arn"]["Fn::GetAtt"][0].startswith("IngestionEvents")
-    dlq_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
-    assert template["Resources"][dlq_id]["Properties"]["SqsManagedSseEnabled"] is True
-    assert not resources(template, "AWS::Lambda::Permission")  # no direct EventBridge -> Lambda path
+def test_two_rules_one_for_failures_one_for_changes(template):
+    rules = pattern_rules(template)
+    assert sorted(k.rstrip("0123456789ABCDEF") for k in rules) == ["DetectionChanges", "DetectionFailedCalls"]
+    (failures,) = [p for k, p in rules.items() if k.startswith("DetectionFailedCalls")]
+    assert failures["State"] == RULE_STATE == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"  # read-only calls included
+    assert failures["EventPattern"] == DETECTION_PATTERN == detection_pattern(template)
+    assert failures["EventPattern"]["$or"][0]["detail"] == {"errorCode": [{"exists": True}]}
+    (changes,) = [p for k, p in rules.items() if k.startswith("DetectionChanges")]
+    assert changes["State"] == CHANGE_RULE_STATE == "ENABLED"  # write calls: no need for read-only management events
+    assert changes["EventPattern"] == CHANGE_PATTERN == change_pattern(template)
+
+
+def test_the_change_rule_matches_every_change_event_and_only_successful_calls(template):
+    pattern = change_pattern(template)
+    detail = pattern["detail"]
+    assert detail["errorCode"] == [{"exists": False}]
+    assert set(detail["eventSource"]) == set(CHANGE_EVENTS)
+    assert set(detail["eventName"]) == {name for names in CHANGE_EVENTS.values() for name in names}
+    assert set(pattern["source"]) == {"aws." + source.split(".")[0] for source in CHANGE_EVENTS}
+    assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
+
+
+#: EventBridge's quota on an event pattern's size (characters), unless raised for the account.
+PATTERN_LIMIT = 2048
+
+
+@pytest.mark.parametrize("which", ["template", "full_template"])
+def test_every_rule_pattern_fits_eventbridges_size_limit(which, request):
+    rules = pattern_rules(request.getfixturevalue(which))
+    assert len(rules) == 2
+    for logical_id, props in rules.items():
+        size = len(json.dumps(props["EventPattern"], separators=(",", ":")))
+        assert size <= PATTERN_LIMIT, (logical_id, size)
+        # Even as CloudFormation might spell it (with spaces), with room for a few more event names.
+        assert len(json.dumps(props["EventPattern"])) <= PATTERN_LIMIT - 200, logical_id
+
+
+def test_both_rules_deliver_to_the_ingestion_queue_with_retries_and_an_encrypted_dead_letter_queue(template):
+    rules = pattern_rules(template)
+    dead_letters = set()
+    for props in rules.values():
+        (target,) = props["Targets"]
+        assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 7200, "MaximumRetryAttempts": 8}
+        assert target["Arn"]["Fn::GetAtt"][0].startswith("IngestionEvents")
+        dlq_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+        assert template["Resources"][dlq_id]["Properties"]["SqsManagedSseEnabled"] is True
+        dead_letters.add(dlq_id)
+    assert len(dead_letters) == 1  # one UndeliveredEvents queue, alarmed
+
+
+def test_the_schedule_invokes_the_function_every_minute_and_nothing_else_may(template):
+    (rule_id, rule), = [(k, r["Properties"]) for k, r in resources(template, "AWS::Events::Rule").items()
+                        if "ScheduleExpression" in r["Properties"]]
+    assert rule["ScheduleExpression"] == "rate(1 minute)" and rule["State"] == "ENABLED"
+    (target,) = rule["Targets"]
+    fn_id = next(k for k, f in resources(template, "AWS::Lambda::Function").items()
+                 if f["Properties"].get("Handler") == "auditor.handler.handler")
+    assert target["Arn"] == {"Fn::GetAtt": [fn_id, "Arn"]}
+    assert "Input" not in target and "InputPath" not in target and "InputTransformer" not in target  # the Scheduled Event itself
+    # EventBridge does not retry a tick: the next one, a minute later, does the same work.
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
+    # The only way in from outside: this rule (aws:SourceArn), no other rule, account or service.
+    (permission,) = [p["Properties"] for p in resources(template, "AWS::Lambda::Permission").values()]
+    assert permission["Action"] == "lambda:InvokeFunction" and permission["Principal"] == "events.amazonaws.com"
+    assert permission["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
+    assert permission["FunctionName"] == {"Fn::GetAtt": [fn_id, "Arn"]}
+    # Lambda does not retry a failed scheduled run either, nor keep one waiting more than a minute.
+    (invoke,) = [c["Properties"] for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()]
+    assert invoke["FunctionName"] == {"Ref": fn_id} and invoke["Qualifier"] == "$LATEST"
+    assert (invoke["MaximumRetryAttempts"], invoke["MaximumEventAgeInSeconds"]) == (0, 60)
+    assert "DestinationConfig" not in invoke
+
+
+def test_the_scheduled_event_is_what_the_handler_resolves_incidents_on():
+    """The rule sends EventBridge's scheduled event unchanged; its detail-type is the one the handler tests."""
+    import inspect
+
+    from auditor import handler
+    from auditor.contract import SCHEDULED_EVENT
+
+    assert SCHEDULED_EVENT == "Scheduled Event"
+    assert "SCHEDULED_EVENT" in inspect.getsource(handler.handler)
 
 
 def test_function_consumes_the_queue_in_batches_with_partial_failures_and_a_concurrency_cap(template):
@@ -72,7 +144,6 @@ def test_function_consumes_the_queue_in_batches_with_partial_failures_and_a_conc
     queue = template["Resources"][mapping["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
     assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
     assert queue["VisibilityTimeout"] == 180 and queue["SqsManagedSseEnabled"] is True
-    assert not resources(template, "AWS::Lambda::EventInvokeConfig")  # nothing is invoked asynchronously any more
 
 
 def test_every_queue_is_encrypted_and_tls_only_and_dead_letters_are_kept_14_days(template):
@@ -91,8 +162,14 @@ def test_function_runtime_layer_tracing_and_environment(template):
     assert (fn["Runtime"], fn["Architectures"], fn["TracingConfig"]) == ("python3.13", ["arm64"], {"Mode": "Active"})
     assert fn["MemorySize"] == 256 and fn["Timeout"] == 30
     env = fn["Environment"]["Variables"]
-    assert {"FINDINGS_TOPIC_ARN", "DEDUP_TABLE_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= set(env)
-    assert env["DEDUP_WINDOW_SECONDS"] == "900" and env["POWERTOOLS_METRICS_NAMESPACE"] == "SecretsKmsAuditor"
+    assert set(env) == {"FINDINGS_TOPIC_ARN", "DEDUP_TABLE_NAME", "INCIDENT_QUIET_SECONDS", "INCIDENT_UPDATE_SECONDS",
+                        "CHANGE_RETENTION_DAYS", "CONSISTENCY_WINDOW_SECONDS", "SIMULATE_POLICIES", "POWERTOOLS_SERVICE_NAME",
+                        "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    assert (env["INCIDENT_QUIET_SECONDS"], env["INCIDENT_UPDATE_SECONDS"], env["CHANGE_RETENTION_DAYS"]) == ("1800", "900", "7")
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "SecretsKmsAuditor" and env["POWERTOOLS_SERVICE_NAME"] == "secrets-kms-auditor"
+    (table_id,) = resources(template, "AWS::DynamoDB::Table")
+    assert env["FINDINGS_TOPIC_ARN"] == {"Ref": next(iter(resources(template, "AWS::SNS::Topic")))}
+    assert env["DEDUP_TABLE_NAME"] == {"Ref": table_id}  # the incident state table, under the variable's first name
     pin = next(l for l in (REPO / "requirements.txt").read_text().splitlines() if l.startswith("aws-lambda-powertools=="))
     version = pin.split("==")[1]
     layer_param = fn["Layers"][0]["Ref"]
@@ -132,8 +209,11 @@ def test_alarms_may_publish_to_the_topic_its_own_policy_replaces_the_default_one
     assert len(allows) == 1  # nobody else is let in through the topic policy
 
 
-def test_dedup_table(template):
-    table = next(iter(resources(template, "AWS::DynamoDB::Table").values()))["Properties"]
+def test_incident_state_table(template):
+    ((table_id, table),) = [(k, t["Properties"]) for k, t in resources(template, "AWS::DynamoDB::Table").items()]
+    assert table_id.startswith("IncidentStateTable")
+    assert template["Outputs"]["StateTableName"]["Value"] == {"Ref": table_id}
+    assert "DedupTableName" not in template["Outputs"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
@@ -194,9 +274,10 @@ def dashboard_body(template: dict) -> str:
 
 def test_dashboard_widgets(template):
     body = dashboard_body(template)
-    for title in ("Findings by cause", "Findings by service", "Top principals", "Top resources",
-                  "Function errors and throttles", "Function duration", "Dead-letter queue depth", "Ingestion backlog",
-                  "Findings by account and region"):
+    for title in ("Incidents opened, updated and resolved", "Open incidents", "Time to resolve (s)", "Incident log",
+                  "Busiest incidents", "Findings by cause", "Findings by service", "Top principals", "Top resources",
+                  "Records and notifications", "Auditor failures", "Function errors and throttles", "Function duration",
+                  "Incident schedule", "Dead-letter queue depth", "Ingestion backlog", "Findings by account and region"):
         assert f'"title":"{title}"' in body, title
     assert 'MetricName=\\"Findings\\"' in body and "AwsService" in body and "Cause" in body
     assert "stats count(*) as findings by finding.principal.arn" in body
@@ -206,8 +287,9 @@ def test_dashboard_widgets(template):
 def test_alarms_publish_to_the_findings_topic(template):
     alarms = resources(template, "AWS::CloudWatch::Alarm")
     names = {a["Properties"]["MetricName"] for a in alarms.values() if "MetricName" in a["Properties"]}
-    assert {"Errors", "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "FindingsTotal"} <= names
-    assert len(alarms) == 5
+    assert names == {"Errors", "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "FindingsTotal",
+                     "StateUnavailable", "FailedInvocations"}
+    assert len(alarms) == 7
     topic_id = next(iter(resources(template, "AWS::SNS::Topic")))
     for a in alarms.values():
         assert a["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
