@@ -48,6 +48,7 @@ class Metric:
     JOINED_RECORDS = "JoinedRecords"  # records folded into another record's failure (SM + KMS, rotation)
     PARKED_RECORDS = "ParkedRecords"  # waiting for the record they belong with
     CHANGES_RECORDED = "ChangesRecorded"
+    LATE_ATTRIBUTIONS = "LateAttributions"  # an open incident updated: the change that started it arrived after it
     MALFORMED_EVENTS = "MalformedEvents"
     IGNORED_EVENTS = "IgnoredEvents"
     REDELIVERED_EVENTS = "RedeliveredEvents"
