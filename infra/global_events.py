@@ -62,7 +62,9 @@ def events_role(scope: Construct, id: str, *, rule: str, description: str) -> ia
     """A role only EventBridge may assume, and only for the rule named ``rule`` on this
     account's default bus in this region (confused-deputy conditions: aws:SourceAccount and
     aws:SourceArn). The rule's event-bus target grants it events:PutEvents on its bus."""
-    rule_arn = cdk.Fn.sub(f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{rule}")
+    # As the forwarder's failure rule's role (infra/organization.py): EventBridge's confused-deputy
+    # page, "for EventBridge event bus rule targets, the value of aws:SourceArn must be the rule ARN".
+    rule_arn = f"arn:{cdk.Aws.PARTITION}:events:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:rule/{rule}"
     principal = iam.ServicePrincipal("events.amazonaws.com").with_conditions({
         "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
         "ArnEquals": {"aws:SourceArn": rule_arn},

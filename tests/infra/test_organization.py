@@ -213,10 +213,10 @@ def test_forwarder_change_rule_carries_changes_and_in_us_east_1_iam_to_the_centr
     assert role_statements(forwarder, role_id) == [{"Action": "events:PutEvents", "Effect": "Allow", "Resource": bus_arn}]
     (trust,) = forwarder["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "events.amazonaws.com"}
-    assert trust["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
-        "ArnEquals": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/"
-                                                   "SecretsKmsFailureAuditor-forwarded-changes"}}}
+    assert set(trust["Condition"]) == {"StringEquals", "ArnEquals"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert {k: render(v) for k, v in trust["Condition"]["ArnEquals"].items()} == {
+        "aws:SourceArn": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/SecretsKmsFailureAuditor-forwarded-changes"}
     (dlq_policy,) = resources(forwarder, "AWS::SQS::QueuePolicy").values()
     senders = {s["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::GetAtt"][0]
                for s in dlq_policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"}
@@ -250,7 +250,7 @@ def test_management_account_stack_forwards_organizations_and_iam_changes_to_the_
     assert role_statements(management, role_id) == [{"Action": "events:PutEvents", "Effect": "Allow", "Resource": bus_arn}]
     (trust,) = management["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert set(trust["Condition"]) == {"StringEquals", "ArnEquals"}
-    assert trust["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"].endswith(f":rule/{props['Name']}")
+    assert render(trust["Condition"]["ArnEquals"]["aws:SourceArn"]).endswith(f":rule/{props['Name']}")
     # the central bus admits it: the management account is a principal of the organization
     central = management_synth[0]
     (policy,) = resources(central, "AWS::Events::EventBusPolicy").values()
