@@ -104,10 +104,13 @@ class Observability(Construct):
             self.alarms.append(a)
             return a
 
-        schedule_failed = cw.Metric(namespace="AWS/Events", metric_name="FailedInvocations",
-                                    dimensions_map={"RuleName": schedule.rule_name}, statistic="Sum", period=FIVE_MINUTES)
-        schedule_ran = cw.Metric(namespace="AWS/Events", metric_name="Invocations", dimensions_map={"RuleName": schedule.rule_name},
-                                 statistic="Sum", period=FIVE_MINUTES, label="schedule: invocations")
+        def schedule_metric(name: str, label: str | None = None) -> cw.Metric:
+            """EventBridge's own metrics of the schedule rule (AWS/Events, by RuleName)."""
+            return cw.Metric(namespace="AWS/Events", metric_name=name, dimensions_map={"RuleName": schedule.rule_name},
+                             statistic="Sum", period=FIVE_MINUTES, label=label)
+
+        schedule_failed = schedule_metric("FailedInvocations")  # no label: the alarm reads the metric itself
+        schedule_ran = schedule_metric("Invocations", "schedule: invocations")
 
         alarm("FunctionErrors", function.metric_errors(period=FIVE_MINUTES, statistic="Sum"), 0,
               "The auditor function failed: failures are retried, then kept in the failed-invocations queue.")
