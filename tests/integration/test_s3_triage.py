@@ -19,8 +19,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from auditor import cli, s3logs
-from auditor.s3logs import TrailBucket, ordered
+from auditor import cli
+from auditor.cli import s3_trail, windows
+from auditor.cli.s3_trail import TrailBucket, ordered
 
 from ..unit.conftest import fixture_records
 
@@ -79,7 +80,7 @@ def calls(monkeypatch):
     """Every ListObjectsV2 (prefix, delimiter) and GetObject key the CLI's S3 client sends."""
     seen = {"list": [], "get": []}
     lock = threading.Lock()
-    make = s3logs.s3_client
+    make = s3_trail.s3_client
 
     def client():
         c = make()
@@ -89,7 +90,7 @@ def calls(monkeypatch):
                                lambda params, **_: (lock.acquire(), seen["get"].append(params["Key"]), lock.release()))
         return c
 
-    monkeypatch.setattr(s3logs, "s3_client", client)
+    monkeypatch.setattr(s3_trail, "s3_client", client)
     return seen
 
 
@@ -158,11 +159,11 @@ def test_account_trail_layout_prefix_before_awslogs_and_a_url_naming_a_day(bucke
 def test_default_window_is_the_last_24_hours():
     args = argparse.Namespace(since=None, until=None)
     now = datetime(2026, 11, 24, 9, 30, tzinfo=timezone.utc)
-    assert cli.s3_window(args, "", now) == (datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc), now)
-    since, until = cli.s3_window(args, "2026/11", now)
+    assert windows.s3_window(args, "", now) == (datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc), now)
+    since, until = windows.s3_window(args, "2026/11", now)
     assert since == datetime(2026, 11, 1, tzinfo=timezone.utc) and until.date().isoformat() == "2026-11-30"
     args = argparse.Namespace(since="7d", until=None)
-    assert cli.s3_window(args, "", now)[0] == datetime(2026, 11, 17, 9, 30, tzinfo=timezone.utc)
+    assert windows.s3_window(args, "", now)[0] == datetime(2026, 11, 17, 9, 30, tzinfo=timezone.utc)
 
 
 def test_bad_time_is_a_usage_error(capsys):

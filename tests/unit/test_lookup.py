@@ -12,8 +12,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
-from auditor import cli, lookup
-from auditor.lookup import RateLimiter, lookup_pages
+from auditor import cli
+from auditor.cli import lookup_events as lookup
+from auditor.cli import windows
+from auditor.cli.lookup_events import RateLimiter, lookup_pages
 
 from .conftest import fixture_records
 
@@ -178,7 +180,7 @@ def test_cli_lookup_classifies_events_of_every_region_each_with_its_own_limiter(
 
     monkeypatch.setattr(lookup, "cloudtrail_client", lambda region: by_region[region][0])
     monkeypatch.setattr(lookup, "RateLimiter", Limiter)
-    monkeypatch.setattr(cli, "datetime", _FrozenDatetime)
+    monkeypatch.setattr(windows, "now", lambda: UNTIL)
     code = cli.main(["lookup", "--since", "24h", "--regions", "us-east-1,eu-west-1", "--format", "jsonl"])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -205,7 +207,7 @@ def test_cli_lookup_names_a_failing_region_exits_2_and_still_prints_the_others(m
     bad_stub.activate()
     monkeypatch.setattr(lookup, "cloudtrail_client", lambda region: {"us-east-1": good, "eu-west-1": bad}[region])
     monkeypatch.setattr(lookup, "RateLimiter", lambda rate=2.0: RateLimiter(rate, sleep=lambda s: None))
-    monkeypatch.setattr(cli, "datetime", _FrozenDatetime)
+    monkeypatch.setattr(windows, "now", lambda: UNTIL)
     code = cli.main(["lookup", "--since", "24h", "--regions", "us-east-1,eu-west-1", "--format", "jsonl"])
     out, err = capsys.readouterr()
     assert code == 2
@@ -217,8 +219,3 @@ def test_cli_lookup_rejects_a_bad_time(capsys):
     assert cli.main(["lookup", "--since", "last week"]) == cli.EXIT_USAGE
     assert "not a time" in capsys.readouterr().err
 
-
-class _FrozenDatetime(datetime):
-    @classmethod
-    def now(cls, tz=None):
-        return UNTIL

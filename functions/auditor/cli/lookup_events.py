@@ -21,6 +21,8 @@ import time
 from datetime import datetime
 from typing import Callable, Iterator, Optional
 
+from ..aws import error_code
+
 __all__ = ["EVENT_SOURCES", "RateLimiter", "cloudtrail_client", "lookup_pages", "lookup_records"]
 
 EVENT_SOURCES = ("secretsmanager.amazonaws.com", "kms.amazonaws.com")
@@ -62,11 +64,6 @@ def cloudtrail_client(region: str):
                         config=Config(retries={"mode": "standard", "max_attempts": 5}))
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    return (response or {}).get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
-
-
 def lookup_pages(client, since: datetime, until: datetime, limiter: Optional[RateLimiter] = None,
                  sources=EVENT_SOURCES, throttle_retries: int = 4, throttle_pause: float = 2.0
                  ) -> Iterator[tuple[str, list[tuple[str, str]]]]:
@@ -90,7 +87,7 @@ def lookup_pages(client, since: datetime, until: datetime, limiter: Optional[Rat
                     page = client.lookup_events(**kwargs)
                     break
                 except Exception as exc:
-                    if _error_code(exc) not in THROTTLED or attempt == throttle_retries:
+                    if error_code(exc) not in THROTTLED or attempt == throttle_retries:
                         raise
                     limiter.back_off(pause)
                     pause *= 2
