@@ -67,7 +67,8 @@ def read_bounded(stream, limit: int, size: int | None = None) -> bytes | None:
 
 
 def too_large(name: str, limit: int, decompressed: bool = False) -> Unreadable:
-    mib = f"{limit / MiB:g}"
+    mib = limit / MiB
+    mib = f"{mib:.0f}" if mib == round(mib) else f"{mib:.4g}"
     return Unreadable(name, f"larger than the {mib} MiB limit" + (" once decompressed" if decompressed else ""), True)
 
 
@@ -218,14 +219,34 @@ _DECODER = json.JSONDecoder()
 
 
 def _recover(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
+    """JSON Lines when the first line is JSON (or nothing else fits); documents one after
+    another when the first value spans lines (pretty-printed, concatenated) or a CloudTrail
+    log or an array starts the file (a document cut short is read up to where it breaks)."""
     newline = data.find(b"\n")
-    if newline >= 0 and _is_json(data[:newline]) or not _DOCUMENT_START.match(data):
+    if newline >= 0 and _is_json(data[:newline]):
+        yield from _iter_json_lines(data, name)
+        return
+    document = _DOCUMENT_START.match(data) is not None
+    if not document and not (newline >= 0 and data.lstrip()[:1] in (b"{", b"[")):
         yield from _iter_json_lines(data, name)
         return
     text = data.decode(json.detect_encoding(data), "replace")
     if text[:1] == "\ufeff":
         text = text[1:]
+    if not document and not _spans_lines(text):
+        yield from _iter_json_lines(data, name)
+        return
     yield from _iter_concatenated(text, name)
+
+
+def _spans_lines(text: str) -> bool:
+    """The first JSON value is complete and runs past the first line (pretty-printed)."""
+    start = _SPACE.match(text).end()
+    try:
+        _, end = _DECODER.raw_decode(text, start)
+    except (ValueError, RecursionError):
+        return False
+    return "\n" in text[start:end]
 
 
 def _is_json(line: bytes) -> bool:

@@ -186,6 +186,13 @@ def test_a_damaged_document_names_where_and_json_lines_stay_per_line():
     assert [type(r).__name__ for _, r in _documents(lines.encode(), "x.jsonl")] == ["dict", "Malformed", "Malformed"]
 
 
+def test_concatenated_pretty_printed_records_are_each_read_and_a_bad_first_line_stays_per_line():
+    two = (json.dumps(DENIED, indent=2) + "\n" + json.dumps(DENIED, indent=2)).encode()
+    assert [o for o, r in _documents(two, "two.json") if type(r) is dict] == ["two.json#0", "two.json:2#0"]
+    lines = ("{broken\n" + json.dumps(DENIED)).encode()
+    assert [type(r).__name__ for _, r in _documents(lines, "x.jsonl")] == ["Malformed", "dict"]
+
+
 def test_an_athena_csv_field_larger_than_csv_s_default_limit_is_read():
     big = dict(DENIED, errorMessage="x" * 200_000)
     data = ('"record"\n"' + json.dumps(big).replace('"', '""') + '"\n').encode()

@@ -126,7 +126,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     except SystemExit as stop:  # --help (0) or a usage error (1)
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     if hasattr(args, "max_file_mb"):
-        args.max_file_bytes = max(1, int(args.max_file_mb * MiB))
+        args.max_file_bytes = max(1, round(args.max_file_mb * MiB))
     _tolerant(sys.stdout)
     from . import commands
 
