@@ -1,12 +1,15 @@
 """`make demo`: the whole pipeline on a local AWS stand-in, no account needed.
 
-1. synthesize the CDK stack and read the detection rule's pattern from the template;
+1. synthesize the CDK stack and read the detection rules' patterns from the template;
 2. start moto in server mode on 127.0.0.1 (unless AWS_ENDPOINT_URL points elsewhere);
-3. create the findings topic with an SQS subscriber, the dedup table, and an EventBridge rule
-   with the template's pattern whose target is an ingestion queue (as deployed);
-4. put the bundled sample CloudTrail records on the bus, hand what the rule queued to the real
-   Lambda handler in SQS batches, and print the findings, the messages the subscriber received
-   and the metrics emitted.
+3. create the findings topic with an SQS subscriber, the incident state table, and EventBridge
+   rules with the template's patterns whose target is an ingestion queue (as deployed);
+4. a story: a key policy replaced (two roles can no longer read three secrets), a key disabled
+   under two services, a role's policy detached, a change nothing followed: put on the bus,
+   handed to the real Lambda handler in SQS batches; the alerts the subscriber receives (one
+   per root cause, naming the change), then the schedule's Scheduled Event after the quiet
+   period (the "resolved" alerts);
+5. the bundled sample log (every fixture of every cause) the same way, summarised; the metrics.
 """
 
 from __future__ import annotations
@@ -23,18 +26,20 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from . import scenarios as story
 from .stand_in import findings_stack, free_port, queue_arn
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
+QUIET_SECONDS = 3  # the deployed default is 1800 (30 minutes)
 
 
 def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def synthesized_pattern() -> dict:
-    """Synthesize the stack (as `make synth` does) and read the rule's pattern back from the template."""
+def synthesized_patterns() -> tuple[dict, dict]:
+    """Synthesize the stack (as `make synth` does) and read the rules' patterns back from the template."""
     sys.path.insert(0, str(ROOT))
     # aws-cdk-lib runs on Node.js: prefer the pinned one in .venv (as the Makefile does), quietly.
     bindir = Path(sys.executable).parent
@@ -43,14 +48,14 @@ def synthesized_pattern() -> dict:
     os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     from app import build, new_app
-    from infra.pattern import detection_pattern
+    from infra.pattern import change_pattern, detection_pattern
 
     outdir = Path(tempfile.mkdtemp(prefix="auditor-demo-cdk-"))
     app = new_app(str(outdir), {"nag": False})
     stack = build(app)
     app.synth()
     template = json.loads((outdir / f"{stack.stack_name}.template.json").read_text())
-    return detection_pattern(template)
+    return detection_pattern(template), change_pattern(template)
 
 
 def start_moto() -> object:
@@ -74,6 +79,25 @@ def sample_records() -> list[dict]:
     return records
 
 
+def story_records() -> list[dict]:
+    """What happened on 2026-11-30, in the order CloudTrail delivered it."""
+    records = [story.put_key_policy(-900)]
+    for role in ("orders-api", "billing-worker"):
+        for secret in ("prod/orders/db", "prod/billing/api-key", "prod/shared/smtp"):
+            for t in (0, 60, 120):  # each caller retries every minute
+                records.append(story.get_secret_value_kms_denied(t, role, secret))
+                records.append(story.decrypt_for_secret_denied(t + 0.3, role, secret))
+    other_key = story.KEY_ARN.replace("1234abcd", "0987dcba")
+    records.append(story.disable_key(-300, other_key))
+    records += [story.decrypt_disabled(t, "ingest", "s3.amazonaws.com", other_key) for t in (10, 70, 130)]
+    records += [story.decrypt_disabled(t, "ledger", "dynamodb.amazonaws.com", other_key) for t in (40, 100)]
+    policy = "arn:aws:iam::111122223333:policy/read-checkout-secrets"
+    records.append(story.detach_role_policy(-120, "checkout", policy))
+    records += [story.identity_denied(t, "checkout", f"prod/checkout/{name}") for t in (5, 65) for name in ("db", "stripe")]
+    records.append(story.put_key_policy(200, story.KEY_ARN.replace("1234abcd", "5555aaaa")))  # nothing fails after it
+    return records
+
+
 def drain(sqs, url: str, raw: bool = False) -> list[dict]:
     out = []
     while True:
@@ -92,86 +116,129 @@ class Context:
     aws_request_id = "demo"
 
 
-def main() -> int:
-    started = time.monotonic()
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    say("1/4 Synthesizing the CDK stack and reading the detection rule from the template ...")
-    pattern = synthesized_pattern()
-    server = None
-    if not os.environ.get("AWS_ENDPOINT_URL"):
-        server = start_moto()
-        say(f"2/4 Local AWS stand-in (moto server) at {os.environ['AWS_ENDPOINT_URL']}")
-    else:
-        say(f"2/4 Using the endpoint in AWS_ENDPOINT_URL: {os.environ['AWS_ENDPOINT_URL']}")
-    import boto3
-
-    name = f"auditor-demo-{uuid.uuid4().hex[:6]}"
-    sns, sqs, ddb, events = (boto3.client(s) for s in ("sns", "sqs", "dynamodb", "events"))
-    topic, inbox = findings_stack(sns, sqs, ddb, name, subscriber=f"{name}-subscriber")
-    delivery = sqs.create_queue(QueueName=f"{name}-rule-target")["QueueUrl"]
-    events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
-    events.put_targets(Rule=name, Targets=[{"Id": "delivery", "Arn": queue_arn(sqs, delivery)}])
-    say(f"3/4 Created topic {topic} with an SQS subscriber, dedup table {name}, and rule {name}")
-
+def put_on_bus(events, records: list[dict]) -> None:
     from auditor.records import to_eventbridge
 
-    records = sample_records()
     for start in range(0, len(records), 10):
         entries = []
         for record in records[start:start + 10]:
             envelope = to_eventbridge(record)
             entries.append({"Source": envelope["source"], "DetailType": envelope["detail-type"], "Detail": json.dumps(record)})
         events.put_events(Entries=entries)
-    delivered = drain(sqs, delivery, raw=True)
-    say(f"4/4 Put {len(records)} sample CloudTrail records on the bus; the rule queued {len(delivered)} "
-        f"(successful calls are filtered out by the pattern); the handler reads them in SQS batches of 10\n")
+
+
+def run_handler(handler, delivered: list[dict], captured: io.StringIO) -> None:
+    with contextlib.redirect_stdout(captured):
+        for start in range(0, len(delivered), 100):  # as the event source mapping hands them over
+            records = [{"messageId": m["MessageId"], "eventSource": "aws:sqs", "body": m["Body"]} for m in delivered[start:start + 100]]
+            result = handler.handler({"Records": records}, Context())
+            if result["batchItemFailures"]:
+                say(f"  {len(result['batchItemFailures'])} record(s) would be retried by SQS")
+
+
+def alerts(received: list[dict]) -> list[tuple[str, dict, dict]]:
+    out = []
+    for envelope in received:
+        body = json.loads(envelope["Message"])
+        out.append((envelope["MessageAttributes"]["status"]["Value"], body["incident"], body))
+    return out
+
+
+def show(rows: list[tuple[str, dict, dict]]) -> None:
+    for status, incident, body in rows:
+        change = incident.get("change")
+        what = (f"{change['action']} by {change['actor'].rsplit('/', 1)[-1]}, {change['lead']} before"
+                if change else "no recorded change explains it")
+        say(f"  {status.upper():<9}{incident['id']:<40}{incident['failures']:>4} failure(s), "
+            f"{incident['principals']['count']} principal(s), {incident['resources']['count']} resource(s)")
+        say(f"           root: {incident['root']['label'][:110]}")
+        say(f"           cause: {incident['cause']}; what changed: {what}")
+
+
+def main() -> int:
+    started = time.monotonic()
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    say("1/5 Synthesizing the CDK stack and reading the detection rules from the template ...")
+    failures_pattern, changes_pattern = synthesized_patterns()
+    server = None
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        server = start_moto()
+        say(f"2/5 Local AWS stand-in (moto server) at {os.environ['AWS_ENDPOINT_URL']}")
+    else:
+        say(f"2/5 Using the endpoint in AWS_ENDPOINT_URL: {os.environ['AWS_ENDPOINT_URL']}")
+    import boto3
+
+    name = f"auditor-demo-{uuid.uuid4().hex[:6]}"
+    sns, sqs, ddb, events = (boto3.client(s) for s in ("sns", "sqs", "dynamodb", "events"))
+    topic, inbox = findings_stack(sns, sqs, ddb, name, subscriber=f"{name}-subscriber")
+    delivery = sqs.create_queue(QueueName=f"{name}-rule-target")["QueueUrl"]
+    for rule, pattern in ((name, failures_pattern), (f"{name}-changes", changes_pattern)):
+        events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
+        events.put_targets(Rule=rule, Targets=[{"Id": "delivery", "Arn": queue_arn(sqs, delivery)}])
+    say(f"3/5 Created topic {topic} with an SQS subscriber, incident state table {name}, and the rules "
+        f"{name} (failures) and {name}-changes (what changed)")
 
     os.environ.update(FINDINGS_TOPIC_ARN=topic, DEDUP_TABLE_NAME=name, POWERTOOLS_SERVICE_NAME="secrets-kms-auditor",
-                      POWERTOOLS_METRICS_NAMESPACE="SecretsKmsAuditor")
+                      POWERTOOLS_METRICS_NAMESPACE="SecretsKmsAuditor", INCIDENT_QUIET_SECONDS=str(QUIET_SECONDS))
     import auditor.handler as handler
 
     captured = io.StringIO()
     handler.logger.registered_handler.setStream(captured)
+
+    records = story_records()
+    put_on_bus(events, records)
+    delivered = drain(sqs, delivery, raw=True)
+    say(f"4/5 The story: {len(records)} CloudTrail records (four changes; the failures that followed them, every "
+        f"Secrets Manager call with the KMS call it made); the rules queued {len(delivered)}, the handler read them in "
+        "SQS batches\n")
+    run_handler(handler, delivered, captured)
+    opened = alerts(drain(sqs, inbox))
+    say(f"ALERTS ({len(opened)}: one per root cause, naming the change that most likely started it; the fourth change, "
+        "which no failure followed, gets none)")
+    show(opened)
+    say(f"\n  ... {QUIET_SECONDS} s without a failure (INCIDENT_QUIET_SECONDS; deployed: 1800), then the schedule's "
+        "Scheduled Event:")
+    time.sleep(QUIET_SECONDS + 0.2)
     with contextlib.redirect_stdout(captured):
-        for start in range(0, len(delivered), 10):  # as the event source mapping hands them over
-            records = [{"messageId": m["MessageId"], "eventSource": "aws:sqs", "body": m["Body"]} for m in delivered[start:start + 10]]
-            result = handler.handler({"Records": records}, Context())
-            if result["batchItemFailures"]:
-                say(f"  {len(result['batchItemFailures'])} record(s) would be retried by SQS")
-    lines = [json.loads(line) for line in captured.getvalue().splitlines() if line.startswith("{")]
-    findings = [line["finding"] for line in lines if line.get("message") == "finding"]
+        handler.handler({"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+                         "account": "123456789012", "time": "", "region": "us-east-1", "resources": [], "detail": {}},
+                        Context())
+    resolved = alerts(drain(sqs, inbox))
+    say(f"\nALERTS ({len(resolved)}: one \"resolved\" per incident)")
+    show(resolved)
 
-    say(f"FINDINGS ({len(findings)}, one per failed call)")
-    say(f"{'CAUSE':<36} {'CONF':<6} {'CALL':<34} {'PRINCIPAL':<40} RESOURCE")
-    for f in findings:
-        principal = f["principal"]["arn"].rsplit(":", 1)[-1] or "-"
-        say(f"{f['cause']:<36} {f['confidence']:<6} {(f['service'] + ':' + f['action'])[:34]:<34} {principal[:40]:<40} {f['resource'][:50]}")
-
-    received = drain(sqs, inbox)
-    say(f"\nSNS MESSAGES RECEIVED BY THE SUBSCRIBER ({len(received)}: one per distinct failure, repeats suppressed)")
-    for envelope in received[:12]:
-        body = json.loads(envelope["Message"])
-        say(f"  {envelope.get('Subject', '')}")
-        say(f"      fix: {body['remediation'][:150]}...")
-    if len(received) > 12:
-        say(f"  ... and {len(received) - 12} more")
+    samples = sample_records()
+    put_on_bus(events, samples)
+    delivered = drain(sqs, delivery, raw=True)
+    say(f"\n5/5 The bundled sample log: {len(samples)} records (every fixture of every cause, successful calls, a "
+        f"burst of 20 identical throttling failures); the rules queued {len(delivered)} (successful calls that change "
+        "nothing are filtered out)")
+    before = len(captured.getvalue().splitlines())
+    run_handler(handler, delivered, captured)
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()[before:] if line.startswith("{")]
+    findings = [line for line in lines if line.get("message") == "finding"]
+    received = alerts(drain(sqs, inbox))
+    kinds = Counter(incident["root"]["kind"] for _, incident, _ in received)
+    causes = Counter(line["finding"]["cause"] for line in findings)
+    say(f"  {len(findings)} failure records -> {len(received)} alerts (one per root cause), by root:")
+    for kind, count in kinds.most_common():
+        say(f"    {count:>3}  {kind}")
+    say(f"  the burst of 20 throttling failures: {causes['throttling']} throttling findings, "
+        f"{kinds['request-rate']} request-rate alert(s)")
 
     totals: Counter = Counter()
-    for line in lines:
+    for line in (json.loads(raw) for raw in captured.getvalue().splitlines() if raw.startswith("{")):
         if "_aws" not in line:
             continue
         for directive in line["_aws"]["CloudWatchMetrics"]:
             for metric in directive["Metrics"]:
                 value = line[metric["Name"]]
                 value = sum(value) if isinstance(value, list) else value
-                key = metric["Name"] + (f"[{line['Cause']}]" if metric["Name"] == "Findings" else "")
-                totals[key] += value
-    say("\nMETRICS EMITTED (CloudWatch embedded metric format, namespace SecretsKmsAuditor)")
-    for key in sorted(k for k in totals if not k.startswith("Findings[")):
+                if metric["Name"] != "Findings":
+                    totals[metric["Name"]] += value
+    say("\nMETRICS EMITTED (CloudWatch embedded metric format, namespace SecretsKmsAuditor; both parts)")
+    for key in sorted(totals):
         say(f"  {key:<28} {int(totals[key])}")
-    say("  Findings by cause:")
-    for key, value in sorted(((k, v) for k, v in totals.items() if k.startswith("Findings[")), key=lambda kv: -kv[1]):
-        say(f"    {key[9:-1]:<38} {int(value)}")
     say(f"\nDone in {time.monotonic() - started:.1f} s.")
     if server is not None:
         server.stop()

@@ -36,6 +36,9 @@ class Finding:
     doc_url: str
     topic: str
     fingerprint: str
+    #: Other records that are the same failure (the KMS call Secrets Manager made for this call,
+    #: the RotationFailed event of this rotation): event id, service, action, error code, resource.
+    joined: tuple[dict, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +65,7 @@ class Finding:
             "doc_url": self.doc_url,
             "topic": self.topic,
             "fingerprint": self.fingerprint,
+            "joined": list(self.joined),
         }
 
     def to_json(self) -> str:

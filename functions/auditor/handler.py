@@ -1,7 +1,10 @@
 """Lambda entry point: Powertools wiring only (logs, metrics, traces); the logic is pipeline.py.
 
-Accepts one EventBridge event per invocation (an EventBridge rule target), or an SQS batch of
-EventBridge events (partial batch failures: only records that failed transiently return).
+Three kinds of invocation:
+* an SQS batch of EventBridge events (the deployed event source mapping): partial batch
+  failures, only the records whose notification could not be published are returned;
+* one EventBridge event (a rule targeting the function directly);
+* the EventBridge ``Scheduled Event`` of the stack's schedule: resolve quiet incidents.
 """
 
 from __future__ import annotations
@@ -14,15 +17,19 @@ import boto3  # noqa: F401 - every invocation publishes with it: load it at init
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from .config import Config
+from .contract import NAMESPACE, SCHEDULED_EVENT, Dimension, Env, Metric
+from .pipeline import Pipeline
+
 logger = Logger()
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SecretsKmsAuditor"))
-_pipeline = None
+metrics = Metrics(namespace=os.environ.get(Env.POWERTOOLS_METRICS_NAMESPACE) or NAMESPACE)
+_pipeline: Optional[Pipeline] = None
 
 # X-Ray: the function runs with active tracing, so every invocation is traced by Lambda itself.
 # Powertools Tracer adds subsegments for each AWS call, but importing the X-Ray SDK costs
 # ~190 ms of cold start (it builds a botocore client at import): opt in where that detail
 # is worth it.
-if os.environ.get("AUDITOR_TRACE_SUBSEGMENTS", "false").lower() == "true":
+if os.environ.get(Env.TRACE_SUBSEGMENTS, "false").lower() == "true":
     from aws_lambda_powertools import Tracer
 
     tracer = Tracer()
@@ -35,7 +42,7 @@ else:
 
 
 class PublishFailed(RuntimeError):
-    """A finding could not be published: raised so that AWS retries the event."""
+    """A notification could not be published: raised so that AWS retries the event."""
 
 
 class PowertoolsMetrics:
@@ -44,11 +51,17 @@ class PowertoolsMetrics:
     def count(self, name: str, value: int = 1) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
+    def gauge(self, name: str, value: int) -> None:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+    def seconds(self, name: str, value: float) -> None:
+        metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=value)
+
     def findings(self, service: str, cause: str, value: int) -> None:
-        with single_metric(name="Findings", unit=MetricUnit.Count, value=value, namespace=metrics.namespace,
+        with single_metric(name=Metric.FINDINGS, unit=MetricUnit.Count, value=value, namespace=metrics.namespace,
                            default_dimensions=metrics.default_dimensions) as metric:
-            metric.add_dimension(name="AwsService", value=service)
-            metric.add_dimension(name="Cause", value=cause)
+            metric.add_dimension(name=Dimension.AWS_SERVICE, value=service)
+            metric.add_dimension(name=Dimension.CAUSE, value=cause)
 
 
 def _account_of(context) -> Optional[str]:
@@ -59,35 +72,21 @@ def _account_of(context) -> Optional[str]:
     return parts[4] if len(parts) > 4 and parts[4].isdigit() and len(parts[4]) == 12 else None
 
 
-def pipeline(context=None):
-    """Built on first use from the environment, then reused for the container's life (caches)."""
+def pipeline(context=None) -> Pipeline:
+    """Built on first use from the environment (one validated Config), then reused for the
+    container's life (clients, caches)."""
     global _pipeline
     if _pipeline is None:
-        from .dedup import Dedup
-        from .enrich import Enricher
-        from .pipeline import Pipeline
-        from .publish import Publisher
-
-        topic = os.environ["FINDINGS_TOPIC_ARN"]
-        if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")) and topic.count(":") >= 5:
-            # run standalone (outside Lambda, which always sets AWS_REGION): the topic's region
-            os.environ["AWS_DEFAULT_REGION"] = topic.split(":")[3]
-        table = os.environ.get("DEDUP_TABLE_NAME", "")
-        _pipeline = Pipeline(
-            publisher=Publisher(topic),
-            dedup=Dedup(table, int(os.environ.get("DEDUP_WINDOW_SECONDS", "900"))) if table else None,
-            enricher=Enricher(consistency_window_seconds=int(os.environ.get("CONSISTENCY_WINDOW_SECONDS", "600")),
-                              simulate_policies=os.environ.get("SIMULATE_POLICIES", "false").lower() == "true",
-                              own_account=_account_of(context)),
-            metrics=PowertoolsMetrics(),
-            logger=logger,
-        )
+        _pipeline = Pipeline.from_config(Config.from_env(), metrics=PowertoolsMetrics(), logger=logger,
+                                         own_account=_account_of(context))
     return _pipeline
 
 
-def _sqs_batch(event) -> bool:
+def _sqs_records(event) -> Optional[list]:
     records = event.get("Records") if isinstance(event, dict) else None
-    return isinstance(records, list) and bool(records) and isinstance(records[0], dict) and records[0].get("eventSource") == "aws:sqs"
+    if isinstance(records, list) and records and isinstance(records[0], dict) and records[0].get("eventSource") == "aws:sqs":
+        return records
+    return None
 
 
 def _body(record) -> object:
@@ -102,40 +101,25 @@ def _key(record, index: int) -> str:
     return key if isinstance(key, str) and key else f"record-{index}"
 
 
-def _handle_sqs(event: dict, context) -> dict:
-    """An SQS batch: the whole batch goes through the pipeline at once (identical fingerprints
-    collapse before DynamoDB is touched); Powertools' batch processor then reports, as partial
-    batch failures, the records whose finding could not be published."""
-    records = event["Records"]
-    keys = [_key(r, i) for i, r in enumerate(records)]
-    report = pipeline(context).handle([(key, _body(r)) for key, r in zip(keys, records)])
-    failed = set(report.failed_keys)
-    if not all(isinstance(r, dict) and isinstance(r.get("messageId"), str) and r["messageId"] for r in records):
-        # not something SQS sends: answer in the same shape without Powertools' record model
-        return {"batchItemFailures": [{"itemIdentifier": k} for k in dict.fromkeys(report.failed_keys)]}
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
-    def record_handler(record) -> None:
-        if record.message_id in failed:
-            raise PublishFailed("the finding of this record could not be published; SQS will redeliver it")
-
-    # All records failed: report them all rather than raise (same redelivery, quieter logs).
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-
-
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @_traced
 def handler(event, context):
-    if _sqs_batch(event):
+    records = _sqs_records(event)
+    if records is not None:
         logger.set_correlation_id(None)  # a batch has many events: each finding line carries its own
-        return _handle_sqs(event, context)
+        keys = [_key(r, i) for i, r in enumerate(records)]
+        report = pipeline(context).handle([(key, _body(r)) for key, r in zip(keys, records)])
+        # Partial batch response: SQS redelivers only these (ReportBatchItemFailures).
+        return {"batchItemFailures": [{"itemIdentifier": k} for k in dict.fromkeys(report.failed_keys)]}
+    if isinstance(event, dict) and event.get("detail-type") == SCHEDULED_EVENT:
+        report = pipeline(context).scheduled()
+        return {"notified": len(report.notified)}
     detail = event.get("detail") if isinstance(event, dict) else None
     event_id = detail.get("eventID") if isinstance(detail, dict) else None
     logger.set_correlation_id(event_id[:128] if isinstance(event_id, str) else None)
     key = event.get("id") if isinstance(event, dict) and isinstance(event.get("id"), str) else "event"
     report = pipeline(context).handle([(key, event)])
     if report.failed_keys:
-        raise PublishFailed(f"{len(report.failed_keys)} finding(s) could not be published; EventBridge/Lambda will retry")
+        raise PublishFailed(f"{len(report.failed_keys)} notification(s) could not be published; EventBridge/Lambda will retry")
     return {"findings": len(report.findings), "notified": len(report.notified)}

@@ -1,18 +1,25 @@
-"""The logic layer between Lambda and AWS: events in, one notification per fingerprint per
-window out. Knows nothing of Lambda; the handler wires it, the tests drive it directly.
+"""The logic layer between Lambda and AWS: events in, one alert per root cause out. Knows
+nothing of Lambda; the handler wires it, the tests drive it directly.
 
-    parse -> (enrich) -> classify -> collapse by fingerprint -> dedup -> publish -> log + count
+    parse -> (enrich) -> classify -> root -> pair -> incident state -> publish -> log + count
+
+* parse: a failed call, a change (a successful call that can start an incident), or a counted
+  outcome (malformed, another service, a successful call of no interest);
+* classify: the cause and its evidence (pure); root: the thing that must change (auditor.roots);
+* pair: a Secrets Manager call and the KMS call it made, a rotation failure and the rotation
+  function's calls, are one failure (auditor.pairing);
+* incident state (auditor.state): count each failure into its incident; open, update at most
+  once a window, and (on the scheduled run) resolve, each claimed by a conditional write;
+* publish: one SNS message per state change (attribute ``status``), the finding JSON with its
+  incident.
 
 Failure semantics:
-* bad input is logged and counted, never raised (retrying cannot fix it);
-* the dedup table failing means notify anyway (fail open), counted once per batch; after the
-  first failure the batch does not ask the table again;
-* publishing failing is raised to the caller (the key is returned as failed), so AWS retries
-  and, at the end, the failure destination or dead-letter queue keeps the event.
-
-Each failure is logged (``finding``, with its ``outcome``) and counted in ``Findings`` once its
-outcome is settled: notified or counted as a repeat. A failed publish is logged with outcome
-``retried`` and counted when its retry settles; a redelivered event is not counted again.
+* bad input is logged and counted, never raised (retrying cannot fix it); a parser or
+  classifier bug on one record is counted and never fails the batch;
+* the state table failing means notify anyway (fail open, ``StateUnavailable``, once per
+  batch): one message per root cause of the batch, marked so;
+* publishing failing: the claim is released and the records are returned as failed, so SQS
+  redelivers them (and at the end the dead-letter queue keeps them).
 """
 
 from __future__ import annotations
@@ -23,11 +30,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from .aws import fan_out
+from .changes import Change
 from .classify import classify, classify_unknown
-from .dedup import Claim, Dedup, DedupUnavailable
+from .contract import Log, Metric, Status
 from .finding import Finding
-from .publish import Publisher, Repeats
+from .incidents import Attribution, Failure, Incident, remediation_for
+from .pairing import half_of, pair
 from .records import FailedCall, Malformed, parse_record
+from .roots import affected, root_of
+from .state import Notice, State, StateUnavailable
 
 
 class Metrics(Protocol):
@@ -35,89 +46,92 @@ class Metrics(Protocol):
 
     def findings(self, service: str, cause: str, value: int) -> None: ...
 
+    def seconds(self, name: str, value: float) -> None: ...
+
 
 @dataclass
 class Report:
     """What one batch did (also what the tests and the demo print)."""
 
     findings: list[Finding] = field(default_factory=list)
-    notified: list[str] = field(default_factory=list)  # fingerprints published
+    notified: list[tuple[str, str]] = field(default_factory=list)  # (status, incident id) published
     failed_keys: list[str] = field(default_factory=list)  # inputs to retry
     counts: Counter = field(default_factory=Counter)
-    dedup_failed: bool = False  # the table failed once: the rest of the batch does without it
-
-
-@dataclass
-class _Group:
-    items: list[tuple[str, Finding]] = field(default_factory=list)
-    #: Inputs that carried an event already in ``items`` (EventBridge and SQS deliver at least
-    #: once): no finding of their own, but retried with it when its publish fails.
-    copies: list[str] = field(default_factory=list)
-    outcome: str = ""  # notified | suppressed | retried ("" : every event was a redelivery)
 
 
 class Pipeline:
-    def __init__(self, *, publisher: Publisher, metrics: Metrics, logger: Any, dedup: Optional[Dedup] = None,
+    def __init__(self, *, publisher: Any, metrics: Metrics, logger: Any, state: Optional[State] = None,
                  enricher: Any = None, clock: Callable[[], float] = time.time):
         self.publisher, self.metrics, self.log = publisher, metrics, logger
-        self.dedup, self.enricher, self.clock = dedup, enricher, clock
+        self.state, self.enricher, self.clock = state, enricher, clock
 
+    @classmethod
+    def from_config(cls, config, *, metrics: Metrics, logger: Any, own_account: Optional[str] = None) -> "Pipeline":
+        """The pipeline the function runs: SNS publisher, incident state, enricher, from ``config``."""
+        from .enrich import Enricher
+        from .publish import Publisher
+
+        state = None
+        if config.table_name:
+            state = State(config.table_name, quiet_seconds=config.quiet_seconds, update_seconds=config.update_seconds,
+                          change_retention_days=config.change_retention_days, region=config.region)
+        enricher = Enricher(consistency_window_seconds=config.consistency_window_seconds,
+                            simulate_policies=config.simulate_policies, own_account=own_account)
+        return cls(publisher=Publisher(config.topic_arn, region=config.region), metrics=metrics, logger=logger,
+                   state=state, enricher=enricher)
+
+    # ---- a batch of events --------------------------------------------------------------------
     def handle(self, events: Sequence[tuple[str, Any]]) -> Report:
         """Process ``(key, event)`` pairs (EventBridge events or bare records). Never raises for bad input."""
         report = Report()
         now = self.clock()
-        groups: dict[str, _Group] = {}
-        per_cause: Counter = Counter()
         calls: list[tuple[str, FailedCall]] = []
-        first_key: dict[str, str] = {}  # CloudTrail eventID -> the input that brought it first
-        copies: list[tuple[str, str]] = []  # (key, eventID) of inputs repeating an event of this batch
+        changes: list[Change] = []
+        first_key: dict[str, int] = {}  # CloudTrail eventID -> position in calls
+        copies: dict[int, list[str]] = {}
         for key, event in events:
-            try:
-                outcome = parse_record(event, key)
-            except Exception as exc:  # noqa: BLE001 - a parser bug must not fail the batch's other records
-                outcome = Malformed(key, f"the parser failed on this record ({type(exc).__name__})")
-                self.log.exception("parser error: record counted as malformed", extra={"origin": ascii(key)[:200]})
-            if type(outcome) is Malformed:
-                report.counts["MalformedEvents"] += 1
-                self.log.warning("malformed event dropped", extra={"origin": ascii(outcome.origin)[1:-1][:200],
-                                                                   "reason": outcome.reason})
-            elif type(outcome) is FailedCall:
+            outcome = self._parse(key, event, report)
+            kind = type(outcome)
+            if kind is FailedCall:
                 event_id = outcome.event_id
-                if event_id and event_id in first_key:
-                    copies.append((key, event_id))
+                if event_id and event_id in first_key:  # the same event twice in one batch: one failure
+                    copies.setdefault(first_key[event_id], []).append(key)
+                    report.counts[Metric.REDELIVERED_EVENTS] += 1
                     continue
                 if event_id:
-                    first_key[event_id] = key
+                    first_key[event_id] = len(calls)
                 calls.append((key, outcome))
-            else:
-                report.counts["IgnoredEvents"] += 1
-        if copies:  # the same CloudTrail event twice in one batch is one failure
-            report.counts["RedeliveredEvents"] += len(copies)
-            self.log.info("event delivered twice in one batch: counted once",
-                          extra={"event_ids": [e for _, e in copies][:10]})
-        for (key, call), facts in zip(calls, self._facts(calls, report)):
+            elif kind is Change:
+                changes.append(outcome)
+            elif kind is not Malformed:
+                report.counts[Metric.IGNORED_EVENTS] += 1
+        wholes, halves = [], []
+        for position, ((key, call), facts) in enumerate(zip(calls, self._facts(calls, report))):
             finding = self._classify(call, facts, report)
             report.findings.append(finding)
-            groups.setdefault(finding.fingerprint, _Group()).items.append((key, finding))
-        if copies:
-            group_of = {f.event_id: g for g in groups.values() for _, f in g.items}
-            for key, event_id in copies:
-                group_of[event_id].copies.append(key)
-        if groups:
-            self._notify_all(groups, now, report)
-        for group in groups.values():
-            for _, finding in group.items:
-                self.log.info("finding", extra={"finding": finding.to_dict(), "outcome": group.outcome,
-                                                "correlation_id": finding.event_id})
-                if group.outcome != "retried":
-                    per_cause[(finding.service, finding.cause)] += 1
-        report.counts["FindingsTotal"] = sum(per_cause.values())
-        for (service, cause), n in per_cause.items():
-            self.metrics.findings(service, cause, n)
-        for name, n in report.counts.items():
-            if n:
-                self.metrics.count(name, n)
+            failure = Failure(finding, root_of(finding.cause, call, facts), [key, *copies.get(position, [])],
+                              [call.event_id], call.principal.identity_arn or call.principal.arn, affected(call))
+            half = half_of(call, failure)
+            (halves if half is not None else wholes).append(half if half is not None else failure)
+        joined, left = pair(halves)
+        report.counts[Metric.JOINED_RECORDS] += len(halves) - len(left) - len(joined)
+        failures = wholes + joined
+        if failures or left or changes:
+            self._settle(failures, left, changes, now, report)
+        self._emit(report)
         return report
+
+    def _parse(self, key: str, event: Any, report: Report):
+        try:
+            outcome = parse_record(event, key)
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not fail the batch's other records
+            outcome = Malformed(key, f"the parser failed on this record ({type(exc).__name__})")
+            self.log.exception("parser error: record counted as malformed", extra={"origin": ascii(key)[:200]})
+        if type(outcome) is Malformed:
+            report.counts[Metric.MALFORMED_EVENTS] += 1
+            self.log.warning("malformed event dropped", extra={"origin": ascii(outcome.origin)[1:-1][:200],
+                                                               "reason": outcome.reason})
+        return outcome
 
     def _classify(self, call: FailedCall, facts, report: Report) -> Finding:
         """The finding; a classifier bug on one record still gives a finding (the catch-all cause,
@@ -125,7 +139,7 @@ class Pipeline:
         try:
             return classify(call, facts)
         except Exception as exc:  # noqa: BLE001
-            report.counts["ClassifierErrors"] += 1
+            report.counts[Metric.CLASSIFIER_ERRORS] += 1
             self.log.exception("classifier error: reported as an unknown cause", extra={"event_id": call.event_id})
             return classify_unknown(call, f"the classifier failed on this record ({type(exc).__name__})")
 
@@ -135,117 +149,128 @@ class Pipeline:
             return [None] * len(calls)
         before = self.enricher.failures
         facts = fan_out(self.enricher.facts_for, [call for _, call in calls])
-        report.counts["EnrichmentFailures"] += self.enricher.failures - before
+        report.counts[Metric.ENRICHMENT_FAILURES] += self.enricher.failures - before
         return facts
 
-    def _notify_all(self, groups: dict[str, _Group], now: float, report: Report) -> None:
-        """Dedup and publish every group of the batch, with as few AWS round trips as possible:
-        one BatchGetItem for redeliveries (every event of the batch) and the fingerprints' state, one
-        TransactWriteItems for the claims, PublishBatch, one BatchWriteItem per 25 settled events."""
-        dedup = self.dedup
-        states: dict = {}
-        if dedup is not None:
+    # ---- incidents ----------------------------------------------------------------------------
+    def _settle(self, failures: list[Failure], halves: list, changes: list[Change], now: float, report: Report) -> None:
+        """Count the failures into their incidents and publish the state changes; fail open."""
+        applied = None
+        if self.state is not None:
             try:
-                # One event alone claims with a single atomic UpdateItem: no need to read its fingerprint first.
-                seen, states, unread = dedup.read([f.event_id for g in groups.values() for _, f in g.items],
-                                                  list(groups) if len(groups) > 1 else [])
-                if unread:  # degraded, not down: the claims still protect against storms
-                    self._dedup_down(report, DedupUnavailable(f"{unread} event key(s) unread: treated as new"), stop=False)
-            except DedupUnavailable as exc:
-                seen = set()
-                self._dedup_down(report, exc)
-            for fingerprint in list(groups) if seen else ():
-                group = groups[fingerprint]
-                redelivered = [f.event_id for _, f in group.items if f.event_id in seen]
-                if redelivered:  # already settled: neither notified nor counted again
-                    report.counts["RedeliveredEvents"] += len(redelivered)
-                    self.log.info("redelivered event: already notified or counted", extra={"event_ids": redelivered[:10]})
-                    group.items = [(k, f) for k, f in group.items if f.event_id not in seen]
-                if not group.items:
-                    del groups[fingerprint]
-        claims = self._claims(groups, now, report, states)
-        due = []
-        settled: list[str] = []  # event ids whose outcome is final: remembered against redelivery
-        for fingerprint, group in groups.items():
-            claim = claims.get(fingerprint)
-            if claim is not None and not claim.notify:
-                group.outcome = "suppressed"
-                report.counts["SuppressedDuplicates"] += len(group.items)
-                settled.extend(f.event_id for _, f in group.items)
-                continue
-            repeats = Repeats(claim.suppressed_before, claim.previous_window_start) if claim else Repeats()
-            due.append((fingerprint, group, claim, repeats))
-        if due:
-            self._publish(due, report, settled)
-        if dedup is not None and settled and not report.dedup_failed:
-            try:
-                dedup.mark_events(settled, now)
-            except DedupUnavailable as exc:
-                self._dedup_down(report, exc)
-
-    def _publish(self, due: list, report: Report, settled: list[str]) -> None:
-        publish_many = getattr(self.publisher, "publish_many", None)
-        if publish_many is not None:
-            errors = publish_many([(group.items[0][1], repeats) for _, group, _, repeats in due])
+                applied = self.state.apply(failures, halves, changes, now)
+            except StateUnavailable as exc:
+                report.counts[Metric.STATE_UNAVAILABLE] = 1
+                self.log.warning("incident state unavailable: notifying every root cause of the batch",
+                                 extra={"error": str(exc)})
+        if applied is None:
+            notices, outcomes = self._stateless(failures + [h.failure for h in halves], now)
         else:
-            errors = []
-            for _, group, _, repeats in due:
-                try:
-                    self.publisher.publish(group.items[0][1], repeats)
-                    errors.append(None)
-                except Exception as exc:  # noqa: BLE001
-                    errors.append(exc)
-        for (fingerprint, group, claim, _), error in zip(due, errors):
-            if error is not None:
-                group.outcome = "retried"
-                report.counts["PublishFailures"] += 1
-                report.failed_keys.extend(k for k, _ in group.items)
-                report.failed_keys.extend(group.copies)
-                self.log.error("publishing failed; the event will be retried",
-                               extra={"fingerprint": fingerprint, "error": type(error).__name__})
-                if claim is not None and not report.dedup_failed:
-                    self.dedup.release(fingerprint, claim)
+            notices, outcomes = applied.notices, applied.outcomes
+            report.counts.update({k: v for k, v in applied.counts.items() if isinstance(v, int)})
+        retried = self._publish(notices, report)
+        every = failures + [h.failure for h in halves]
+        for failure in every:
+            outcome, incident = outcomes.get(failure.event_id, ("grouped", failure.root.incident_id))
+            if failure.event_id in retried:
+                outcome = Log.RETRIED
+            for extra in failure.finding.joined:
+                outcomes.setdefault(extra.get("event_id", ""), ("joined", incident))
+            self.log.info(Log.FINDING, extra={Log.FIELD_FINDING: failure.finding.to_dict(), Log.FIELD_OUTCOME: outcome,
+                                              "incident_id": incident, "correlation_id": failure.finding.event_id})
+            if outcome not in (Log.RETRIED, "redelivered", "parked"):
+                report.counts[("findings", failure.finding.service, failure.finding.cause)] += 1
+
+    def _stateless(self, failures: list[Failure], now: float) -> tuple[list[Notice], dict]:
+        """Without the table (absent or failing): one "opened" per root cause of the batch, whose
+        incident says what it could not do. The incident id is the same as with the table, so an
+        on-call tool still folds repeats into one alert."""
+        groups: dict[str, list[Failure]] = {}
+        for failure in failures:
+            groups.setdefault(failure.root.key, []).append(failure)
+        notices = []
+        for members in groups.values():
+            first = members[0]
+            attribution = Attribution(None, "not searched: the incident state table is unavailable, so this alert may repeat")
+            principals = list(dict.fromkeys(f.principal for f in members if f.principal))
+            resources = list(dict.fromkeys(f.resource for f in members if f.resource))
+            incident = Incident(
+                id=first.root.incident_id, root=first.root, status="open", cause=first.finding.cause,
+                title=first.finding.title, severity=first.finding.severity, first_failure=first.finding.event_time,
+                last_failure=members[-1].finding.event_time, failures=len(members), principals=principals[:20],
+                resources=resources[:20], principal_count=len(principals), resource_count=len(resources),
+                remediation=remediation_for(first.root, first.finding, attribution), evidence=list(first.finding.evidence),
+                attribution=attribution, opened_at=now, last_arrival=now)
+            notices.append(Notice(Status.OPENED, incident, first.finding, "", members))
+        return notices, {}
+
+    def _publish(self, notices: list[Notice], report: Report) -> set[str]:
+        """Publish every notice (PublishBatch); a failed one releases its claim and returns its
+        records as failed. Returns the event ids that will be retried."""
+        if not notices:
+            return set()
+        errors = self.publisher.publish_notices(notices)
+        retried: set[str] = set()
+        for notice, error in zip(notices, errors):
+            self.log.info(Log.INCIDENT, extra={Log.FIELD_INCIDENT: notice.incident.to_dict(notice.status),
+                                               "status": notice.status, "published": error is None})
+            if error is None:
+                report.notified.append((notice.status, notice.incident.id))
+                report.counts[Metric.NOTIFICATIONS] += 1
+                report.counts[{Status.OPENED: Metric.INCIDENTS_OPENED, Status.UPDATED: Metric.INCIDENTS_UPDATED,
+                               Status.RESOLVED: Metric.INCIDENTS_RESOLVED}[notice.status]] += 1
                 continue
-            group.outcome = "notified"
-            report.notified.append(fingerprint)
-            report.counts["Notifications"] += 1
-            report.counts["SuppressedDuplicates"] += len(group.items) - 1
-            settled.extend(f.event_id for _, f in group.items)
+            report.counts[Metric.PUBLISH_FAILURES] += 1
+            self.log.error("publishing failed; its records will be retried",
+                           extra={"incident_id": notice.incident.id, "status": notice.status, "error": type(error).__name__})
+            for failure in notice.failures:
+                report.failed_keys.extend(failure.keys)
+                retried.update(failure.event_ids)
+            if notice.release is not None:
+                try:
+                    notice.release()
+                except Exception as exc:  # noqa: BLE001 - documented: the alert waits for the next window
+                    self.log.warning("could not release the claim of a failed notification",
+                                     extra={"incident_id": notice.incident.id, "error": type(exc).__name__})
+        return retried
 
-    def _claims(self, groups: dict[str, _Group], now: float, report: Report, states: dict) -> dict[str, Optional[Claim]]:
-        """Claim each fingerprint's window: the batch in one transaction conditional on the state read,
-        the rest (state unknown or changed meanwhile) one atomic claim each, in parallel. None = fail open."""
-        if self.dedup is None or not groups or report.dedup_failed:
-            return {}  # no table, or it already failed in this batch: notify, without waiting on it again
-        members = {fp: (len(g.items), [f.event_id for _, f in g.items]) for fp, g in groups.items()}
-        out: dict[str, Optional[Claim]] = {}
-        left = list(groups)
-        if states:
-            try:
-                done, left = self.dedup.claim_many(members, states, now)
-                out.update(done)
-            except DedupUnavailable as exc:
-                self._dedup_down(report, exc)
-                return dict.fromkeys(groups)
-            if left:
-                report.counts["DedupRetries"] += len(left)
+    # ---- the scheduled run --------------------------------------------------------------------
+    def scheduled(self) -> Report:
+        """Resolve incidents quiet for the quiet period, and count records that waited long
+        enough for their partner; emit the open-incident gauge."""
+        report = Report()
+        now = self.clock()
+        if self.state is None:
+            self._emit(report)
+            return report
+        try:
+            waiting, applied = self.state.sweep(now)
+            if waiting:
+                self._settle(waiting, [], [], now, report)
+        except StateUnavailable as exc:
+            report.counts[Metric.STATE_UNAVAILABLE] = 1
+            self.log.warning("incident state unavailable: nothing resolved this run", extra={"error": str(exc)})
+            self._emit(report)
+            return report
+        report.counts.update({k: v for k, v in applied.counts.items() if isinstance(v, int)})
+        self._publish(applied.notices, report)
+        for seconds in applied.resolved_seconds:
+            self.metrics.seconds(Metric.TIME_TO_RESOLVE, seconds)
+        if applied.open_incidents is not None:
+            self.metrics.gauge(Metric.OPEN_INCIDENTS, applied.open_incidents)
+        self._emit(report)
+        return report
 
-        def claim(fingerprint):
-            try:
-                return fingerprint, self.dedup.claim(fingerprint, now, *members[fingerprint]), None
-            except DedupUnavailable as exc:
-                return fingerprint, None, exc
-
-        results = fan_out(claim, left)
-        for fingerprint, result, error in results:
-            if error is not None:
-                self._dedup_down(report, error)
-            out[fingerprint] = result
-        return out
-
-    def _dedup_down(self, report: Report, exc: Exception, stop: bool = True) -> None:
-        """Counted once per batch (one outage, one count), logged each time; ``stop``: the rest of
-        the batch does not ask the table again (notifies without claims)."""
-        report.counts["DedupUnavailable"] = 1
-        report.dedup_failed = report.dedup_failed or stop
-        self.log.warning("dedup table unavailable: notifying anyway", extra={"error": str(exc)})
+    # ---- metrics ------------------------------------------------------------------------------
+    def _emit(self, report: Report) -> None:
+        total = 0
+        for name, n in list(report.counts.items()):
+            if isinstance(name, tuple):
+                _, service, cause = name
+                self.metrics.findings(service, cause, n)
+                total += n
+                del report.counts[name]
+        report.counts[Metric.FINDINGS_TOTAL] = total
+        for name, n in report.counts.items():
+            if n:
+                self.metrics.count(name, n)

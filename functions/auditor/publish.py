@@ -76,11 +76,38 @@ class Repeats:
         return f"{self.count} repeat(s) of this failure were suppressed since {when}."
 
 
-def email_text(finding: Finding, repeats: Repeats = Repeats()) -> str:
+def incident_lines(notice) -> list[str]:
+    """What the incident adds to a message: its status, counts, root, the change found."""
+    if notice is None:
+        return []
+    i = notice.incident
+    status = notice.status.upper()
+    head = f"Incident:   {status} {i.id} (occurrence {i.occurrence}), {i.failures} failure(s) since {clean(i.first_failure, 40)}"
+    if notice.status == "resolved" and i.resolved_at and i.opened_at:
+        head += f", quiet since {clean(i.last_failure, 40)}; open {int(i.resolved_at - i.opened_at)} s"
+    lines = [
+        head,
+        f"Root:       {clean(i.root.label, 400)}",
+        f"Affected:   {i.principal_count} principal(s): {clean(', '.join(i.principals[:5]), 600)}"
+        + (" ..." if i.principal_count > 5 else ""),
+        f"            {i.resource_count} resource(s): {clean(', '.join(i.resources[:5]), 600)}"
+        + (" ..." if i.resource_count > 5 else ""),
+        f"Changed:    {clean(i.attribution.sentence(), 900)}",
+    ]
+    if notice.reason:
+        lines.append(f"Update:     {clean(notice.reason, 100)}")
+    if i.later_changes and notice.status == "resolved":
+        lines.append("Since then: " + clean("; ".join(f"{c.get('action')} by {c.get('actor')} at {c.get('event_time')}"
+                                                     for c in i.later_changes[:3]), 600))
+    return lines + [""]
+
+
+def email_text(finding: Finding, repeats: Repeats = Repeats(), notice=None) -> str:
     p = finding.principal
     lines = [
         f"{finding.title}",
         "",
+        *incident_lines(notice),
         f"Cause:      {finding.cause} (confidence {finding.confidence}, severity {finding.severity})",
         f"Call:       {finding.service}:{clean(finding.action, 80)} failed with {clean(finding.error_code, 80)}",
         f"Message:    {clean(finding.error_message, 500)}",
@@ -93,7 +120,7 @@ def email_text(finding: Finding, repeats: Repeats = Repeats()) -> str:
         *[f"  - {clean(e, 400)}" for e in finding.evidence],
         "",
         "Fix:",
-        f"  {clean(finding.remediation, 1500)}",
+        f"  {clean(notice.incident.remediation if notice is not None else finding.remediation, 2000)}",
     ]
     if finding.policy:
         lines += ["", "Policy statement:", "  " + json.dumps(finding.policy)]
@@ -113,10 +140,15 @@ def _policy_block(finding: Finding) -> list[str]:
     return ["Policy statement to add:\n```" + text.replace("](", "]\u2060(") + "```"]
 
 
-def chatbot_payload(finding: Finding, repeats: Repeats = Repeats()) -> dict:
+def chatbot_payload(finding: Finding, repeats: Repeats = Repeats(), notice=None) -> dict:
     """Amazon Q Developer in chat applications custom notification (schema version 1.0)."""
     p = finding.principal
+    incident = notice.incident if notice is not None else None
     description = "\n".join([
+        *([f"*{notice.status.upper()}* incident `{chat(incident.id, 80)}`: {incident.failures} failure(s) since "
+           f"{chat(incident.first_failure, 40)}, {incident.principal_count} principal(s), {incident.resource_count} resource(s)",
+           f"*Root:* {chat(incident.root.label, 300)}",
+           f"*Changed:* {chat(incident.attribution.sentence(), 600)}"] if incident is not None else []),
         f"*{chat(finding.service)}:{chat(finding.action, 80)}* failed with `{chat(finding.error_code, 80)}`",
         f"*Caller:* {chat(p.arn, 200)}{' (temporary credentials)' if p.temporary else ''}",
         f"*Resource:* {chat(finding.resource, 200) or '-'}",
@@ -131,13 +163,15 @@ def chatbot_payload(finding: Finding, repeats: Repeats = Repeats()) -> dict:
         "id": finding.event_id[:128] or finding.fingerprint,
         "content": {
             "textType": "client-markdown",
-            "title": f":rotating_light: {finding.title} ({finding.severity})"[:250],
+            "title": (f"{':white_check_mark:' if notice is not None and notice.status == 'resolved' else ':rotating_light:'} "
+                      f"{'[' + notice.status.upper() + '] ' if notice is not None else ''}{finding.title} ({finding.severity})")[:250],
             "description": description[:8000],
-            "nextSteps": [chat(finding.remediation, 900), *_policy_block(finding), f"<{finding.doc_url}|Troubleshooting guide>"],
+            "nextSteps": [chat(incident.remediation if incident is not None else finding.remediation, 900),
+                          *_policy_block(finding), f"<{finding.doc_url}|Troubleshooting guide>"],
             "keywords": [finding.cause, finding.severity, finding.service, clean(finding.account, 20), clean(finding.region, 30)],
         },
         "metadata": {
-            "threadId": finding.fingerprint,
+            "threadId": incident.id if incident is not None else finding.fingerprint,
             "summary": clean(f"{finding.cause}: {finding.service}:{finding.action} by {p.arn}", 250),
             "eventType": finding.cause,
             "relatedResources": [r for r in (clean(finding.resource, 500),) if r],
@@ -146,27 +180,35 @@ def chatbot_payload(finding: Finding, repeats: Repeats = Repeats()) -> dict:
     }
 
 
-def attributes(finding: Finding) -> dict:
+def attributes(finding: Finding, notice=None) -> dict:
     values = {"cause": finding.cause, "severity": finding.severity, "service": finding.service,
               "account": finding.account, "region": finding.region, "confidence": finding.confidence}
+    if notice is not None:
+        values.update(status=notice.status, incident_id=notice.incident.id)
     return {k: {"DataType": "String", "StringValue": clean(v, 256) or "-"} for k, v in values.items()}
 
 
-def message(finding: Finding, repeats: Repeats = Repeats()) -> dict:
-    """The complete SNS Publish arguments (without TopicArn)."""
+def message(finding: Finding, repeats: Repeats = Repeats(), notice=None) -> dict:
+    """The complete SNS Publish arguments (without TopicArn). ``notice``: the incident state
+    change this message announces (status, incident); the finding JSON gains ``incident``."""
     body = finding.to_dict()
     if repeats.count:
         body["suppressed_repeats"] = {"count": repeats.count, "since": repeats.since}
+    if notice is not None:
+        body["incident"] = notice.incident.to_dict(notice.status)
     as_json = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    text = email_text(finding, repeats)
-    chat_json = json.dumps(chatbot_payload(finding, repeats), ensure_ascii=False)
+    text = email_text(finding, repeats, notice)
+    chat_json = json.dumps(chatbot_payload(finding, repeats, notice), ensure_ascii=False)
+    subject = subject_for(finding)
+    if notice is not None:
+        subject = f"[{notice.status.upper()}]{subject}"[:SUBJECT_LIMIT - 1]
     return {
-        "Subject": subject_for(finding),
+        "Subject": subject,
         "MessageStructure": "json",
         # Protocols without a body of their own (sqs, lambda, firehose, email-json) get "default":
         # the finding once, not a copy per protocol (a batch of 10 stays far below SNS's 256 KB).
         "Message": json.dumps({"default": as_json, "email": text, "https": chat_json, "http": chat_json}),
-        "MessageAttributes": attributes(finding),
+        "MessageAttributes": attributes(finding, notice),
     }
 
 
@@ -195,9 +237,10 @@ def _batches(sizes: list[int]) -> list[range]:
 
 
 class Publisher:
-    def __init__(self, topic_arn: str, client=None):
+    def __init__(self, topic_arn: str, client=None, region: Optional[str] = None):
         self.topic_arn = topic_arn
         self._client = client
+        self.region = region
 
     @property
     def client(self):
@@ -205,26 +248,31 @@ class Publisher:
             import boto3
             from botocore.config import Config
 
-            self._client = boto3.client("sns", config=Config(connect_timeout=3, read_timeout=5,
+            self._client = boto3.client("sns", region_name=self.region, config=Config(connect_timeout=3, read_timeout=5,
                                                               retries={"max_attempts": 3, "mode": "standard"}))
         return self._client
 
-    def publish(self, finding: Finding, repeats: Optional[Repeats] = None) -> str:
+    def publish(self, finding: Finding, repeats: Optional[Repeats] = None, notice=None) -> str:
         """Publish one finding; raises on failure (the caller lets AWS retry)."""
-        return self.client.publish(TopicArn=self.topic_arn, **message(finding, repeats or Repeats()))["MessageId"]
+        return self.client.publish(TopicArn=self.topic_arn, **message(finding, repeats or Repeats(), notice))["MessageId"]
+
+    def publish_notices(self, notices: list) -> list[Optional[Exception]]:
+        """One message per incident state change; per notice, None or the error that stopped it."""
+        return self._send([message(n.finding, Repeats(), n) for n in notices])
 
     def publish_many(self, items: list[tuple[Finding, Optional[Repeats]]]) -> list[Optional[Exception]]:
         """Publish findings with PublishBatch (up to 10 and 256 KiB a call); per item, None or the error that stopped it."""
-        if len(items) == 1:
+        return self._send([message(finding, repeats or Repeats()) for finding, repeats in items])
+
+    def _send(self, messages: list[dict]) -> list[Optional[Exception]]:
+        if len(messages) == 1:
             try:
-                self.publish(*items[0])
+                self.client.publish(TopicArn=self.topic_arn, **messages[0])
                 return [None]
             except Exception as exc:  # noqa: BLE001 - reported per item
                 return [exc]
-        results: list[Optional[Exception]] = [None] * len(items)
+        results: list[Optional[Exception]] = [None] * len(messages)
         client = self.client  # built once, before any thread asks for it
-
-        messages = [message(finding, repeats or Repeats()) for finding, repeats in items]
 
         def send(chunk: range) -> None:
             entries = [{"Id": str(i), **messages[i]} for i in chunk]

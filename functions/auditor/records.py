@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Union
+from typing import Any, Union
+
+from .changes import CHANGE_ACTIONS, Change, parse_change
+from .contract import API_CALL, FAILURE_SERVICE_EVENTS as _FAILURE_SERVICE_EVENTS, SERVICE_EVENT
 
 __all__ = [
+    "Change",
     "Denial",
     "FailedCall",
     "Malformed",
@@ -31,12 +35,10 @@ __all__ = [
 ]
 
 SERVICES = frozenset({"secretsmanager", "kms"})
-API_CALL = "AWS API Call via CloudTrail"
-SERVICE_EVENT = "AWS Service Event via CloudTrail"
 DETAIL_TYPES = frozenset({API_CALL, SERVICE_EVENT})
 
 #: Secrets Manager service events that report a failure (no errorCode of their own).
-FAILURE_SERVICE_EVENTS = frozenset({"RotationFailed", "RotationAbandoned", "TestRotationFailed"})
+FAILURE_SERVICE_EVENTS = frozenset(_FAILURE_SERVICE_EVENTS)
 
 #: Error codes that mean "the authorization check said no".
 ACCESS_DENIED_CODES = frozenset(
@@ -215,6 +217,10 @@ class FailedCall:
     kms_key_id: str
     denial: Denial | None
     origin: str = ""  # "<file>#<index>" where the record came from (CLI); "" in Lambda
+    #: The KMS key's ARN when the record shows it (``resources``, or a key ARN/id the request named).
+    key_arn: str = ""
+    #: A step of a rotation: the call names the AWSPENDING stage, or moves stages.
+    rotation_step: bool = False
 
     @property
     def is_access_denied(self) -> bool:
@@ -239,7 +245,7 @@ class Skipped:
 SUCCESS = Skipped("successful call")
 OTHER_SERVICE = Skipped("other service")
 
-Outcome = Union[FailedCall, Malformed, Skipped]
+Outcome = Union[FailedCall, Change, Malformed, Skipped]
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,20 +269,27 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
         return Malformed(origin, "record has no eventSource")
     service = source.partition(".")[0]
     if service not in SERVICES:
-        return OTHER_SERVICE
+        changes = CHANGE_ACTIONS.get(source)  # IAM, Organizations, EC2: only their changes are ours
+        if changes is None:
+            return OTHER_SERVICE
+        action = obj.get("eventName")
+        if type(action) is not str or action not in changes or obj.get("errorCode") not in (None, ""):
+            return OTHER_SERVICE
+        return parse_change(obj, source, action) or OTHER_SERVICE
     action = obj.get("eventName")
     if type(action) is not str or not action:
         return Malformed(origin, "record has no eventName")
     error_code = obj.get("errorCode")
-    if error_code is None:
+    if error_code is None or error_code == "":
         if action in FAILURE_SERVICE_EVENTS and service == "secretsmanager":
             error_code = action
         else:
+            changes = CHANGE_ACTIONS.get(source)
+            if changes is not None and action in changes:
+                return parse_change(obj, source, action) or SUCCESS
             return SUCCESS
     elif type(error_code) is not str:
         return Malformed(origin, f"errorCode is a JSON {json_type(error_code)}, not a string")
-    elif not error_code:
-        return SUCCESS
     return _failed_call(obj, service, action, _text(error_code, 256), origin)
 
 
@@ -303,10 +316,40 @@ def _failed_call(obj: dict, service: str, action: str, error_code: str, origin: 
     denial = parse_denial(message) if error_code in ACCESS_DENIED_CODES else None
     if not resource and denial is not None:
         resource = denial.resource
+    account = account or principal.account
+    if service == "kms":
+        key_arn, rotation_step = _key_arn(obj, resource, account, region), False
+    else:
+        key_arn = ""
+        stages = params.get("versionStages")
+        rotation_step = (params.get("versionStage") == "AWSPENDING" or action == "UpdateSecretVersionStage"
+                         or (type(stages) is list and "AWSPENDING" in stages))
     return FailedCall(  # positional, in field order: this runs once per failure
-        event_id, event_time, account or principal.account, region, service, _text(action, 128), event_type,
-        error_code, message, principal, source_ip, user_agent, endpoint, resource, secret_arn, kms_key_id, denial, origin,
+        event_id, event_time, account, region, service, _text(action, 128), event_type, error_code, message,
+        principal, source_ip, user_agent, endpoint, resource, secret_arn, kms_key_id, denial, origin, key_arn,
+        rotation_step,
     )
+
+
+_KEY_ARN = re.compile(r"^arn:[\w-]+:kms:[^:]*:\d*:key/[\w-]+$")
+_KEY_ID = re.compile(r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$")
+
+
+def _key_arn(obj: dict, resource: str, account: str, region: str) -> str:
+    """The key's ARN: from ``resources`` (CloudTrail resolves aliases there), else the key id or
+    ARN the request named; '' for an alias nothing resolved."""
+    found = obj.get("resources")
+    if type(found) is list:
+        for item in found:
+            if type(item) is dict and item.get("type") == "AWS::KMS::Key":
+                arn = item.get("ARN")
+                if type(arn) is str and _KEY_ARN.match(arn):
+                    return arn[:256]
+    if _KEY_ARN.match(resource):
+        return resource
+    if _KEY_ID.match(resource) and account and region:
+        return f"arn:aws:kms:{region}:{account}:key/{resource}"
+    return ""
 
 
 def _principal(ident: dict) -> Principal:

@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from auditor.classify import classify
-from auditor.records import parse_record, to_eventbridge
+from auditor.records import to_eventbridge
 
 from .conftest import Context, emf, metric_total
 
@@ -25,27 +24,32 @@ def logged_findings(out: str) -> list[dict]:
     return [json.loads(line)["finding"] for line in out.splitlines() if line.startswith("{") and '"message":"finding"' in line]
 
 
-def test_one_message_per_distinct_failure_with_filterable_attributes(stack, failures, capsys):
+def logged(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{") and '"message":"finding"' in line]
+
+
+def test_one_message_per_root_cause_with_filterable_attributes(stack, failures, capsys):
     for cause, name, record in failures:
         invoke(to_eventbridge(record))
     out = capsys.readouterr().out
-    logged = logged_findings(out)
-    assert len(logged) == len(failures)  # one finding per failure in the logs
-    expected = {f["fingerprint"]: f for f in logged}
+    lines = logged(out)
+    assert len(lines) == len(failures)  # one finding line per failed record
+    opened = {line["incident_id"] for line in lines if line["outcome"] == "opened"}
     received = stack.drain()
-    assert len(received) == len(expected)  # one message per distinct failure
-    by_fp = {r.body["fingerprint"]: r for r in received}
-    assert set(by_fp) == set(expected)
-    for fp, finding in expected.items():
-        msg = by_fp[fp]
-        assert msg.body["cause"] == finding["cause"]
-        assert msg.attributes == {"cause": finding["cause"], "severity": finding["severity"], "service": finding["service"],
-                                  "account": finding["account"], "region": finding["region"], "confidence": finding["confidence"]}
-        assert msg.subject.startswith(f"[{finding['severity'].upper()}] {finding['cause']}") and len(msg.subject) < 100
-    lines = emf(out)
-    assert metric_total(lines, "FindingsTotal") == len(failures)
-    assert metric_total(lines, "Findings", AwsService="kms", Cause="kms.key-disabled") >= 3
-    assert metric_total(lines, "Notifications") == len(expected)
+    assert len(received) == len(opened)  # one message per root cause, not per record
+    by_incident = {r.attributes["incident_id"]: r for r in received}
+    assert set(by_incident) == opened
+    for incident_id, msg in by_incident.items():
+        body = msg.body
+        assert body["incident"]["id"] == incident_id and body["incident"]["status"] == "opened"
+        assert msg.attributes == {"cause": body["cause"], "severity": body["severity"], "service": body["service"],
+                                  "account": body["account"], "region": body["region"], "confidence": body["confidence"],
+                                  "status": "opened", "incident_id": incident_id}
+        assert msg.subject.startswith(f"[OPENED][{body['severity'].upper()}] {body['cause']}") and len(msg.subject) < 100
+    metrics = emf(out)
+    assert metric_total(metrics, "FindingsTotal") == len(failures) - sum(line["outcome"] in ("parked", "joined") for line in lines)
+    assert metric_total(metrics, "Findings", AwsService="kms", Cause="kms.key-disabled") >= 3
+    assert metric_total(metrics, "Notifications") == metric_total(metrics, "IncidentsOpened") == len(opened)
 
 
 def test_a_storm_of_one_failure_is_one_message_and_counted(stack, failures, capsys):
@@ -54,10 +58,11 @@ def test_a_storm_of_one_failure_is_one_message_and_counted(stack, failures, caps
         rec = copy.deepcopy(record)
         rec["eventID"] = f"storm-{i}"
         invoke(to_eventbridge(rec))
-    assert len(stack.drain()) == 1
+    (msg,) = stack.drain()
+    assert msg.body["incident"]["root"]["kind"] == "request-rate"
     lines = emf(capsys.readouterr().out)
     assert metric_total(lines, "Findings", Cause="throttling") == 25
-    assert metric_total(lines, "SuppressedDuplicates") == 24
+    assert metric_total(lines, "Notifications") == 1
 
 
 def test_malformed_events_are_counted_and_do_not_raise(stack, capsys):
@@ -79,15 +84,15 @@ def test_publish_failure_raises_so_aws_retries_and_the_retry_notifies(stack, fai
         invoke(to_eventbridge(record))
     monkeypatch.setenv("FINDINGS_TOPIC_ARN", stack.topic_arn)
     monkeypatch.setattr(handler, "_pipeline", None)
-    invoke(to_eventbridge(record))  # the retry: the failed attempt released its dedup claim
+    invoke(to_eventbridge(record))  # the retry: the failed attempt released its claim
     assert len(stack.drain()) == 1
     out = capsys.readouterr().out
-    outcomes = [json.loads(line)["outcome"] for line in out.splitlines() if line.startswith("{") and '"message":"finding"' in line]
-    assert outcomes == ["retried", "notified"]  # logged at each attempt, with what became of it
+    outcomes = [line["outcome"] for line in logged(out)]
+    assert outcomes == ["retried", "opened"]  # logged at each attempt, with what became of it
     assert metric_total(emf(out), "FindingsTotal") == 1  # counted once, when it settled
 
 
-def test_fail_open_when_the_dedup_table_is_missing(stack, failures, monkeypatch, capsys):
+def test_fail_open_when_the_state_table_is_missing(stack, failures, monkeypatch, capsys):
     import auditor.handler as handler
 
     monkeypatch.setenv("DEDUP_TABLE_NAME", "no-such-table")
@@ -96,7 +101,7 @@ def test_fail_open_when_the_dedup_table_is_missing(stack, failures, monkeypatch,
     invoke(to_eventbridge(record))
     assert len(stack.drain()) == 1
     out = capsys.readouterr().out
-    assert metric_total(emf(out), "DedupUnavailable") >= 1 and "notifying anyway" in out
+    assert metric_total(emf(out), "StateUnavailable") >= 1 and "notifying every root cause" in out
 
 
 def test_sqs_batch_reports_only_transient_failures(stack, failures):
@@ -105,7 +110,8 @@ def test_sqs_batch_reports_only_transient_failures(stack, failures):
     records.append({"messageId": "bad", "eventSource": "aws:sqs", "body": "{not json"})
     result = invoke({"Records": records})
     assert result == {"batchItemFailures": []}
-    assert len(stack.drain()) == len({classify(parse_record(r)).fingerprint for c, n, r in failures[:5]})
+    received = stack.drain()
+    assert received and len(received) == len({m.attributes["incident_id"] for m in received})
 
 
 def test_logs_carry_the_finding_and_never_a_secret_value(stack, failures, capsys):

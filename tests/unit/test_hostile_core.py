@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from auditor.causes import BY_ID
 from auditor.classify import classify
 from auditor.documents import iter_outcomes
-from auditor.records import FailedCall, Malformed, Skipped, parse_record, to_eventbridge
+from auditor.records import Change, FailedCall, Malformed, Skipped, parse_record, to_eventbridge
 
 from .test_records import DENIED
 
@@ -86,7 +86,7 @@ def _check_finding(call):
 @given(mutated_records())
 def test_parser_and_classifier_never_crash_on_hostile_records(record):
     outcome = parse_record(record, "fuzz#0")
-    assert isinstance(outcome, (FailedCall, Malformed, Skipped))
+    assert isinstance(outcome, (FailedCall, Change, Malformed, Skipped))
     if isinstance(outcome, FailedCall):
         _check_finding(outcome)
     elif isinstance(outcome, Malformed):
@@ -97,7 +97,7 @@ def test_parser_and_classifier_never_crash_on_hostile_records(record):
 @given(st.binary(max_size=2000), st.booleans())
 def test_arbitrary_bytes_as_a_file_never_crash(data, gzipped):
     for outcome in iter_outcomes(gzip.compress(data) if gzipped else data, "blob"):
-        assert isinstance(outcome, (FailedCall, Malformed, Skipped))
+        assert isinstance(outcome, (FailedCall, Change, Malformed, Skipped))
 
 
 # The nastiest cases hypothesis and review found, kept as plain regression tests.
@@ -117,6 +117,6 @@ SEED_CORPUS = [
 def test_seed_corpus_of_nasty_inputs():
     for data in SEED_CORPUS:
         for outcome in iter_outcomes(data, "seed"):
-            assert isinstance(outcome, (FailedCall, Malformed, Skipped))
+            assert isinstance(outcome, (FailedCall, Change, Malformed, Skipped))
             if isinstance(outcome, FailedCall):
                 _check_finding(outcome)

@@ -16,12 +16,17 @@ from .test_hostile_core import JSONISH, mutated_records
 
 
 class Published:
+    """The publisher the pipeline sees, recording what it was asked to send."""
+
     def __init__(self):
         self.findings = []
+        self.notices = []
 
-    def publish(self, finding, repeats=None):
-        self.findings.append(finding)
-        return "id"
+    def publish_notices(self, notices):
+        self.notices += notices
+        for notice in notices:
+            self.findings += [f.finding for f in notice.failures] or [notice.finding]
+        return [None] * len(notices)
 
 
 class Counter:
@@ -33,6 +38,12 @@ class Counter:
 
     def findings(self, service, cause, value):
         self.count("Findings", value)
+
+    def gauge(self, name, value):
+        self.counts[name] = value
+
+    def seconds(self, name, value):
+        self.counts.setdefault(name, []).append(value)
 
 
 class Context:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import auditor.handler as handler
 from auditor.classify import classify
 from auditor.pipeline import Pipeline
-from auditor.records import FailedCall, Malformed, Skipped, parse_record, to_eventbridge
+from auditor.records import Change, FailedCall, Malformed, Skipped, parse_record, to_eventbridge
 
 from .conftest import fixture_records
 from .test_hostile_handler import Context, Counter, Published
@@ -75,7 +75,7 @@ def poisoned(draw, sqs: bool = False):
 
 def _check(record):
     outcome = parse_record(record, "fuzz#0")
-    assert isinstance(outcome, (FailedCall, Malformed, Skipped))
+    assert isinstance(outcome, (FailedCall, Change, Malformed, Skipped))
     if isinstance(outcome, Malformed):
         assert outcome.origin == "fuzz#0" and outcome.reason
         outcome.reason.encode("utf-8")  # printable in a log line or on stderr

@@ -1,0 +1,150 @@
+"""The names the stack and the function agree on, in one place: ``infra/`` imports this module.
+
+Rename a metric, a dimension, a log field, an environment variable, a table attribute or an
+event name here, and both sides follow; `tests/infra/test_contract.py` runs the handler, reads
+what it emitted and fails when an alarm, a dashboard widget or the rule reads a name the
+function never emits (or the other way round).
+
+This module is data only: no imports beyond the standard library, so infra can import it
+without loading the function's dependencies.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+#: CloudWatch namespace of the function's metrics (embedded metric format) and its Powertools service.
+NAMESPACE = "SecretsKmsAuditor"
+SERVICE = "secrets-kms-auditor"
+
+
+class Env:
+    """The function's environment variables (set by infra/function.py, read by auditor/config.py)."""
+
+    TOPIC_ARN = "FINDINGS_TOPIC_ARN"
+    TABLE_NAME = "DEDUP_TABLE_NAME"  # the incident state table (it also keeps storms out of the channel)
+    QUIET_SECONDS = "INCIDENT_QUIET_SECONDS"
+    UPDATE_SECONDS = "INCIDENT_UPDATE_SECONDS"
+    CHANGE_RETENTION_DAYS = "CHANGE_RETENTION_DAYS"
+    CONSISTENCY_WINDOW_SECONDS = "CONSISTENCY_WINDOW_SECONDS"
+    SIMULATE_POLICIES = "SIMULATE_POLICIES"
+    TRACE_SUBSEGMENTS = "AUDITOR_TRACE_SUBSEGMENTS"
+    POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+    POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+    POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+
+
+class Metric:
+    """Counters (unit Count) unless noted. All carry Powertools' ``service`` dimension."""
+
+    FINDINGS = "Findings"  # dimensions AwsService, Cause
+    FINDINGS_TOTAL = "FindingsTotal"
+    NOTIFICATIONS = "Notifications"  # SNS messages sent (opened, updated, resolved)
+    INCIDENTS_OPENED = "IncidentsOpened"
+    INCIDENTS_UPDATED = "IncidentsUpdated"
+    INCIDENTS_RESOLVED = "IncidentsResolved"
+    OPEN_INCIDENTS = "OpenIncidents"  # gauge, emitted by every scheduled run
+    TIME_TO_RESOLVE = "TimeToResolve"  # unit Seconds: opened -> resolved
+    JOINED_RECORDS = "JoinedRecords"  # records folded into another record's failure (SM + KMS, rotation)
+    PARKED_RECORDS = "ParkedRecords"  # waiting for the record they belong with
+    CHANGES_RECORDED = "ChangesRecorded"
+    MALFORMED_EVENTS = "MalformedEvents"
+    IGNORED_EVENTS = "IgnoredEvents"
+    REDELIVERED_EVENTS = "RedeliveredEvents"
+    PUBLISH_FAILURES = "PublishFailures"
+    ENRICHMENT_FAILURES = "EnrichmentFailures"
+    CLASSIFIER_ERRORS = "ClassifierErrors"
+    STATE_UNAVAILABLE = "StateUnavailable"  # the state table could not be used: notified anyway
+    STATE_RETRIES = "StateRetries"  # a write met another invocation's and was decided again
+
+
+class Dimension:
+    AWS_SERVICE = "AwsService"
+    CAUSE = "Cause"
+    SERVICE = "service"  # Powertools' default dimension
+
+
+class Log:
+    """Log messages and fields the dashboard's Logs Insights queries read."""
+
+    FINDING = "finding"  # message of the one line per failure; field "finding" holds the finding JSON
+    FIELD_FINDING = "finding"
+    FIELD_OUTCOME = "outcome"  # grouped | opened | updated | joined | parked | retried | notified
+    RETRIED = "retried"
+    INCIDENT = "incident"  # message of one line per incident state change; field "incident"
+    FIELD_INCIDENT = "incident"
+
+
+class Table:
+    """The state table: one partition key, TTL on ``expires_at``."""
+
+    PARTITION_KEY = "pk"
+    TTL_ATTRIBUTE = "expires_at"
+
+
+class Attribute:
+    """SNS message attributes every message carries (subscription filter policies read them)."""
+
+    STATUS = "status"  # opened | updated | resolved
+    INCIDENT_ID = "incident_id"
+    CAUSE = "cause"
+    SEVERITY = "severity"
+    SERVICE = "service"
+    ACCOUNT = "account"
+    REGION = "region"
+    CONFIDENCE = "confidence"
+
+
+class Status:
+    OPENED = "opened"
+    UPDATED = "updated"
+    RESOLVED = "resolved"
+
+
+# --------------------------------------------------------------------------------------------
+# What the detection rule matches (infra/pattern.py builds the pattern from these)
+# --------------------------------------------------------------------------------------------
+API_CALL = "AWS API Call via CloudTrail"
+SERVICE_EVENT = "AWS Service Event via CloudTrail"
+SCHEDULED_EVENT = "Scheduled Event"
+
+#: Secrets Manager service events that report a failure (they carry no errorCode).
+FAILURE_SERVICE_EVENTS = ("RotationFailed", "RotationAbandoned", "TestRotationFailed")
+
+#: Services whose failed calls are audited.
+AUDITED_SOURCES = ("aws.secretsmanager", "aws.kms")
+
+#: Successful calls that can start an incident ("what changed"), by event source. IAM and
+#: Organizations deliver their events to EventBridge in us-east-1 only (see infra/global_events.py).
+CHANGE_EVENTS = MappingProxyType({
+    "kms.amazonaws.com": (
+        "PutKeyPolicy", "DisableKey", "EnableKey", "ScheduleKeyDeletion", "CancelKeyDeletion", "RevokeGrant",
+        "RetireGrant", "CreateGrant", "CreateAlias", "UpdateAlias", "DeleteAlias", "DeleteImportedKeyMaterial",
+        "ImportKeyMaterial", "DisconnectCustomKeyStore", "ConnectCustomKeyStore", "UpdatePrimaryRegion",
+        "ReplicateKey",
+    ),
+    "secretsmanager.amazonaws.com": (
+        "PutResourcePolicy", "DeleteResourcePolicy", "UpdateSecret", "DeleteSecret", "RestoreSecret",
+        "RotateSecret", "CancelRotateSecret", "UpdateSecretVersionStage", "ReplicateSecretToRegions",
+        "RemoveRegionsFromReplication", "StopReplicationToReplica",
+    ),
+    "iam.amazonaws.com": (
+        "PutRolePolicy", "DeleteRolePolicy", "AttachRolePolicy", "DetachRolePolicy", "PutRolePermissionsBoundary",
+        "DeleteRolePermissionsBoundary", "UpdateAssumeRolePolicy", "UpdateRole",
+        "PutUserPolicy", "DeleteUserPolicy", "AttachUserPolicy", "DetachUserPolicy", "PutUserPermissionsBoundary",
+        "DeleteUserPermissionsBoundary", "AddUserToGroup", "RemoveUserFromGroup", "UpdateAccessKey", "DeleteAccessKey",
+        "PutGroupPolicy", "DeleteGroupPolicy", "AttachGroupPolicy", "DetachGroupPolicy",
+        "CreatePolicyVersion", "SetDefaultPolicyVersion", "DeletePolicyVersion",
+    ),
+    "organizations.amazonaws.com": (
+        "AttachPolicy", "DetachPolicy", "UpdatePolicy", "DeletePolicy", "EnablePolicyType", "DisablePolicyType",
+    ),
+    "ec2.amazonaws.com": ("ModifyVpcEndpoint", "DeleteVpcEndpoints"),
+})
+
+#: EventBridge ``source`` of each event source above.
+CHANGE_SOURCES = tuple("aws." + source.split(".")[0] for source in CHANGE_EVENTS)
+
+#: Event sources whose CloudTrail events EventBridge delivers only in us-east-1 (global services).
+GLOBAL_EVENT_SOURCES = ("iam.amazonaws.com", "organizations.amazonaws.com")
+GLOBAL_EVENTS_REGION = "us-east-1"

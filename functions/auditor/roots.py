@@ -1,0 +1,322 @@
+"""Root causes: the thing that must change to fix a failure. Failures with the same root are
+one incident (one alert while it fails, one "resolved" when it stops).
+
+Each cause chooses its rule (``Cause.root`` in its module); the rules are here, with the
+vocabulary they share:
+
+================================  ==============================================================
+kind (the root's ``id``)          failures it gathers
+================================  ==============================================================
+``key-policy`` (the key)          denials by a KMS key's policy or grants, whoever the caller
+``key-state`` (the key)           a disabled, pending-deletion, pending-import or unavailable key
+``key-spec`` (the key)            an asymmetric key where Secrets Manager needs a symmetric one
+``key-id`` (the key or alias)     a key or alias that does not exist where it was asked for
+``secret-policy`` (the secret)    denials by a secret's resource policy
+``secret-state`` (the secret)     a secret scheduled for deletion, or changed moments before
+``secret-id`` (the secret)        a secret that cannot be found by the id the callers use
+``secret-owner`` (the secret)     a secret managed by another AWS service
+``rotation`` (the secret)         RotationFailed and the rotation function's failing calls
+``principal-permissions`` (role/user)  identity policy, boundary, session policy, condition, unnamed
+``principal-credentials`` (role/user)  expired or invalid credentials, bad signatures
+``org-policy`` (the SCP/RCP, or the account when unnamed)
+``vpc-endpoint`` (the endpoint, or the account and region when unnamed)
+``request-rate`` (account, region, API)  throttling
+``request`` (caller, API)         invalid requests and ciphertexts: the calling code must change
+``unknown`` (caller, API, error)  what the catalog does not explain
+================================  ==============================================================
+
+A root also says where its changes are recorded (``searches``: change keys from
+``auditor.changes``, the topics that can break it, and a tier: tier 0 changes touch the root
+itself, tier 1 ones may apply, e.g. a managed policy of the account for a role). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .changes import key_key, principal_key, secret_key
+from .facts import Facts
+from .records import FailedCall
+
+__all__ = ["Root", "RootRule", "root_of", "RULES"]
+
+ANY = None  # every topic
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    kind: str
+    id: str  # canonical: a change key where the root is a resource
+    label: str  # for people: "the key policy of KMS key arn:..."
+    searches: tuple[tuple[str, Optional[frozenset[str]], int], ...] = ()  # (change key, topics, tier)
+    #: False when the resource could not be named from the record and the facts (a Secrets
+    #: Manager call failing on its secret's KMS key names no key): the record waits for the
+    #: KMS record that names it (auditor.pairing).
+    known: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}|{self.id}"
+
+    @property
+    def incident_id(self) -> str:
+        """Stable per root: the on-call tool's dedup key (PagerDuty dedup_key, Opsgenie alias)."""
+        return f"{self.kind}-{hashlib.sha256(self.key.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "id": self.id, "label": self.label}
+
+
+RootRule = Callable[[FailedCall, Optional[Facts]], Root]
+
+
+def _t(*topics: str) -> frozenset[str]:
+    return frozenset(topics)
+
+
+# --------------------------------------------------------------------------------------------
+# Resources as a failure names them
+# --------------------------------------------------------------------------------------------
+_KEY_IN_TEXT = re.compile(r"arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+")
+
+
+def key_of(call: FailedCall, facts: Optional[Facts]) -> str:
+    """The change key of the KMS key involved ('' when nothing names it): the record's key ARN,
+    the key a lookup found, the key the message names, or the key id the request named."""
+    if call.key_arn:
+        return "key:" + call.key_arn
+    if facts is not None and facts.key is not None and facts.key.found and facts.key.arn:
+        return "key:" + facts.key.arn
+    named = _KEY_IN_TEXT.search(call.error_message)
+    if named:
+        return "key:" + named.group(0)
+    if call.service == "kms":
+        return key_key(call.resource, call.account, call.region)
+    given = call.kms_key_id or (facts.secret.kms_key_id if facts and facts.secret and facts.secret.found else "")
+    return key_key(given, call.account, call.region)
+
+
+def secret_of(call: FailedCall) -> str:
+    """The change key of the secret involved: the one the call named, or whose key KMS used."""
+    if call.service == "kms":
+        return secret_key(call.secret_arn, call.account, call.region)
+    return secret_key(call.resource, call.account, call.region)
+
+
+def affected(call: FailedCall) -> str:
+    """The resource a failure denied the caller, as an incident lists it: the secret's name
+    (also for the KMS call Secrets Manager made for it), else the key or alias as given."""
+    secret = secret_of(call) if call.service == "secretsmanager" or call.secret_arn else ""
+    if secret.startswith("secret:"):
+        return secret.split(":", 3)[3]
+    return call.resource
+
+
+def _principal(call: FailedCall) -> tuple[str, str]:
+    """(change key, label) of the caller's role or user; the access key or address when unnamed."""
+    p = call.principal
+    if p.identity_arn:
+        return principal_key(p.identity_arn), p.identity_arn
+    if p.access_key_id:
+        return f"access-key:{p.access_key_id}", f"access key {p.access_key_id}"
+    return f"caller:{call.account}:{call.source_ip}", f"an unnamed caller from {call.source_ip or '?'} in {call.account or '?'}"
+
+
+# --------------------------------------------------------------------------------------------
+# The rules
+# --------------------------------------------------------------------------------------------
+def key_policy(call: FailedCall, facts: Optional[Facts]) -> Root:
+    key = key_of(call, facts)
+    if not key:
+        secret = secret_of(call)
+        return Root("key-policy", f"key-of:{secret}", f"the key policy of the KMS key of {_name(secret)}",
+                    ((secret, _t("key"), 0),), known=False)
+    return Root("key-policy", key, f"the key policy of KMS {_name(key)}", ((key, _t("policy", "alias"), 0), (key, ANY, 1)))
+
+
+def key_state(call: FailedCall, facts: Optional[Facts]) -> Root:
+    key = key_of(call, facts)
+    if not key:
+        secret = secret_of(call)
+        return Root("key-state", f"key-of:{secret}", f"the KMS key of {_name(secret)} (its state)",
+                    ((secret, _t("key"), 0),), known=False)
+    return Root("key-state", key, f"KMS {_name(key)} (its state)", ((key, _t("state"), 0), (key, ANY, 1)))
+
+
+def key_spec(call: FailedCall, facts: Optional[Facts]) -> Root:
+    key = key_of(call, facts) or f"key-named:{call.account}:{call.region}:{call.kms_key_id or call.resource}"
+    searches = ((key, ANY, 0),)
+    if call.service == "secretsmanager" and call.resource:
+        searches += ((secret_of(call), _t("key"), 0),)
+    return Root("key-spec", key, f"KMS {_name(key)} (an asymmetric key)", searches)
+
+
+def key_id(call: FailedCall, facts: Optional[Facts]) -> Root:
+    named = call.kms_key_id if call.service == "secretsmanager" else call.resource
+    key = key_key(named, call.account, call.region) or f"key-named:{call.account}:{call.region}:{named}"
+    return Root("key-id", key, f"KMS {_name(key)} (not found)", ((key, ANY, 0),))
+
+
+def _secret_root(kind: str, what: str, topics: Optional[frozenset[str]]) -> RootRule:
+    def rule(call: FailedCall, facts: Optional[Facts]) -> Root:
+        secret = secret_of(call)
+        return Root(kind, secret, f"{_name(secret)} ({what})", ((secret, topics, 0), (secret, ANY, 1)))
+
+    return rule
+
+
+secret_policy = _secret_root("secret-policy", "its resource policy", _t("policy"))
+secret_state = _secret_root("secret-state", "its state", _t("state", "rotation"))
+secret_id = _secret_root("secret-id", "not found by the id callers use", _t("state"))
+secret_owner = _secret_root("secret-owner", "managed by another service", ANY)
+
+
+def rotation(call: FailedCall, facts: Optional[Facts]) -> Root:
+    secret = secret_of(call)
+    searches = ((secret, _t("rotation", "state", "key", "policy"), 0),)
+    if call.rotation_step and call.principal.identity_arn:  # the rotation function's own role
+        searches += ((principal_key(call.principal.identity_arn), _t("policy"), 0),)
+    return Root("rotation", secret, f"the rotation of {_name(secret)}", searches)
+
+
+def principal_permissions(call: FailedCall, facts: Optional[Facts]) -> Root:
+    key, label = _principal(call)
+    searches: tuple = ((key, _t("policy", "membership"), 0),)
+    if call.denial is not None and call.denial.policy_arn.startswith("arn:") and ":iam::" in call.denial.policy_arn:
+        searches += ((f"policy:{call.denial.policy_arn}", ANY, 0),)
+    account = key.split(":")[1] if key.startswith(("role:", "user:")) else call.account
+    searches += ((f"iam-policies:{account}", ANY, 1),)
+    return Root("principal-permissions", key, f"the permissions of {label}", searches)
+
+
+def principal_credentials(call: FailedCall, facts: Optional[Facts]) -> Root:
+    key, label = _principal(call)
+    return Root("principal-credentials", key, f"the credentials of {label}", ((key, _t("credentials"), 0),))
+
+
+def org_policy(call: FailedCall, facts: Optional[Facts]) -> Root:
+    arn = call.denial.policy_arn if call.denial is not None else ""
+    policy = arn.rsplit("/", 1)[-1] if ":organizations::" in arn else ""
+    if policy:
+        key = f"org-policy:{policy}"
+        return Root("org-policy", key, f"the organization policy {arn}", ((key, ANY, 0), ("org-policies", ANY, 1)))
+    return Root("org-policy", f"org-policies:{call.account}",
+                f"the service or resource control policies that apply to account {call.account or '?'}",
+                (("org-policies", ANY, 0),))
+
+
+def vpc_endpoint(call: FailedCall, facts: Optional[Facts]) -> Root:
+    if call.vpc_endpoint_id:
+        key = f"vpce:{call.vpc_endpoint_id}"
+        return Root("vpc-endpoint", key, f"the policy of VPC endpoint {call.vpc_endpoint_id}", ((key, ANY, 0),))
+    return Root("vpc-endpoint", f"vpce-in:{call.account}:{call.region}",
+                f"the VPC endpoint policy for {call.service} in {call.account or '?'}/{call.region or '?'}")
+
+
+def request_rate(call: FailedCall, facts: Optional[Facts]) -> Root:
+    rid = f"rate:{call.account}:{call.region}:{call.service}:{call.action}"
+    return Root("request-rate", rid, f"the {call.service}:{call.action} request rate in {call.account or '?'}/{call.region or '?'}")
+
+
+def request(call: FailedCall, facts: Optional[Facts]) -> Root:
+    key, label = _principal(call)
+    return Root("request", f"{key}|{call.service}:{call.action}", f"the {call.service}:{call.action} requests of {label}")
+
+
+def unknown(call: FailedCall, facts: Optional[Facts]) -> Root:
+    key, label = _principal(call)
+    return Root("unknown", f"{key}|{call.service}:{call.action}|{call.error_code}",
+                f"{call.error_code} on {call.service}:{call.action} for {label}")
+
+
+def by_denying_policy(call: FailedCall, facts: Optional[Facts]) -> Root:
+    """An explicit deny: the resource's policy when the message says resource-based, else the caller's."""
+    d = call.denial
+    if d is not None and d.policy_type == "resource-based":
+        return key_policy(call, facts) if call.service == "kms" else secret_policy(call, facts)
+    return principal_permissions(call, facts)
+
+
+def resource_policy(call: FailedCall, facts: Optional[Facts]) -> Root:
+    return key_policy(call, facts) if call.service == "kms" else secret_policy(call, facts)
+
+
+_CALLER_POLICIES = frozenset({"identity-based", "permissions boundary", "session", "service control", "resource control"})
+
+
+def kms_key_access(call: FailedCall, facts: Optional[Facts]) -> Root:
+    """Access to the secret's KMS key: the key policy, unless the message says a policy of the
+    caller refused. Secrets Manager's own "Access to KMS is not allowed" does not say which
+    policy refused; the KMS record it made for the caller does: until that record is seen, the
+    root is not known (auditor.pairing waits for it)."""
+    d = call.denial
+    if d is not None and d.policy_type in _CALLER_POLICIES:
+        return org_policy(call, facts) if d.policy_type in ("service control", "resource control") else principal_permissions(call, facts)
+    root = key_policy(call, facts)
+    if call.service == "secretsmanager" and (d is None or not d.policy_type or not d.action.startswith("kms:")):
+        return Root(root.kind, root.id, root.label, root.searches, known=False)
+    return root
+
+
+def _name(key: str) -> str:
+    """A change key as people read it: 'key arn:...', 'secret prod/db in 1111/us-east-1'."""
+    kind, _, rest = key.partition(":")
+    if kind == "key":
+        return "key " + rest
+    if kind == "secret":
+        account, region, name = (rest.split(":", 2) + ["", ""])[:3]
+        return f"secret {name} in {account or '?'}/{region or '?'}"
+    if kind == "alias":
+        account, region, name = (rest.split(":", 2) + ["", ""])[:3]
+        return f"alias {name} in {account or '?'}/{region or '?'}"
+    if kind == "key-of":
+        return _name(rest)
+    return key
+
+
+#: The rule of each cause. The cause modules name their rule (``Cause.root``); this table is
+#: the fallback for a cause that does not, so an unknown cause id still gets a root.
+RULES: dict[str, RootRule] = {
+    "access-denied.identity-policy": principal_permissions,
+    "access-denied.explicit-deny": by_denying_policy,
+    "access-denied.resource-policy": resource_policy,
+    "access-denied.organizations-policy": org_policy,
+    "access-denied.permissions-boundary": principal_permissions,
+    "access-denied.session-policy": principal_permissions,
+    "access-denied.vpc-endpoint-policy": vpc_endpoint,
+    "access-denied.kms-key": kms_key_access,
+    "access-denied.condition": principal_permissions,
+    "access-denied.temporary-credentials": principal_permissions,
+    "access-denied.unspecified": principal_permissions,
+    "credentials.expired": principal_credentials,
+    "credentials.invalid-signature": principal_credentials,
+    "consistency.not-yet-visible": secret_state,
+    "kms.asymmetric-key": key_spec,
+    "secret.partial-arn": secret_id,
+    "secret.service-managed": secret_owner,
+    "secret.not-found": secret_id,
+    "secret.pending-deletion": secret_state,
+    "kms.key-disabled": key_state,
+    "kms.key-pending-deletion": key_state,
+    "kms.key-not-found": key_id,
+    "kms.invalid-ciphertext": request,
+    "throttling": request_rate,
+    "validation": request,
+    "rotation.failed": rotation,
+    "unknown": unknown,
+}
+
+
+def root_of(cause: str, call: FailedCall, facts: Optional[Facts] = None) -> Root:
+    """The root of a classified failure. A step of a rotation (the call names AWSPENDING) belongs
+    to the rotation, whatever its own cause: fixing the rotation is what ends it."""
+    if call.rotation_step and call.service == "secretsmanager":
+        return rotation(call, facts)
+    from .causes import BY_ID
+
+    cause_obj = BY_ID.get(cause)
+    rule = getattr(cause_obj, "root", None) or RULES.get(cause, unknown)
+    return rule(call, facts)
