@@ -184,3 +184,19 @@ def test_argument_errors_are_returned_not_raised_in_process(capsys):
     assert cli.main(["classify", "x", "--jobs", "0"]) == cli.EXIT_USAGE
     assert cli.main(["--help"]) == cli.EXIT_OK
     assert "usage: auditor" in capsys.readouterr().out
+
+
+def test_successful_changes_are_counted_as_the_calls_they_are(tmp_path):
+    """A key policy put (Secrets Manager/KMS) is a successful call; an IAM role policy attached is
+    another service's record: the summary counts them as it always has, none is malformed."""
+    ok = {k: v for k, v in DENIED.items() if k not in ("errorCode", "errorMessage")}
+    put_policy = {**ok, "eventSource": "kms.amazonaws.com", "eventName": "PutKeyPolicy",
+                  "requestParameters": {"keyId": "1234abcd-12ab-34cd-56ef-1234567890ab", "policyName": "default"}}
+    attach = {**ok, "eventSource": "iam.amazonaws.com", "eventName": "AttachRolePolicy",
+              "requestParameters": {"roleName": "app", "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}}
+    (tmp_path / "changes.json").write_text(json.dumps({"Records": [put_policy, attach, DENIED]}))
+    result = run("classify", str(tmp_path / "changes.json"), "--format", "jsonl")
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert len(result.stdout.splitlines()) == 1
+    assert "1 successful call(s) skipped, 1 other-service record(s) skipped, 0 malformed" in err

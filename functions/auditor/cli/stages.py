@@ -9,11 +9,12 @@ processing fails in any way (an exception, even a ``MemoryError``) is named in t
 tally, after whatever it did yield; a record whose parsing or classification raises is one
 malformed record with its origin, and the input goes on.
 
-A stage sees every record's outcome *and* the record itself: a successful call is the outcome
-``Skipped("successful call")``, but its record (the change it made: a key policy put, a key
-disabled, a secret's policy deleted) is right there. :class:`Classify` renders the findings;
-another stage (grouping the findings and the successful change records of the input into
-incidents) plugs in beside it with its own Part and output, the flow unchanged.
+A stage sees every record's outcome *and* the record itself: a successful change (a key policy
+put, a key disabled, an SCP attached) is the outcome ``Change``, any other successful call
+``Skipped("successful call")`` with its record right there. :class:`Classify` renders the
+findings and counts the rest as the summary always has; another stage (grouping the findings
+and the changes of the input into incidents) plugs in beside it with its own Part and output,
+the flow unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 from ..classify import classify
 from ..documents import Unreadable, iter_documents
-from ..records import FailedCall, Malformed, Outcome, Skipped, parse_record
+from ..records import OTHER_SERVICE, SERVICES, SUCCESS, Change, FailedCall, Malformed, Outcome, Skipped, parse_record
 from .output import RENDER, Part
 from .sources import Events, Failed, describe, read
 
@@ -43,13 +44,6 @@ class Classify:
     def __post_init__(self):
         object.__setattr__(self, "render", RENDER[self.fmt])
 
-    def __getstate__(self):  # sent to worker processes by its format alone
-        return self.fmt
-
-    def __setstate__(self, fmt):
-        object.__setattr__(self, "fmt", fmt)
-        self.__post_init__()
-
     def part(self) -> Part:
         return Part()
 
@@ -61,6 +55,8 @@ class Classify:
             part.lines.append(self.render(finding, outcome))
         elif kind is Skipped:
             part.tally.skipped[outcome.reason] += 1
+        elif kind is Change:  # a successful change (the incidents' evidence): counted as the call it is
+            part.tally.skipped[SUCCESS.reason if outcome.source.partition(".")[0] in SERVICES else OTHER_SERVICE.reason] += 1
         else:
             part.tally.add_malformed(outcome.origin, outcome.reason)
 
@@ -82,6 +78,7 @@ def process(item, stage, limit: int) -> Part:
                 tally.unreadable.append((name, _reason(data)))
                 return part
             records = iter_documents(data, name, limit)
+            del data  # the compressed bytes go as soon as they are decompressed
         tally.files = 1
         take = stage.take
         for origin, rec in records:
