@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from ..aws import error_code
@@ -116,7 +117,7 @@ def walk(directory: str) -> list:
     """Every regular file with a log suffix under ``directory`` (symbolic links to files are
     followed, to directories not), and a ``Failed`` for every directory that could not be
     listed, in path order (the order ``sorted(Path(d).rglob("*"))`` gives)."""
-    top = os.fspath(directory).rstrip(os.sep) or os.sep
+    top = str(Path(directory))  # names as pathlib spells them ("./logs/" -> "logs"), as before
     found: list[tuple[list[str], object]] = []
 
     def unlistable(exc: OSError) -> None:

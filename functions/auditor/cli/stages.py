@@ -55,8 +55,9 @@ class Classify:
             part.lines.append(self.render(finding, outcome))
         elif kind is Skipped:
             part.tally.skipped[outcome.reason] += 1
-        elif kind is Change:  # a successful change (the incidents' evidence): counted as the call it is
-            part.tally.skipped[SUCCESS.reason if outcome.source.partition(".")[0] in SERVICES else OTHER_SERVICE.reason] += 1
+        elif kind is Change:  # a successful change (an incident's evidence): counted as the call it is
+            ours = outcome.source.partition(".")[0] in SERVICES
+            part.tally.skipped[(SUCCESS if ours else OTHER_SERVICE).reason] += 1
         else:
             part.tally.add_malformed(outcome.origin, outcome.reason)
 
@@ -82,8 +83,8 @@ def process(item, stage, limit: int) -> Part:
         tally.files = 1
         take = stage.take
         for origin, rec in records:
-            if type(rec) is Unreadable:
-                tally.unreadable.append((name, _reason(rec)))
+            if type(rec) is Unreadable:  # the input (or, in a LookupEvents page, one event) read in part
+                tally.unreadable.append((rec.origin, _reason(rec)))
                 continue
             tally.records += 1
             try:
@@ -102,7 +103,7 @@ def process(item, stage, limit: int) -> Part:
 def _events(page: Events, limit: int) -> Iterator[tuple[str, Any]]:
     """A LookupEvents page: each CloudTrailEvent (one record's JSON) read like a file of its own."""
     for event_id, raw in page.events:
-        yield from iter_documents(raw.encode("utf-8", "surrogatepass"), f"{page.name}:{event_id}", limit)
+        yield from iter_documents(raw.encode("utf-8", "surrogatepass"), f"{page.prefix}:{event_id}", limit)
 
 
 def _reason(problem) -> str:

@@ -14,7 +14,8 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-__all__ = ["LOOKUP_DAYS", "UsageError", "date_range", "lookup_window", "now", "parse_when", "s3_window", "shifted"]
+__all__ = ["LOOKUP_DAYS", "UsageError", "check_order", "date_range", "lookup_window", "now", "parse_when", "s3_window",
+           "shifted"]
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
