@@ -73,27 +73,30 @@ def too_large(name: str, limit: int, decompressed: bool = False) -> Unreadable:
 
 
 def iter_documents(data: bytes, name: str, limit: int = DEFAULT_LIMIT) -> Iterator[tuple[str, Any]]:
-    """Yield ``(origin, record)`` for every record in a file's bytes, then, if the file could
-    not be read in full, ``(name, Unreadable)``.
+    """``(origin, record)`` for every record in a file's bytes, then, if the file could not be
+    read in full, ``(name, Unreadable)``.
 
     Accepts gzip (one or several members) or plain; a CloudTrail log file ``{"Records": [...]}``,
     a JSON array, one EventBridge event, one bare record, JSON Lines or concatenated documents
     of any of those. A record that cannot be decoded is a ``Malformed`` in place of the record.
+    The bytes are decompressed and parsed when this is called (a plain function returning the
+    records' iterator: no generator between the caller and the records on the common path).
     """
     if len(data) > limit:
-        yield name, too_large(name, limit)
-        return
+        return iter(((name, too_large(name, limit)),))
     problem = None
     if data[:2] == b"\x1f\x8b":
         data, problem = _gunzip(data, limit)
         if data is None:
-            yield name, too_large(name, limit, decompressed=True)
-            return
-    if problem is None:  # the common case: nothing to count
-        yield from _iter_text(data, name)
-        return
+            return iter(((name, too_large(name, limit, decompressed=True)),))
+    records = _iter_text(data, name)
+    return records if problem is None else _ending(records, name, problem)
+
+
+def _ending(records: Iterator[tuple[str, Any]], name: str, problem: str) -> Iterator[tuple[str, Any]]:
+    """The records recovered from a damaged gzip stream, then what was wrong with it."""
     count = 0
-    for origin, rec in _iter_text(data, name):
+    for origin, rec in records:
         if type(rec) is Unreadable:
             break  # the JSON breaks off where the gzip stream did: one reason is enough
         count += 1
@@ -176,17 +179,14 @@ def _salvage(member: bytes, room: int, step: int = 1 << 14) -> bytes:
 
 def _iter_text(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
     if name.endswith((".csv", ".csv.gz")):
-        yield from _iter_athena_csv(data, name)
-        return
+        return _iter_athena_csv(data, name)
     try:
         doc = json.loads(data)
     except RecursionError:
-        yield name, Malformed(name, "JSON nested too deeply")
-        return
+        return iter(((name, Malformed(name, "JSON nested too deeply")),))
     except ValueError:
-        yield from _recover(data, name)
-        return
-    yield from _iter_doc(doc, name)
+        return _recover(data, name)
+    return _iter_doc(doc, name)
 
 
 def _iter_doc(doc: Any, name: str, line: int | None = None) -> Iterator[tuple[str, Any]]:
