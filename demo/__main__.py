@@ -185,13 +185,18 @@ def main() -> int:
     captured = io.StringIO()
     handler.logger.registered_handler.setStream(captured)
 
+    def deliver(records: list[dict]) -> list[dict]:
+        """Put records on the bus; what the rules queued, handed to the handler in SQS batches."""
+        put_on_bus(events, records)
+        delivered = drain(sqs, delivery, raw=True)
+        run_handler(handler, delivered, captured)
+        return delivered
+
     records = story_records()
-    put_on_bus(events, records)
-    delivered = drain(sqs, delivery, raw=True)
+    delivered = deliver(records)
     say(f"4/5 The story: {len(records)} CloudTrail records (four changes; the failures that followed them, every "
         f"Secrets Manager call with the KMS call it made); the rules queued {len(delivered)}, the handler read them in "
         "SQS batches\n")
-    run_handler(handler, delivered, captured)
     opened = alerts(drain(sqs, inbox))
     say(f"ALERTS ({len(opened)}: one per root cause, naming the change that most likely started it; the fourth change, "
         "which no failure followed, gets none)")
@@ -208,13 +213,11 @@ def main() -> int:
     show(resolved)
 
     samples = sample_records()
-    put_on_bus(events, samples)
-    delivered = drain(sqs, delivery, raw=True)
+    before = len(captured.getvalue().splitlines())
+    delivered = deliver(samples)
     say(f"\n5/5 The bundled sample log: {len(samples)} records (every fixture of every cause, successful calls, a "
         f"burst of 20 identical throttling failures); the rules queued {len(delivered)} (successful calls that change "
         "nothing are filtered out)")
-    before = len(captured.getvalue().splitlines())
-    run_handler(handler, delivered, captured)
     lines = [json.loads(line) for line in captured.getvalue().splitlines()[before:] if line.startswith("{")]
     findings = [line for line in lines if line.get("message") == "finding"]
     received = alerts(drain(sqs, inbox))

@@ -26,21 +26,41 @@ ACCOUNT_KEY_ACTIONS = [
     "kms:Decrypt", "kms:GenerateDataKey*",
 ]
 #: Services that publish to the encrypted topic themselves: CloudWatch alarm actions. (The
-#: detection rule targets the ingestion queue, not the topic, so EventBridge needs no grant.)
+#: detection rule targets the ingestion queue, not the topic, so EventBridge needs no grant:
+#: which matters, because for EventBridge-to-encrypted-topic delivery the key policy may not
+#: carry the conditions below, see the SNS page cited in topic_key_policy.)
 PUBLISHING_SERVICES = ("cloudwatch.amazonaws.com",)
+
+
+def this_accounts_alarms() -> dict:
+    """Confused-deputy conditions for CloudWatch acting for an alarm: only this account's
+    alarms in this Region (the stack's own alarms; their names are ASCII, as the keys require)."""
+    return {
+        "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+        "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"},
+    }
 
 
 def topic_key_policy() -> iam.PolicyDocument:
     """The topic key's policy: the account administers it and delegates use through IAM
-    (the function's role gets Decrypt/GenerateDataKey* on this key only); alarms may publish."""
+    (the function's role gets Decrypt/GenerateDataKey* on this key only); this account's alarms
+    may publish."""
     statements = [
         iam.PolicyStatement(sid="AccountAdministersAndDelegatesThroughIam", principals=[iam.AccountRootPrincipal()],
                             actions=ACCOUNT_KEY_ACTIONS, resources=["*"]),  # in a key policy, "*" means this key
     ]
     for service in PUBLISHING_SERVICES:
+        # Amazon SNS Developer Guide, "Managing Amazon SNS encryption keys and costs", Enable
+        # compatibility between event sources from AWS services and encrypted topics
+        # (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services),
+        # whose table of event sources starts with Amazon CloudWatch (cloudwatch.amazonaws.com):
+        # "Add the aws:SourceAccount and aws:SourceArn condition keys to the KMS resource policy to
+        # further protect the KMS key from confused deputy attacks." The one exception it names is
+        # EventBridge: "Adding the aws:SourceAccount, aws:SourceArn, and aws:SourceOrgID to a AWS KMS
+        # policy is not supported for EventBridge-to-encrypted topics."
         statements.append(iam.PolicyStatement(
             sid=f"Allow{service.split('.')[0].capitalize()}ToPublish", principals=[iam.ServicePrincipal(service)],
-            actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"]))
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"], conditions=this_accounts_alarms()))
     return iam.PolicyDocument(statements=statements)
 
 
@@ -68,11 +88,15 @@ class Alerting(Construct):
         )
         # enforce_ssl gives the topic a policy of its own, which replaces SNS's default policy:
         # CloudWatch alarm actions then need an explicit Allow (the function's role publishes
-        # through its IAM policy). Only this account's alarms, in this Region.
+        # through its IAM policy). Only this account's alarms, in this Region: Amazon CloudWatch
+        # User Guide, "Notifying users on alarm changes", Preventing confused deputy security issues
+        # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Notify_Users_Alarm_Changes.html#SNS_Confused_Deputy):
+        # "The value of aws:SourceArn must be the ARN of the alarm that is sending notifications."
+        # Its example topic policy has both keys, ArnLike aws:SourceArn "arn:aws:cloudwatch:
+        # <region>:<account>:alarm:*" and StringEquals aws:SourceAccount "<account>".
         self.topic.add_to_resource_policy(iam.PolicyStatement(
             sid="AllowThisAccountsAlarmsToPublish", principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-            actions=["sns:Publish"], resources=[self.topic.topic_arn],
-            conditions={"ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"}},
+            actions=["sns:Publish"], resources=[self.topic.topic_arn], conditions=this_accounts_alarms(),
         ))
         for address in config.notification_emails:
             self.topic.add_subscription(subs.EmailSubscription(address))

@@ -16,6 +16,7 @@ dependency, and the whole rollout is one resource in the central stack.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import aws_cdk as cdk
@@ -33,6 +34,17 @@ from .pattern import DETECTION_PATTERN, RULE_STATE
 
 def central_bus_name(stack_name: str) -> str:
     return f"{stack_name}-central"
+
+
+def forwarder_rule_name(stack_name: str) -> str:
+    """The forwarder rule's name, the same in every member account and region: known before the
+    rule exists, so its role's trust policy can name the rule's ARN (the rule's generated ARN
+    would depend on the role, which the rule's target references: a cycle). One per auditor
+    (its stack name); EventBridge allows 64 characters."""
+    name = f"{stack_name}-forward"
+    if len(name) <= 64:
+        return name
+    return f"{stack_name[:47]}-forward-{hashlib.sha256(stack_name.encode()).hexdigest()[:8]}"
 
 
 class CentralBus(Construct):
@@ -63,16 +75,29 @@ class CentralBus(Construct):
 class ForwarderStack(Stack):
     """What each member account and region runs: detection rule -> central bus."""
 
-    def __init__(self, scope: Construct, id: str, *, bus_name: str, audit_account: str, home_region: str, **kwargs) -> None:
+    def __init__(self, scope: Construct, id: str, *, bus_name: str, rule_name: str, audit_account: str, home_region: str,
+                 **kwargs) -> None:
         super().__init__(scope, id, description="Forwards failed Secrets Manager and KMS calls to the organization's auditor",
                          synthesizer=cdk.CliCredentialsStackSynthesizer(), **kwargs)
         # The partition is the one the stack instance runs in (a StackSet never leaves its partition).
         bus_arn = cdk.Fn.sub(f"arn:${{AWS::Partition}}:events:{home_region}:{audit_account}:event-bus/{bus_name}")
         self.dead_letters = parking_queue(self, "UndeliveredEvents")
-        # The target grants this role events:PutEvents on the central bus, and nothing else.
-        self.role = iam.Role(self, "PutOnCentralBus", assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+        # The target grants this role events:PutEvents on the central bus, and nothing else. Only
+        # EventBridge acting for this stack instance's own rule may assume it: Amazon EventBridge
+        # User Guide, "Cross-service confused deputy prevention in Amazon EventBridge"
+        # (https://docs.aws.amazon.com/eventbridge/latest/userguide/cross-service-confused-deputy-prevention.html):
+        # "For EventBridge event bus rule targets, the value of aws:SourceArn must be the rule ARN."
+        # (and aws:SourceAccount is "the account in which the rule specified by aws:SourceArn exists",
+        # eb-use-conditions.html). The template runs in every member account and region: pseudo
+        # parameters, not literals; the rule has a known name (a rule on the default bus has the
+        # ARN .../rule/<name>), since referencing its generated ARN here would be a cycle.
+        rule_arn = f"arn:{cdk.Aws.PARTITION}:events:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:rule/{rule_name}"
+        self.role = iam.Role(self, "PutOnCentralBus", assumed_by=iam.ServicePrincipal("events.amazonaws.com").with_conditions({
+                                 "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
+                                 "ArnEquals": {"aws:SourceArn": rule_arn}}),
                              description="May put events on the auditor's central bus, nothing else")
-        rule = events.Rule(self, "FailedCalls", description="Failed Secrets Manager and KMS calls, forwarded to the auditor "
+        rule = events.Rule(self, "FailedCalls", rule_name=rule_name,
+                           description="Failed Secrets Manager and KMS calls, forwarded to the auditor "
                            "(disabled in the auditor's own account and region, whose rule reads the default bus itself)",
                            event_pattern=events.EventPattern(source=DETECTION_PATTERN["source"]))
         cfn = rule.node.default_child
@@ -97,7 +122,8 @@ def forwarder_template(org: Organization, stack_name: str, *, nag: bool = True) 
 
     app = cdk.App(outdir=tempfile.mkdtemp(prefix="auditor-forwarder-"))
     stack = ForwarderStack(app, "SecretsKmsAuditorForwarder", bus_name=central_bus_name(stack_name),
-                           audit_account=org.audit_account, home_region=org.home_region)
+                           rule_name=forwarder_rule_name(stack_name), audit_account=org.audit_account,
+                           home_region=org.home_region)
     if nag:
         from cdk_nag import AwsSolutionsChecks
 

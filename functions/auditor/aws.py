@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
-__all__ = ["ACCOUNT_ID", "Breaker", "TRANSPORT_ERRORS", "error_code", "fan_out", "is_transport"]
+__all__ = ["ACCOUNT_ID", "Breaker", "TRANSPORT_ERRORS", "client", "error_code", "fan_out", "is_transport"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -67,6 +67,20 @@ class Breaker:
         if is_transport(code):
             with self._lock:
                 self._open[key] = (self.clock() + self.seconds, code)
+
+
+_CLIENT_LOCK = threading.Lock()
+
+
+def client(service: str, region: Optional[str] = None, **config: Any):
+    """A boto3 client from the default session, built under one lock (threads of a batch may
+    ask at once): every edge shares the session's loaded endpoints and models, so a cold start
+    parses them once. ``config``: botocore Config options."""
+    import boto3
+    from botocore.config import Config
+
+    with _CLIENT_LOCK:
+        return boto3.client(service, region_name=region or None, config=Config(**config))
 
 
 def fan_out(fn: Callable[[T], R], items: Sequence[T] | Iterable[T], workers: int = 8) -> list[R]:

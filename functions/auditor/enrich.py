@@ -23,6 +23,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Optional
 
 from .aws import Breaker, error_code
+from .aws import client as aws_client
 from .causes._base import split_secret_arn as split
 from .facts import Facts, KeyFacts, SecretFacts, SimulationFacts
 from .records import ACCESS_DENIED_CODES, FailedCall
@@ -114,15 +115,15 @@ class Enricher:
             found = self._clients.get(key)
             if found is not None:
                 return found
-            from botocore.config import Config
+            options = dict(connect_timeout=self.timeout, read_timeout=self.timeout,
+                           retries={"max_attempts": 2, "mode": "standard"}, max_pool_connections=16)
+            if self._session is not None:
+                from botocore.config import Config
 
-            if self._session is None:
-                import boto3
-
-                self._session = boto3.session.Session()
-            config = Config(connect_timeout=self.timeout, read_timeout=self.timeout,
-                            retries={"max_attempts": 2, "mode": "standard"}, max_pool_connections=16)
-            found = self._clients[key] = self._session.client(service, region_name=region or None, config=config)
+                found = self._session.client(service, region_name=region or None, config=Config(**options))
+            else:
+                found = aws_client(service, region, **options)
+            self._clients[key] = found
             return found
 
     def _failed(self) -> None:

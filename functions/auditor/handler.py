@@ -17,6 +17,7 @@ import boto3  # noqa: F401 - every invocation publishes with it: load it at init
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from .aws import ACCOUNT_ID
 from .config import Config
 from .contract import NAMESPACE, SCHEDULED_EVENT, Dimension, Env, Metric
 from .pipeline import Pipeline
@@ -69,7 +70,7 @@ def _account_of(context) -> Optional[str]:
     no GetCallerIdentity call on a cold start. None outside Lambda; the enricher then asks STS."""
     arn = getattr(context, "invoked_function_arn", None)
     parts = arn.split(":") if isinstance(arn, str) else []
-    return parts[4] if len(parts) > 4 and parts[4].isdigit() and len(parts[4]) == 12 else None
+    return parts[4] if len(parts) > 4 and ACCOUNT_ID.match(parts[4]) else None
 
 
 def pipeline(context=None) -> Pipeline:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .changes import key_key, principal_key, secret_key
@@ -48,14 +48,18 @@ ANY = None  # every topic
 
 @dataclass(frozen=True, slots=True)
 class Root:
+    """Two roots are the same root cause when their kind and id are (what else they carry may
+    differ with the record that named them)."""
+
     kind: str
     id: str  # canonical: a change key where the root is a resource
-    label: str  # for people: "the key policy of KMS key arn:..."
-    searches: tuple[tuple[str, Optional[frozenset[str]], int], ...] = ()  # (change key, topics, tier)
+    label: str = field(default="", compare=False)  # for people: "the key policy of KMS key arn:..."
+    #: (change key, topics, tier) to search for what changed
+    searches: tuple[tuple[str, Optional[frozenset[str]], int], ...] = field(default=(), compare=False)
     #: False when the resource could not be named from the record and the facts (a Secrets
     #: Manager call failing on its secret's KMS key names no key): the record waits for the
     #: KMS record that names it (auditor.pairing).
-    known: bool = True
+    known: bool = field(default=True, compare=False)
 
     @property
     def key(self) -> str:
@@ -128,22 +132,24 @@ def _principal(call: FailedCall) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------
 # The rules
 # --------------------------------------------------------------------------------------------
-def key_policy(call: FailedCall, facts: Optional[Facts]) -> Root:
-    key = key_of(call, facts)
-    if not key:
-        secret = secret_of(call)
-        return Root("key-policy", f"key-of:{secret}", f"the key policy of the KMS key of {_name(secret)}",
-                    ((secret, _t("key"), 0),), known=False)
-    return Root("key-policy", key, f"the key policy of KMS {_name(key)}", ((key, _t("policy", "alias"), 0), (key, ANY, 1)))
+def _key_root(kind: str, label: str, topics: frozenset[str]) -> RootRule:
+    """A root on the KMS key; "{}" in ``label`` is the key. When no record or fact names the key
+    (a Secrets Manager call that failed on its secret's key), the root is the key of that secret,
+    not yet known."""
+
+    def rule(call: FailedCall, facts: Optional[Facts]) -> Root:
+        key = key_of(call, facts)
+        if not key:
+            secret = secret_of(call)
+            return Root(kind, f"key-of:{secret}", label.format(f"the KMS key of {_name(secret)}"),
+                        ((secret, _t("key"), 0),), known=False)
+        return Root(kind, key, label.format(f"KMS {_name(key)}"), ((key, topics, 0), (key, ANY, 1)))
+
+    return rule
 
 
-def key_state(call: FailedCall, facts: Optional[Facts]) -> Root:
-    key = key_of(call, facts)
-    if not key:
-        secret = secret_of(call)
-        return Root("key-state", f"key-of:{secret}", f"the KMS key of {_name(secret)} (its state)",
-                    ((secret, _t("key"), 0),), known=False)
-    return Root("key-state", key, f"KMS {_name(key)} (its state)", ((key, _t("state"), 0), (key, ANY, 1)))
+key_policy = _key_root("key-policy", "the key policy of {}", _t("policy", "alias"))
+key_state = _key_root("key-state", "{} (its state)", _t("state"))
 
 
 def key_spec(call: FailedCall, facts: Optional[Facts]) -> Root:

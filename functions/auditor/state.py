@@ -45,7 +45,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
-from .aws import Breaker, error_code, fan_out, is_transport
+from .aws import Breaker, error_code, fan_out
+from .aws import client as aws_client
 from .changes import Change
 from .contract import Status, Table
 from .finding import Finding
@@ -160,11 +161,8 @@ class Table_:
     @property
     def client(self):
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            self._client = boto3.client("dynamodb", region_name=self.region, config=Config(connect_timeout=2, read_timeout=2,
-                                                                   retries={"max_attempts": 3, "mode": "standard"}))
+            self._client = aws_client("dynamodb", self.region, connect_timeout=2, read_timeout=2,
+                                      retries={"max_attempts": 3, "mode": "standard"})
         return self._client
 
     def call(self, method: str, **kwargs) -> Any:
@@ -244,6 +242,7 @@ class State:
         self.update_window = update_seconds
         self.retention = change_retention_days
         self.join_wait = min(JOIN_WAIT, quiet_seconds)
+        self._open_until: dict[str, float] = {}  # incidents this container saw open: their changes need no read
 
     @property
     def requests(self) -> int:
@@ -260,9 +259,16 @@ class State:
         changes_read: dict[str, list[tuple[str, dict]]] = {}
         for attempt in range(ATTEMPTS):
             groups = self._groups(failures)
-            pks = [incident_pk(root) for root, _ in groups.values()]
-            pks += ["join#" + h.join for h in halves]
-            state = self.table.read(pks)
+            roots = [root for root, _ in groups.values()] + [h.failure.root for h in halves if h.failure.root.known]
+            pks = [incident_pk(root) for root in roots] + ["join#" + h.join for h in halves]
+            # An incident this container did not see open a moment ago may open now: its changes
+            # are read in the same request (one round trip less when it does; none more in a storm).
+            wanted = {key for root in roots if not self._seen_open(incident_pk(root), now)
+                      for key, _, _ in root.searches} - set(changes_read)
+            state = self.table.read(pks + ["chg#" + k for k in wanted])
+            for key in wanted:
+                changes_read[key] = _change_entries(state.pop("chg#" + key, None))
+            self._remember_open(state, now)
             extra, join_ops, outcomes, counts = self._resolve_halves(halves, state, now)
             for failure in extra:
                 root, members = groups.setdefault(failure.root.key, (failure.root, []))
@@ -282,6 +288,7 @@ class State:
                 applied.counts.update(counts)
                 applied.outcomes.update(outcomes)
                 for plan in plans:
+                    self._open_until[plan.pk] = now + 60  # open now, whoever opened it
                     for failure in plan.failures:
                         for event_id in failure.event_ids:
                             applied.outcomes.setdefault(event_id, (plan.outcome, plan.root.incident_id))
@@ -295,6 +302,16 @@ class State:
         if changes:
             applied.notices += self._late_attribution(changes, now, token, applied)
         return applied
+
+    def _seen_open(self, pk: str, now: float) -> bool:
+        return self._open_until.get(pk, 0.0) > now
+
+    def _remember_open(self, state: dict, now: float) -> None:
+        if len(self._open_until) > 4096:
+            self._open_until.clear()
+        for pk, item in state.items():
+            if pk.startswith("inc#") and _s(item, "status") == OPEN:
+                self._open_until[pk] = now + 60
 
     def _write(self, ops: list[dict]) -> Optional[list[str]]:
         for start in range(0, len(ops), 100):

@@ -73,3 +73,21 @@ def grants(pattern: str, action: str) -> bool:
 
 def text(value) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def render(value) -> str:
+    """A CloudFormation string value as text, pseudo parameters and references as ${Name}:
+    {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ...]]} -> "arn:${AWS::Partition}..."."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        (fn, arg), = value.items()
+        if fn == "Ref":
+            return "${" + arg + "}"
+        if fn == "Fn::Join":
+            return arg[0].join(render(part) for part in arg[1])
+        if fn == "Fn::Sub" and isinstance(arg, str):
+            return arg
+        if fn == "Fn::GetAtt":
+            return "${" + ".".join(arg) + "}"
+    raise ValueError(f"cannot render {value!r}")

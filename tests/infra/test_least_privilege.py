@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO, resources
-from .policies import actions, as_list, every_statement, grants, identity_statements, role_statements, text
+from .policies import actions, as_list, every_statement, grants, identity_statements, render, role_statements, text
 
 pytestmark = pytest.mark.infra
 
@@ -206,6 +206,12 @@ def test_topic_key_policy_names_who_may_use_the_key(template):
     alarms = by_sid["AllowCloudwatchToPublish"]
     assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert set(actions(alarms)) == TOPIC_KEY_USE
+    # Confused deputy: CloudWatch may use the key only for this account's alarms in this Region
+    # (SNS documents both keys as supported in the key policy for every event source but EventBridge).
+    assert set(alarms["Condition"]) == {"StringEquals", "ArnLike"}
+    assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert {k: render(v) for k, v in alarms["Condition"]["ArnLike"].items()} == {
+        "aws:SourceArn": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"}
 
 
 def test_chat_channel_cannot_act_on_the_account(full_template):

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from infra.config import ConfigError, load
+from infra.organization import forwarder_rule_name
 from infra.pattern import DETECTION_PATTERN, RULE_STATE
 
 from .conftest import resources, synth
+from .policies import render
 
 pytestmark = pytest.mark.infra
 
@@ -126,6 +128,32 @@ def test_forwarder_rule_role_and_dead_letter_queue(forwarder):
     (queue,) = resources(forwarder, "AWS::SQS::Queue").values()
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
     assert not forwarder.get("Parameters") and not forwarder.get("Rules")  # no CDK bootstrap needed in member accounts
+
+
+def test_forwarder_role_trusts_only_eventbridge_acting_for_its_own_rule(forwarder):
+    """Confused deputy: EventBridge may assume the role only for this stack instance's forwarder
+    rule (aws:SourceArn = the rule ARN, aws:SourceAccount = its account), in whatever member
+    account and region the StackSet put it: pseudo parameters, no literal account or region."""
+    ((role_id, role),) = resources(forwarder, "AWS::IAM::Role").items()
+    (rule,) = resources(forwarder, "AWS::Events::Rule").values()
+    assert rule["Properties"]["Targets"][0]["RoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    name = rule["Properties"]["Name"]
+    assert name == forwarder_rule_name("SecretsKmsFailureAuditor") == "SecretsKmsFailureAuditor-forward"
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert {k: render(v) for k, v in trust["Condition"]["ArnEquals"].items()} == {
+        "aws:SourceArn": f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{name}"}
+    assert set(trust["Condition"]) == {"StringEquals", "ArnEquals"}
+    assert ORG["auditAccount"] not in json.dumps(role) and ORG["homeRegion"] not in json.dumps(role)
+
+
+def test_forwarder_rule_names_fit_eventbridge_and_differ_per_auditor():
+    import re
+
+    names = {forwarder_rule_name(stack) for stack in ("A", "Auditor-" + "x" * 100, "Auditor-" + "x" * 101, "B" * 117)}
+    assert len(names) == 4
+    assert all(len(n) <= 64 and re.fullmatch(r"[.\-_A-Za-z0-9]+", n) for n in names)
 
 
 def test_cdk_nag_and_cfn_lint_stay_clean_in_organization_mode(org_synth, forwarder, tmp_path):

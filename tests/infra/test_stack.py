@@ -126,6 +126,9 @@ def test_alarms_may_publish_to_the_topic_its_own_policy_replaces_the_default_one
     assert alarms["Action"] == "sns:Publish" and alarms["Resource"] == {"Ref": topic_id}
     source = json.dumps(alarms["Condition"]["ArnLike"]["aws:SourceArn"])
     assert ":cloudwatch:" in source and "AWS::AccountId" in source and ":alarm:*" in source
+    # both keys of CloudWatch's confused-deputy example: the alarms' account, not only their ARN
+    assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert set(alarms["Condition"]) == {"ArnLike", "StringEquals"}
     assert len(allows) == 1  # nobody else is let in through the topic policy
 
 

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from auditor.records import to_eventbridge
 
+from ..unit.linkify import live_links
 from ..unit.test_publish import CHATBOT_SCHEMA
 from .conftest import Context, emf, metric_total
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 HOSTILE = ("<!channel> @here ping [click](https://evil.example) <https://evil.example|login> `rm -rf` *b* _i_ ~s~"
-           "\r\nBcc: victim@example.com\r\nSubject: spoofed\u202e\x1b[31m")
+           "\r\nBcc: victim@example.com\r\nSubject: spoofed\u202e\x1b[31m www.evil.example ｅｖｉｌ．ｅｘａｍｐｌｅ")
 
 
 @pytest.fixture
@@ -56,7 +57,8 @@ def hostile_record(failures) -> dict:
     record = copy.deepcopy(next(r for c, n, r in failures if c == "access-denied.identity-policy"))
     record["errorMessage"] = HOSTILE + " " + record.get("errorMessage", "")
     record["userAgent"] = HOSTILE
-    record["requestParameters"] = {"secretId": "prod/db" + HOSTILE}
+    record["requestParameters"] = {"secretId": "https://evil.example/reset-password" + HOSTILE}
+    record["userIdentity"]["type"] = "AssumedRole\nBcc: victim@evil.example"
     record["eventID"] = "hostile-0001"
     return record
 
@@ -77,21 +79,29 @@ def test_chat_channel_gets_a_valid_custom_notification_and_email_text_is_readabl
     (notification,) = [r for r in received if r.get("Type") == "Notification"]
     payload = json.loads(notification["Message"])
     jsonschema.validate(payload, CHATBOT_SCHEMA)
-    assert payload["metadata"]["threadId"] == sqs_msg.body["fingerprint"]  # one thread per fingerprint
+    assert payload["metadata"]["threadId"] == sqs_msg.attributes["incident_id"]  # one thread per incident
     assert payload["metadata"]["eventType"] == sqs_msg.body["cause"]
     assert payload["content"]["keywords"][:3] == [sqs_msg.body["cause"], sqs_msg.body["severity"], sqs_msg.body["service"]]
-    machine = json.loads(payload["metadata"]["additionalContext"]["finding"])  # for machine HTTPS subscribers
-    assert machine == {k: v for k, v in sqs_msg.body.items() if k != "suppressed_repeats"}
+    context = json.loads(payload["metadata"]["additionalContext"]["finding"])  # the finding as people may read it
+    assert context["cause"] == sqs_msg.body["cause"] and context["resource"].startswith("hxxps[://]evil[.]example/reset-password")
     shown = payload["content"]["title"] + payload["content"]["description"] + "".join(payload["content"]["nextSteps"])
     for spoof in ("<!channel>", "@here", "](https://evil", "<https://evil", "`rm", "*b*", "_i_", "~s~", "\u202e", "\x1b", "\r"):
         assert spoof not in shown, spoof
     assert notification["Subject"] == sqs_msg.subject
+    # nothing a person reads carries a link but our documentation URL
+    assert live_links(notification["Message"], allow_docs=True) == [] and "evil.example" not in notification["Message"]
 
     (params,) = published
     bodies = json.loads(params["Message"])
     assert bodies["https"] == notification["Message"]  # the chat integration subscribes over HTTPS
     email = bodies["email"]
-    assert json.loads(bodies["default"]) == sqs_msg.body  # SQS, Lambda, Firehose, e-mail-json
+    assert json.loads(bodies["default"]) == sqs_msg.body  # SQS, Lambda, Firehose: the exact finding
+    assert sqs_msg.body["resource"].startswith("https://evil.example/reset-password")
+    people = json.loads(bodies["email-json"])  # e-mail-json: read in a mail client, so sanitised
+    assert set(people) == set(sqs_msg.body) and people == context
+    assert people["principal"]["type"] == "AssumedRole Bcc: victim@evil[.]example"
+    for body in (email, bodies["email-json"], params["Subject"]):
+        assert live_links(body, allow_docs=True) == [] and "evil.example" not in body
     lines = email.splitlines()
     assert lines[0] == sqs_msg.body["title"]
     for label in ("Cause:", "Call:", "Caller:", "Resource:", "Where:", "When:", "Evidence:", "Fix:", "Documentation:"):
@@ -99,6 +109,10 @@ def test_chat_channel_gets_a_valid_custom_notification_and_email_text_is_readabl
     assert "hostile-0001" in email and sqs_msg.body["doc_url"] in email
     assert "\r" not in email and "\x1b" not in email and "\u202e" not in email
     assert not any(line.startswith(("Bcc:", "Subject:")) for line in lines)  # no header lines smuggled in
+    # the report's own lines (the incident's six, a line per field, one per evidence, the policy, the link): nothing the
+    # event carried started one
+    assert lines[2].startswith("Incident:   OPENED ") and lines[3].startswith("Root:       ")
+    assert len(lines) == 6 + 16 + len(sqs_msg.body["evidence"]) + (3 if sqs_msg.body["policy"] else 0)
     subject = params["Subject"]
     assert subject.isascii() and len(subject) < 100 and "\n" not in subject
 
@@ -114,7 +128,8 @@ def test_sqs_batch_with_throttled_publish_reports_failures_and_the_redelivery_no
     chosen = {}
     for cause, name, record in failures:
         chosen.setdefault(cause, record)
-    events = [to_eventbridge(r) for r in list(chosen.values())[:4]]
+    # four root causes whose records are whole failures (none waits for a partner record)
+    events = [to_eventbridge(chosen[c]) for c in ("access-denied.identity-policy", "secret.not-found", "throttling", "validation")]
     records = [{"messageId": f"m{i}", "eventSource": "aws:sqs", "body": json.dumps(e)} for i, e in enumerate(events)]
     records.append({"messageId": "junk", "eventSource": "aws:sqs", "body": "not json"})
     batch = {"Records": records}
@@ -166,6 +181,7 @@ def test_handler_runs_standalone_with_only_topic_table_and_endpoint(stack, failu
     result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "events.json")], cwd=REPO / "functions",
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
-    logged = [json.loads(line)["finding"] for line in result.stdout.splitlines() if '"message":"finding"' in line]
+    logged = [json.loads(line) for line in result.stdout.splitlines() if '"message":"finding"' in line]
     assert len(logged) == 6
-    assert len(stack.drain()) == len({f["fingerprint"] for f in logged})
+    opened = {line["incident_id"] for line in logged if line["outcome"] == "opened"}
+    assert opened and len(stack.drain()) == len(opened)
