@@ -21,7 +21,7 @@ import time
 from datetime import datetime
 from typing import Callable, Iterator, Optional
 
-from ..aws import error_code
+from ..aws import client, error_code
 
 __all__ = ["EVENT_SOURCES", "RateLimiter", "cloudtrail_client", "lookup_pages", "lookup_records"]
 
@@ -57,11 +57,7 @@ class RateLimiter:
 
 
 def cloudtrail_client(region: str):
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("cloudtrail", region_name=region,
-                        config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    return client("cloudtrail", region, retries={"mode": "standard", "max_attempts": 5})
 
 
 def lookup_pages(client, since: datetime, until: datetime, limiter: Optional[RateLimiter] = None,

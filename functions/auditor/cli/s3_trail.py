@@ -26,7 +26,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
-from ..aws import ACCOUNT_ID, fan_out
+from ..aws import ACCOUNT_ID, client, fan_out
 from ..documents import DEFAULT_LIMIT, read_bounded, too_large
 from .windows import shifted
 
@@ -103,10 +103,7 @@ def days_between(since: datetime, until: datetime) -> list[date]:
 
 def s3_client():
     """boto3's default chain for credentials and region; AWS_ENDPOINT_URL is honoured by boto3 itself."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32))
+    return client("s3", retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32)
 
 
 class TrailBucket:
