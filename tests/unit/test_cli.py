@@ -200,3 +200,17 @@ def test_successful_changes_are_counted_as_the_calls_they_are(tmp_path):
     assert result.returncode == 0, err
     assert len(result.stdout.splitlines()) == 1
     assert "1 successful call(s) skipped, 1 other-service record(s) skipped, 0 malformed" in err
+
+
+def test_a_stdout_that_cannot_encode_a_character_gets_valid_json_lines_and_a_readable_table(tmp_path):
+    import os
+
+    (tmp_path / "uni.json").write_text(json.dumps({**DENIED, "requestParameters": {"secretId": "prod/中文-é-😀"}}))
+    env = dict(os.environ, PYTHONIOENCODING="ascii")
+    result = subprocess.run([*AUDITOR, "classify", str(tmp_path / "uni.json"), "--format", "jsonl"], capture_output=True,
+                            env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.isascii() and json.loads(result.stdout)["resource"] == "prod/中文-é-😀"
+    table = subprocess.run([*AUDITOR, "classify", str(tmp_path / "uni.json")], capture_output=True, env=env, timeout=60)
+    assert table.returncode == 0, table.stderr
+    assert b"prod/\\u4e2d\\u6587-\\xe9" in table.stdout

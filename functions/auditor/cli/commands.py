@@ -40,6 +40,10 @@ def _weight(item) -> int:
     return len(item.data) if type(item) is sources.Loaded else 0
 
 
+def _encoding(stream) -> str:
+    return getattr(stream, "encoding", None) or "utf-8"
+
+
 def _status(run: Run) -> int:
     run.finish()
     return EXIT_UNREADABLE if run.unreadable else EXIT_OK
@@ -75,7 +79,7 @@ def cmd_classify(args) -> int:
     windows.check_order(args.since, args.until)
     plans = [plan_s3(p, args) for p in args.paths if p.startswith("s3://")]
     limit = args.max_file_bytes
-    stage = Classify(args.format)
+    stage = Classify(args.format, _encoding(sys.stdout))
     work = partial(process, stage=stage, limit=limit)
     error = partial(_failure, stage)
     items = sources.local_inputs([p for p in args.paths if not p.startswith("s3://")])
@@ -151,7 +155,7 @@ def cmd_lookup(args) -> int:
 
         regions = [boto3.session.Session().region_name or "us-east-1"]
     limit = args.max_file_bytes
-    stage = Classify(args.format)
+    stage = Classify(args.format, _encoding(sys.stdout))
     run = Run(args.format, args.quiet, sys.stdout, sys.stderr, unit="page(s)")
     results: queue.Queue = queue.Queue(maxsize=64)
     done = object()

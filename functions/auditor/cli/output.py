@@ -8,12 +8,13 @@ S3 keys, event ids and error texts come from the input and are never echoed raw.
 
 from __future__ import annotations
 
+import codecs
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["MAX_MALFORMED_SHOWN", "Part", "RENDER", "Run", "TABLE_HEADER", "Tally", "safe"]
+__all__ = ["ENCODE_ERRORS", "MAX_MALFORMED_SHOWN", "Part", "RENDER", "Run", "TABLE_HEADER", "Tally", "safe"]
 
 MAX_MALFORMED_SHOWN = 20
 
@@ -50,10 +51,38 @@ class Tally:
 @dataclass
 class Part:
     """What one input produced: its rendered findings and its tally (picklable: it comes back
-    from worker processes)."""
+    from worker processes). ``lines`` fill up while the input is read; :meth:`seal` turns them
+    into the bytes stdout gets, in the worker, so the main process only copies them out."""
 
     lines: list = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
+    text: bytes = b""
+
+    def seal(self, encoding: str = "utf-8", errors: str = "backslashreplace") -> "Part":
+        if self.lines:
+            self.lines.append("")
+            self.text = "\n".join(self.lines).encode(encoding, errors)
+            self.lines = []
+        return self
+
+
+def _json_escape(error: UnicodeEncodeError) -> tuple[str, int]:
+    """A character stdout cannot encode, as JSON's own escape (a surrogate pair beyond the BMP):
+    JSON Lines on a non-UTF-8 stdout stay valid JSON with the same values."""
+    escaped = []
+    for ch in error.object[error.start:error.end]:
+        point = ord(ch)
+        if point > 0xFFFF:
+            point -= 0x10000
+            escaped.append(f"\\u{0xD800 + (point >> 10):04x}\\u{0xDC00 + (point & 0x3FF):04x}")
+        else:
+            escaped.append(f"\\u{point:04x}")
+    return "".join(escaped), error.end
+
+
+codecs.register_error("auditor-json", _json_escape)
+#: How each format's lines meet a stdout that cannot encode a character.
+ENCODE_ERRORS = {"jsonl": "auditor-json", "table": "backslashreplace"}
 
 
 def safe(text: Any) -> str:
@@ -107,13 +136,22 @@ class Run:
 
     def __init__(self, fmt: str, quiet: bool, out, err, expected: int = 0, unit: str = "file(s)"):
         self.out, self.err = out, err
+        self.sink = getattr(out, "buffer", None)  # sealed parts are bytes: written below the text layer
+        self.encoding = getattr(out, "encoding", None) or "utf-8"
         self.quiet = quiet
         self.progress = _isatty(err) and not quiet
         self.total, self.expected, self.done = Tally(), expected, 0
         self.started = time.monotonic()
         self.unit = unit
         if fmt == "table":
-            self.out.write(TABLE_HEADER + "\n")
+            self.write((TABLE_HEADER + "\n").encode(self.encoding, "backslashreplace"))
+
+    def write(self, data: bytes) -> None:
+        """Bytes to stdout, in order (the text layer is never written to, so never ahead of them)."""
+        if self.sink is not None:
+            self.sink.write(data)
+        else:
+            self.out.write(data.decode(self.encoding, "replace"))
 
     def say(self, text: str) -> None:
         """One line on stderr (over the progress line on a terminal)."""
@@ -125,9 +163,10 @@ class Run:
             self.say(text)
 
     def emit(self, part: Part, counted: bool = True) -> None:
-        if part.lines:
-            self.out.write("\n".join(part.lines))
-            self.out.write("\n")
+        if part.lines:  # not sealed (a part made here)
+            part.seal(self.encoding)
+        if part.text:
+            self.write(part.text)
         self.total.merge(part.tally)
         self.done += counted
         for name, reason in part.tally.unreadable:
@@ -150,6 +189,8 @@ class Run:
 
     def finish(self) -> None:
         self.out.flush()
+        if self.sink is not None:
+            self.sink.flush()
         if self.progress:
             self.err.write("\n")
         total, err = self.total, self.err

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 from ..classify import classify
 from ..documents import Unreadable, iter_documents
 from ..records import OTHER_SERVICE, SERVICES, SUCCESS, Change, FailedCall, Malformed, Outcome, Skipped, parse_record
-from .output import RENDER, Part
+from .output import ENCODE_ERRORS, RENDER, Part
 from .sources import Events, Failed, describe, read
 
 __all__ = ["Classify", "LIMIT_HINT", "process"]
@@ -39,6 +39,7 @@ class Classify:
     """Failed calls -> findings rendered for stdout; the rest counted (the classify command)."""
 
     fmt: str
+    encoding: str = "utf-8"  # stdout's: the findings are encoded where they are rendered
     render: Callable = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -46,6 +47,9 @@ class Classify:
 
     def part(self) -> Part:
         return Part()
+
+    def done(self, part: Part) -> Part:
+        return part.seal(self.encoding, ENCODE_ERRORS[self.fmt])
 
     def take(self, part: Part, origin: str, record: Any, outcome: Outcome) -> None:
         kind = type(outcome)
@@ -97,7 +101,7 @@ def process(item, stage, limit: int) -> Part:
         tally.unreadable.append((name, "out of memory while reading it"))
     except Exception as exc:  # noqa: BLE001 - whatever fails, this input is named and the run goes on
         tally.unreadable.append((name, f"could not be processed ({describe(exc)})"))
-    return part
+    return stage.done(part)
 
 
 def _events(page: Events, limit: int) -> Iterator[tuple[str, Any]]:
