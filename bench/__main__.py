@@ -123,7 +123,7 @@ def main(argv=None) -> int:
                 f"{b['records']} records, {b['findings']} findings, {b['output_bytes'] / 1e6:.0f} MB of JSON Lines):")
             for stage, sec in b["stages"].items():
                 say(f"    {stage:<14} {sec:7.3f} s  {sec / total * 100:5.1f} %")
-            say(f"    {'sum':<14} {total:7.3f} s   (auditor.cli.process_bytes end to end: {b['process_bytes_s']:.3f} s)")
+            say(f"    {'sum':<14} {total:7.3f} s   (auditor.cli.stages.process end to end: {b['process_bytes_s']:.3f} s)")
             say(f"  process start: python {fixed['python_s'] * 1000:.0f} ms, + import auditor.cli "
                 f"{fixed['import_cli_s'] * 1000:.0f} ms; auditor classify over one file {fixed['one_file_s'] * 1000:.0f} ms; "
                 f"--jobs 1 over all files {one:.2f} s vs {r['cli_s']:.2f} s with {r['jobs']} workers")

@@ -15,8 +15,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from auditor.lookup import RateLimiter, lookup_records
-from auditor.s3logs import TrailBucket, parse_when
+from auditor.cli.lookup_events import RateLimiter, lookup_records
+from auditor.cli.s3_trail import TrailBucket
+from auditor.cli.windows import parse_when
 
 from ..unit.conftest import fixture_records
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -19,8 +20,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from auditor import cli, s3logs
-from auditor.s3logs import TrailBucket, ordered
+from auditor import cli
+from auditor.cli import s3_trail, windows
+from auditor.cli.s3_trail import TrailBucket, ordered
 
 from ..unit.conftest import fixture_records
 
@@ -79,7 +81,7 @@ def calls(monkeypatch):
     """Every ListObjectsV2 (prefix, delimiter) and GetObject key the CLI's S3 client sends."""
     seen = {"list": [], "get": []}
     lock = threading.Lock()
-    make = s3logs.s3_client
+    make = s3_trail.s3_client
 
     def client():
         c = make()
@@ -89,7 +91,7 @@ def calls(monkeypatch):
                                lambda params, **_: (lock.acquire(), seen["get"].append(params["Key"]), lock.release()))
         return c
 
-    monkeypatch.setattr(s3logs, "s3_client", client)
+    monkeypatch.setattr(s3_trail, "s3_client", client)
     return seen
 
 
@@ -158,11 +160,11 @@ def test_account_trail_layout_prefix_before_awslogs_and_a_url_naming_a_day(bucke
 def test_default_window_is_the_last_24_hours():
     args = argparse.Namespace(since=None, until=None)
     now = datetime(2026, 11, 24, 9, 30, tzinfo=timezone.utc)
-    assert cli.s3_window(args, "", now) == (datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc), now)
-    since, until = cli.s3_window(args, "2026/11", now)
+    assert windows.s3_window(args, "", now) == (datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc), now)
+    since, until = windows.s3_window(args, "2026/11", now)
     assert since == datetime(2026, 11, 1, tzinfo=timezone.utc) and until.date().isoformat() == "2026-11-30"
     args = argparse.Namespace(since="7d", until=None)
-    assert cli.s3_window(args, "", now)[0] == datetime(2026, 11, 17, 9, 30, tzinfo=timezone.utc)
+    assert windows.s3_window(args, "", now)[0] == datetime(2026, 11, 17, 9, 30, tzinfo=timezone.utc)
 
 
 def test_bad_time_is_a_usage_error(capsys):
@@ -250,3 +252,103 @@ def test_trail_bucket_lists_days_in_order_and_skips_non_log_files(bucket):
     assert listed == sorted(listed)  # account, region, day, file: the order a person reads them in
     assert len(listed) == 2 * len(HOURS) * len(ACCOUNTS) * len(REGIONS)
     assert not any("Digest" in k or "Insight" in k for k in listed)
+
+
+# ------------------------------------------------------------------------------------------------
+# Windows, bounds and failures of one object or one day folder
+# ------------------------------------------------------------------------------------------------
+def test_day_folders_without_log_files_say_so_even_off_a_terminal(bucket, capsys):
+    name, _ = bucket
+    code, findings, err = run_cli(capsys, f"s3://{name}/", "--since", "2026-11-10", "--until", "2026-11-12T23:59Z")
+    assert code == 0 and not findings
+    assert f"auditor: s3://{name}/: no log files in the 15 day folder(s) from 2026-11-10 00:00 to 2026-11-12 23:59 UTC" in err
+
+
+def test_a_window_of_years_discovers_the_day_folders_instead_of_listing_every_day(bucket, calls, capsys):
+    name, keys = bucket
+    code, findings, err = run_cli(capsys, f"s3://{name}/AWSLogs/{ORG}/{ACCOUNTS[0]}/CloudTrail/us-east-1/",
+                                  "--since", "0001-01-01", "--until", "9999-12-31T23:59:59.999999Z")
+    assert code == 0, err
+    wanted = {k for k in keys if k.startswith(f"AWSLogs/{ORG}/{ACCOUNTS[0]}/CloudTrail/us-east-1/")}
+    assert sorted(calls["get"]) == sorted(wanted) and len(findings) == FAILURES_PER_FILE * len(wanted)
+    day_listings = [p for p, d in calls["list"] if d is None]
+    assert sorted(day_listings) == sorted({k.rsplit("/", 1)[0] + "/" for k in wanted})  # the days that exist, no others
+    assert len(calls["list"]) < 20  # a handful of delimiter listings, not one per day of ten thousand years
+
+
+def test_an_object_whose_processing_fails_is_named_and_the_walk_goes_on(bucket, calls, capsys, monkeypatch):
+    from auditor.cli import stages
+
+    name, keys = bucket
+    real = stages.iter_documents
+    bad = sorted(k for k in keys if "/2026/11/20/" in k and not k.startswith("trails/"))[1]
+
+    def iter_documents(data, origin, limit):
+        if origin.endswith(bad):
+            raise TypeError("unhashable type: 'dict'")
+        return real(data, origin, limit)
+
+    monkeypatch.setattr(stages, "iter_documents", iter_documents)
+    code, findings, err = run_cli(capsys, f"s3://{name}/", "--since", "2026-11-20", "--until", "2026-11-20T23:59:59Z")
+    assert code == 2
+    assert f"auditor: cannot read s3://{name}/{bad}: could not be processed (TypeError: unhashable type: 'dict')" in err
+    read = {k for k in keys if "/2026/11/20/" in k and not k.startswith("trails/")} - {bad}
+    assert len(findings) == FAILURES_PER_FILE * len(read) and len(calls["get"]) == len(read) + 1
+
+
+def test_a_worker_that_dies_on_one_object_loses_only_that_object(bucket, moto_server):
+    from ..unit.test_cli_inputs import FAULT
+
+    name, keys = bucket
+    day = sorted(k for k in keys if "/2026/11/21/" in k and not k.startswith("trails/"))
+    result = subprocess.run([sys.executable, "-c", FAULT, "iter_documents", "exit", day[2].rsplit("/", 1)[1], "--",
+                             "classify", f"s3://{name}/", "--since", "2026-11-21", "--until", "2026-11-21T23:59Z",
+                             "--format", "jsonl", "--jobs", "2"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"cannot read s3://{name}/{day[2]}: its worker process died while reading it" in result.stderr
+    assert len(result.stdout.splitlines()) == FAILURES_PER_FILE * (len(day) - 1)
+
+
+def test_an_object_larger_than_the_limit_is_named_without_downloading_it(bucket, aws, calls, capsys):
+    name, keys = bucket
+    s3 = aws("s3")
+    big = f"AWSLogs/{ORG}/{ACCOUNTS[1]}/CloudTrail/eu-west-1/2026/11/19/{ACCOUNTS[1]}_CloudTrail_eu-west-1_20261119T2200Z_big.json.gz"
+    s3.put_object(Bucket=name, Key=big, Body=os.urandom(2 << 20))
+    try:
+        code, findings, err = run_cli(capsys, f"s3://{name}/", "--since", "2026-11-19", "--until", "2026-11-19T23:59Z",
+                                      "--accounts", ACCOUNTS[1], "--regions", "eu-west-1", "--max-file-mb", "1")
+    finally:
+        s3.delete_object(Bucket=name, Key=big)
+    assert code == 2
+    assert f"cannot read s3://{name}/{big}: larger than the 1 MiB limit; raise it with --max-file-mb" in err
+    assert big not in calls["get"] and len(calls["get"]) == len(HOURS)
+    assert len(findings) == FAILURES_PER_FILE * len(HOURS)
+
+
+def test_a_single_object_over_the_limit_is_named(moto_server, capsys):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="athena-big")
+    s3.put_object(Bucket="athena-big", Key="q/big.csv", Body=b'"record"\n' + b"x" * (2 << 20))
+    code, findings, err = run_cli(capsys, "s3://athena-big/q/big.csv", "--max-file-mb", "1")
+    assert code == 2 and not findings
+    assert "cannot read s3://athena-big/q/big.csv: larger than the 1 MiB limit; raise it with --max-file-mb" in err
+
+
+def test_a_day_folder_that_cannot_be_listed_is_named_and_the_other_days_are_read(bucket, capsys, monkeypatch):
+    name, keys = bucket
+    real = TrailBucket._list_day
+    broken = f"AWSLogs/{ORG}/{ACCOUNTS[0]}/CloudTrail/us-east-1/2026/11/21/"
+
+    def list_day(self, prefix):
+        if prefix == broken:
+            raise RuntimeError("connection reset")
+        return real(self, prefix)
+
+    monkeypatch.setattr(TrailBucket, "_list_day", list_day)
+    code, findings, err = run_cli(capsys, f"s3://{name}/AWSLogs/{ORG}/", "--since", "2026-11-21", "--until", "2026-11-22T23:59Z")
+    assert code == 2
+    assert f"cannot read s3://{name}/{broken}: RuntimeError: connection reset" in err
+    read = {k for k in keys if k.startswith(f"AWSLogs/{ORG}/") and ("/2026/11/21/" in k or "/2026/11/22/" in k)
+            and not k.startswith(broken)}
+    assert len(findings) == FAILURES_PER_FILE * len(read)

@@ -5,15 +5,17 @@ a ThrottlingException), and a fake clock stands in for the rate limiter's waits.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
-from auditor import cli, lookup
-from auditor.lookup import RateLimiter, lookup_pages
+from auditor import cli
+from auditor.cli import lookup_events as lookup
+from auditor.cli import windows
+from auditor.cli.lookup_events import RateLimiter, lookup_pages
 
 from .conftest import fixture_records
 
@@ -178,7 +180,7 @@ def test_cli_lookup_classifies_events_of_every_region_each_with_its_own_limiter(
 
     monkeypatch.setattr(lookup, "cloudtrail_client", lambda region: by_region[region][0])
     monkeypatch.setattr(lookup, "RateLimiter", Limiter)
-    monkeypatch.setattr(cli, "datetime", _FrozenDatetime)
+    monkeypatch.setattr(windows, "now", lambda: UNTIL)
     code = cli.main(["lookup", "--since", "24h", "--regions", "us-east-1,eu-west-1", "--format", "jsonl"])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -205,7 +207,7 @@ def test_cli_lookup_names_a_failing_region_exits_2_and_still_prints_the_others(m
     bad_stub.activate()
     monkeypatch.setattr(lookup, "cloudtrail_client", lambda region: {"us-east-1": good, "eu-west-1": bad}[region])
     monkeypatch.setattr(lookup, "RateLimiter", lambda rate=2.0: RateLimiter(rate, sleep=lambda s: None))
-    monkeypatch.setattr(cli, "datetime", _FrozenDatetime)
+    monkeypatch.setattr(windows, "now", lambda: UNTIL)
     code = cli.main(["lookup", "--since", "24h", "--regions", "us-east-1,eu-west-1", "--format", "jsonl"])
     out, err = capsys.readouterr()
     assert code == 2
@@ -218,7 +220,59 @@ def test_cli_lookup_rejects_a_bad_time(capsys):
     assert "not a time" in capsys.readouterr().err
 
 
-class _FrozenDatetime(datetime):
-    @classmethod
-    def now(cls, tz=None):
-        return UNTIL
+
+def _region_with_pages(region, *pages_of_records):
+    """A stubbed client whose Secrets Manager query returns the given pages, KMS none."""
+    client, stub = stubbed(region)
+    for n, recs in enumerate(pages_of_records):
+        more = f"t{n + 1}" if n + 1 < len(pages_of_records) else None
+        stub.add_response("lookup_events", page(recs, more), params(SM, f"t{n}" if n else None))
+    stub.add_response("lookup_events", page([]), params(KMS))
+    stub.activate()
+    return client, stub
+
+
+def test_cli_lookup_a_page_that_fails_is_named_and_the_next_pages_are_still_read(monkeypatch, capsys):
+    from auditor.cli import stages
+
+    recs = records("secret.not-found", "access-denied.identity-policy", "secret.pending-deletion")
+    recs = [r for r in recs if r["eventSource"].startswith("secretsmanager")][:3]
+    client, stub = _region_with_pages("us-east-1", [recs[0]], [recs[1]], [recs[2]])
+    real = stages.iter_documents
+
+    def iter_documents(data, name, limit):
+        if name.endswith(recs[1]["eventID"]):
+            raise MemoryError
+        return real(data, name, limit)
+
+    monkeypatch.setattr(stages, "iter_documents", iter_documents)
+    monkeypatch.setattr(lookup, "cloudtrail_client", lambda region: client)
+    monkeypatch.setattr(lookup, "RateLimiter", lambda rate=2.0: RateLimiter(rate, sleep=lambda s: None))
+    monkeypatch.setattr(windows, "now", lambda: UNTIL)
+    code = cli.main(["lookup", "--since", "24h", "--regions", "us-east-1", "--format", "jsonl"])
+    out, err = capsys.readouterr()
+    stub.assert_no_pending_responses()
+    assert code == 2
+    assert "cannot read LookupEvents in us-east-1 (secretsmanager, page 2): out of memory while reading it" in err
+    assert [json.loads(line)["event_id"] for line in out.splitlines()] == [recs[0]["eventID"], recs[2]["eventID"]]
+
+
+def test_cli_lookup_a_page_over_the_limit_is_named(monkeypatch, capsys):
+    rec = [r for r in records("secret.not-found") if r["eventSource"].startswith("secretsmanager")][:1]
+    big = dict(rec[0], eventID="big", errorMessage="x" * 4096)
+    client, stub = _region_with_pages("us-east-1", [big], rec)
+    monkeypatch.setattr(lookup, "cloudtrail_client", lambda region: client)
+    monkeypatch.setattr(lookup, "RateLimiter", lambda rate=2.0: RateLimiter(rate, sleep=lambda s: None))
+    monkeypatch.setattr(windows, "now", lambda: UNTIL)
+    code = cli.main(["lookup", "--since", "24h", "--regions", "us-east-1", "--format", "jsonl", "--max-file-mb", "0.003"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert ("cannot read LookupEvents in us-east-1 (secretsmanager, page 1): larger than the 0.003 MiB limit; "
+            "raise it with --max-file-mb") in err
+    assert [json.loads(line)["event_id"] for line in out.splitlines()] == [rec[0]["eventID"]]
+
+
+def test_lookup_window_stays_within_the_90_days_lookup_events_keeps():
+    since, until = windows.lookup_window("0001-01-01", "9999-12-31", UNTIL)
+    assert (since, until) == (UNTIL - timedelta(days=90), UNTIL)
+    assert windows.lookup_window("24h", None, UNTIL) == (UNTIL - timedelta(hours=24), UNTIL)

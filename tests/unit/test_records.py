@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from auditor.documents import iter_outcomes
+from auditor.documents import DEFAULT_LIMIT, MiB, Unreadable, iter_documents, iter_outcomes, read_bounded
 from auditor.records import (
     OTHER_SERVICE,
     SUCCESS,
@@ -133,10 +133,87 @@ def test_json_lines_of_records_and_envelopes_with_a_bad_line():
     assert outcomes[2].origin == "events.jsonl:4"
 
 
-def test_truncated_gzip_is_one_malformed_outcome():
-    data = gzip.compress(json.dumps({"Records": [DENIED]}).encode())[:-10]
+def test_truncated_gzip_keeps_its_complete_records_and_ends_with_one_unreadable():
+    data = gzip.compress(json.dumps({"Records": [DENIED, DENIED]}).encode())[:-10]  # the trailer and a little more
     outcomes = _outcomes(data, "cut.json.gz")
-    assert len(outcomes) == 1 and isinstance(outcomes[0], Malformed) and "gzip" in outcomes[0].reason
+    assert [type(o).__name__ for o in outcomes] == ["FailedCall", "FailedCall", "Unreadable"]
+    assert outcomes[-1].origin == "cut.json.gz" and "gzip stream ends early" in outcomes[-1].reason
+    assert "2 complete record(s)" in outcomes[-1].reason
+    assert isinstance(outcomes[-1], Malformed)  # callers that only know Malformed still never see it as a record
+
+
+def _documents(data: bytes, name="f.json", limit=DEFAULT_LIMIT):
+    return list(iter_documents(data, name, limit))
+
+
+def test_decompression_stops_at_the_limit():
+    bomb = gzip.compress(bytes(8 * MiB))
+    (only,) = _documents(bomb, "bomb.json.gz", limit=MiB)
+    assert type(only[1]) is Unreadable and only[1].too_large and "once decompressed" in only[1].reason
+    assert _documents(b"x" * (MiB + 1), "plain.json", limit=MiB)[0][1].too_large  # the compressed bytes too
+
+
+def test_every_gzip_member_is_read_and_zero_padding_ignored():
+    members = b"".join(gzip.compress(json.dumps({"Records": [DENIED]}).encode()) for _ in range(3))
+    got = _documents(members + bytes(512), "cat.json.gz")
+    assert [o for o, _ in got] == ["cat.json.gz#0", "cat.json.gz:2#0", "cat.json.gz:3#0"]
+
+
+def test_bytes_after_the_gzip_stream_or_a_bad_checksum_are_named_after_the_records():
+    one = gzip.compress(json.dumps({"Records": [DENIED]}).encode())
+    got = _documents(one + b"garbage", "tail.json.gz")
+    assert type(got[0][1]) is dict and type(got[-1][1]) is Unreadable and "after the gzip stream" in got[-1][1].reason
+    bad_crc = one[:-8] + bytes(4) + one[-4:]
+    got = _documents(bad_crc, "crc.json.gz")
+    assert type(got[0][1]) is dict and "incorrect data check" in got[-1][1].reason
+
+
+def test_a_document_that_breaks_off_keeps_every_complete_record():
+    text = json.dumps({"Records": [dict(DENIED, eventID=str(i)) for i in range(5)]}, indent=2)
+    got = _documents(text[: len(text) * 7 // 10].encode(), "cut.json")
+    records = [r["eventID"] for _, r in got if type(r) is dict]
+    assert records == [str(i) for i in range(len(records))] and 2 <= len(records) < 5
+    assert got[-1][1].reason == f"the JSON breaks off after {len(records)} complete record(s)"
+
+
+def test_a_damaged_document_names_where_and_json_lines_stay_per_line():
+    text = json.dumps({"Records": [DENIED, DENIED]})
+    at = text.index('"eventSource"', len(text) // 2)
+    got = _documents((text[:at] + "@" + text[at + 1:]).encode(), "bad.json")
+    assert len([r for _, r in got if type(r) is dict]) == 1
+    assert got[-1][1].reason.startswith("the JSON is damaged at character") and got[-1][1].reason.endswith("after 1 complete record(s)")
+    lines = json.dumps(DENIED) + "\n{broken\n" + json.dumps(DENIED)[:-5]
+    assert [type(r).__name__ for _, r in _documents(lines.encode(), "x.jsonl")] == ["dict", "Malformed", "Malformed"]
+
+
+def test_concatenated_pretty_printed_records_are_each_read_and_a_bad_first_line_stays_per_line():
+    two = (json.dumps(DENIED, indent=2) + "\n" + json.dumps(DENIED, indent=2)).encode()
+    assert [o for o, r in _documents(two, "two.json") if type(r) is dict] == ["two.json#0", "two.json:2#0"]
+    lines = ("{broken\n" + json.dumps(DENIED)).encode()
+    assert [type(r).__name__ for _, r in _documents(lines, "x.jsonl")] == ["Malformed", "dict"]
+
+
+def test_an_athena_csv_field_larger_than_csv_s_default_limit_is_read():
+    big = dict(DENIED, errorMessage="x" * 200_000)
+    data = ('"record"\n"' + json.dumps(big).replace('"', '""') + '"\n').encode()
+    ((origin, record),) = _documents(data, "results.csv")
+    assert origin == "results.csv:2" and record["eventName"] == "GetSecretValue"
+
+
+def test_read_bounded_never_reads_past_the_limit():
+    import io
+
+    class Counting(io.BytesIO):
+        asked = 0
+
+        def read(self, n=-1):
+            assert n is not None and n >= 0  # always a bounded read
+            Counting.asked += n
+            return super().read(n)
+
+    assert read_bounded(Counting(b"abc"), 3) == b"abc"
+    assert read_bounded(Counting(bytes(5 * MiB)), 2 * MiB) is None and Counting.asked <= 4 * MiB + 2
+    assert read_bounded(Counting(b"abcd"), 3, size=4) is None  # a known size over the limit: nothing read
 
 
 @pytest.mark.parametrize(

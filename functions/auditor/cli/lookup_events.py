@@ -21,6 +21,8 @@ import time
 from datetime import datetime
 from typing import Callable, Iterator, Optional
 
+from ..aws import client, error_code
+
 __all__ = ["EVENT_SOURCES", "RateLimiter", "cloudtrail_client", "lookup_pages", "lookup_records"]
 
 EVENT_SOURCES = ("secretsmanager.amazonaws.com", "kms.amazonaws.com")
@@ -55,16 +57,7 @@ class RateLimiter:
 
 
 def cloudtrail_client(region: str):
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("cloudtrail", region_name=region,
-                        config=Config(retries={"mode": "standard", "max_attempts": 5}))
-
-
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    return (response or {}).get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
+    return client("cloudtrail", region, retries={"mode": "standard", "max_attempts": 5})
 
 
 def lookup_pages(client, since: datetime, until: datetime, limiter: Optional[RateLimiter] = None,
@@ -90,7 +83,7 @@ def lookup_pages(client, since: datetime, until: datetime, limiter: Optional[Rat
                     page = client.lookup_events(**kwargs)
                     break
                 except Exception as exc:
-                    if _error_code(exc) not in THROTTLED or attempt == throttle_retries:
+                    if error_code(exc) not in THROTTLED or attempt == throttle_retries:
                         raise
                     limiter.back_off(pause)
                     pause *= 2
