@@ -6,8 +6,10 @@ README there); a ``.facts`` sidecar holds what enrichment would have found.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,55 @@ def test_catalog_has_exactly_the_architecture_cause_ids():
 def test_each_cause_is_a_complete_unit(cause):
     assert cause.title and cause.topic and cause.doc_url.startswith("https://docs.aws.amazon.com/")
     assert cause.severity in {"critical", "high", "medium", "low", "info"}
+
+
+CAUSES_DIR = Path(__file__).resolve().parents[2] / "functions" / "auditor" / "causes"
+CAUSE_MODULES = sorted(p for p in CAUSES_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+def _imports(path: Path):
+    """(line, what) for every import statement of a module, at any depth (a function's too)."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, 0, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            yield node.lineno, node.level, node.module or ""
+
+
+@pytest.mark.parametrize("path", CAUSE_MODULES, ids=lambda p: p.stem)
+def test_a_cause_imports_only_the_shared_helper_module_and_the_standard_library(path):
+    """Causes stay independent: what they share lives in causes/_base.py, and a cause imports
+    nothing else of the project (no other cause, no helper of another cause, not the parser)."""
+    wrong = []
+    for line, level, module in _imports(path):
+        if level == 1 and module == "_base":
+            continue
+        if level == 0 and (module == "__future__" or module.partition(".")[0] in sys.stdlib_module_names):
+            continue
+        wrong.append(f"line {line}: {'.' * level}{module}")
+    assert not wrong, f"{path.name} imports {wrong}; import shared helpers from ._base only"
+    assert "importlib" not in path.read_text() and "__import__" not in path.read_text()
+
+
+def test_the_import_check_catches_what_it_must():
+    bad = CAUSES_DIR.parent.parent.parent / "tests" / "unit" / "_probe_cause.py"
+    try:
+        for source in ("from ._denied import said\n", "from ..records import FailedCall\n", "from . import throttling\n",
+                       "import auditor.records\n", "def f():\n    from .throttling import match\n", "import boto3\n"):
+            bad.write_text(source)
+            with pytest.raises(AssertionError):
+                test_a_cause_imports_only_the_shared_helper_module_and_the_standard_library(bad)
+        bad.write_text("from __future__ import annotations\nimport re\nfrom ._base import Cause\n")
+        test_a_cause_imports_only_the_shared_helper_module_and_the_standard_library(bad)
+    finally:
+        bad.unlink(missing_ok=True)
+
+
+def test_every_cause_module_defines_a_cause_and_the_only_helper_module_is_base():
+    helpers = {p.stem for p in CAUSES_DIR.glob("_*.py")} - {"__init__"}
+    assert helpers == {"_base"}, f"shared helpers live in causes/_base.py only, found {sorted(helpers)}"
+    assert {p.stem for p in CAUSE_MODULES} == {c.id.replace(".", "_").replace("-", "_") for c in CATALOG}
 
 
 @pytest.mark.parametrize("cause", [c.id for c in CATALOG])

@@ -1,5 +1,9 @@
 """What a cause is, and the small helpers the cause units share.
 
+This is the one module a cause imports from (besides the standard library): the parser's and
+the facts' names a cause needs are re-exported here, so a cause never imports another cause's
+module, the parser or the facts directly (tests/unit/test_causes.py checks it).
+
 A cause is declarative: id, title, severity, the troubleshooting topic and its URL, a
 precedence (lower wins when two causes match the same call: the more specific cause gets the
 lower number), the error codes it can explain (the classifier's index; ``None`` for any
@@ -13,11 +17,21 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from ..facts import Facts
-from ..records import ACCESS_DENIED_CODES, FailedCall
+from ..facts import Facts, KeyFacts, SecretFacts, parse_time
+from ..records import ACCESS_DENIED_CODES, FAILURE_SERVICE_EVENTS, FailedCall
 
 __all__ = [
     "ACCESS_DENIED_CODES",
+    "FAILURE_SERVICE_EVENTS",
+    "FailedCall",
+    "Facts",
+    "KeyFacts",
+    "SecretFacts",
+    "parse_time",
+    "by_policy_type",
+    "key_state_match",
+    "render",
+    "said",
     "Cause",
     "Match",
     "SM_DOC",
@@ -161,3 +175,55 @@ _ENCODER = json.JSONEncoder(separators=(", ", ": "))  # built once: json.dumps w
 
 def render(stmt: Optional[dict]) -> str:
     return _ENCODER.encode(stmt) if stmt else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Access-denied causes that IAM's message names by policy type
+# ---------------------------------------------------------------------------------------------
+def said(call: FailedCall) -> str:
+    """The message's own verdict, in its words."""
+    d = call.denial
+    if d is None or not d.policy_type:
+        return "the access-denied message names no policy type"
+    kind = d.policy_type if d.policy_type == "permissions boundary" else f"{d.policy_type} policy"
+    if d.explicit:
+        text = f'the message says the call was denied "with an explicit deny in a {kind}"'
+    else:
+        text = f'the message says "no {kind} allows the {denied_action(call)} action"'
+    return text + (f"; the denying policy is {d.policy_arn}" if d.policy_arn else "")
+
+
+def by_policy_type(types: frozenset[str], explicit: Optional[bool] = None, fix: bool = False):
+    """A ``match`` for denials whose message names one of ``types`` (and explicitness)."""
+
+    def match(call: FailedCall, facts: Optional[Facts]) -> Optional[Match]:
+        d = call.denial
+        if d is None or d.policy_type not in types:
+            return None
+        if explicit is not None and d.explicit is not explicit:
+            return None
+        policy = policy_statement(denied_action(call), denied_resource_arn(call)) if fix else None
+        return Match((said(call), f"denied action: {denied_action(call)}", who(call)), "high", policy)
+
+    return match
+
+
+# ---------------------------------------------------------------------------------------------
+# KMS key-state causes (from the error, or from DescribeKey)
+# ---------------------------------------------------------------------------------------------
+def key_state_match(call, facts, text: re.Pattern, states: frozenset[str], codes: frozenset[str], hints: tuple[str, ...] = ()):
+    """``hints``: substrings one of which the message must hold before ``text`` (a slower regex) is tried."""
+    key = facts.key if facts else None
+    state = key.key_state if key is not None and key.found else ""
+    if state and state not in states:
+        return None  # DescribeKey says the key is in another state
+    message = call.error_message
+    if (not hints or any(h in message for h in hints)) and text.search(message) and (call.error_code in codes or call.service == "secretsmanager"):
+        evidence = [f'the message says: "{call.error_message[:140]}"']
+    elif state:
+        evidence = [f"{call.action} failed with {call.error_code}"]
+    else:
+        return None
+    if state:
+        evidence.append(f"DescribeKey: KeyState {state}")
+    return Match(tuple(evidence) + (who(call),), "high")

@@ -5,8 +5,7 @@ It takes IAM policy simulation of the same call with and without the request's c
 (enrichment, behind a flag): allowed without the context, denied with it.
 """
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, who
-from ._denied import said
+from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, said, who
 
 
 def match(call, facts):

@@ -1,7 +1,6 @@
 """An explicit Deny statement in an identity-based or resource-based policy."""
 
-from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, Match, denied_action, who
-from ._denied import by_policy_type
+from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, Match, by_policy_type, denied_action, who
 
 _TYPED = by_policy_type(frozenset({"identity-based", "resource-based"}), explicit=True)
 

@@ -1,7 +1,6 @@
 """No identity-based policy of the caller allows the action (implicit deny)."""
 
-from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, render
-from ._denied import by_policy_type
+from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, by_policy_type, render
 
 
 def remediation(call, m):

@@ -9,8 +9,7 @@ source ``secretsmanager.amazonaws.com``, or the ``SecretARN`` encryption context
 
 import re
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, key_arn, policy_statement, render, who
-from ._denied import said
+from ._base import ACCESS_DENIED_CODES, Cause, Match, key_arn, policy_statement, render, said, who
 
 _KMS_TEXT = re.compile(r"access to kms is not allowed|\bkms\b.*\bnot allowed\b|customer master key|kms key", re.IGNORECASE)
 _WRITE_ACTIONS = frozenset({"CreateSecret", "PutSecretValue", "UpdateSecret", "RotateSecret", "ReplicateSecretToRegions"})

@@ -1,7 +1,6 @@
 """The caller's permissions boundary does not allow, or explicitly denies, the action."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, render
-from ._denied import by_policy_type
+from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, render
 
 
 def remediation(call, m):

@@ -1,7 +1,6 @@
 """No resource-based policy (secret policy or key policy) allows the action (implicit deny)."""
 
-from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, Match, render
-from ._denied import by_policy_type
+from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, Match, by_policy_type, render
 
 _NO_ALLOW = by_policy_type(frozenset({"resource-based"}), explicit=False, fix=True)
 

@@ -1,7 +1,6 @@
 """A session policy passed when the temporary credentials were issued limits the call."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, render
-from ._denied import by_policy_type
+from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, render
 
 
 def remediation(call, m):

@@ -1,7 +1,6 @@
 """Access denied to temporary credentials, and the message does not name the policy type."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, denied_resource_arn, policy_statement, render, who
-from ._denied import said
+from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, denied_resource_arn, policy_statement, render, said, who
 
 
 def match(call, facts):

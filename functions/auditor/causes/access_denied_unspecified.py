@@ -1,7 +1,6 @@
 """Access denied and nothing more is known: the message names no policy type."""
 
-from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, denied_action, denied_resource_arn, policy_statement, render, who
-from ._denied import said
+from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, denied_action, denied_resource_arn, policy_statement, render, said, who
 
 
 def match(call, facts):

@@ -1,7 +1,6 @@
 """The VPC endpoint the call went through has a policy that does not allow it."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, render
-from ._denied import by_policy_type
+from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, render
 
 
 def remediation(call, m):

@@ -5,8 +5,7 @@ Secrets Manager is eventually consistent. The record alone cannot show this; Des
 the failed call.
 """
 
-from ..facts import parse_time
-from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match
+from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, parse_time
 
 _CODES = frozenset({"ResourceNotFoundException", "InvalidRequestException"}) | ACCESS_DENIED_CODES
 DEFAULT_WINDOW_SECONDS = 600

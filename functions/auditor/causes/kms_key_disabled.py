@@ -2,8 +2,7 @@
 
 import re
 
-from ._base import Cause
-from ._key_state import key_state_match
+from ._base import Cause, key_state_match
 
 _TEXT = re.compile(r"is disabled|pending import|is unavailable|not enabled|disabled key|is not usable", re.IGNORECASE)
 _HINTS = ("isabled", "ISABLED", "ending import", "navailable", "ot enabled", "ot usable")

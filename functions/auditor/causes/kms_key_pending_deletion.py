@@ -2,8 +2,7 @@
 
 import re
 
-from ._base import Cause
-from ._key_state import key_state_match
+from ._base import Cause, key_state_match
 
 _TEXT = re.compile(r"pending (?:replica )?deletion|scheduled for deletion", re.IGNORECASE)
 _CODES = frozenset({"KMSInvalidStateException", "KMSInvalidState"})

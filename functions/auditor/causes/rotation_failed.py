@@ -1,7 +1,6 @@
 """Secrets Manager reported that a scheduled or requested rotation failed (a service event)."""
 
-from ..records import FAILURE_SERVICE_EVENTS
-from ._base import Cause, Match
+from ._base import FAILURE_SERVICE_EVENTS, Cause, Match
 
 
 def match(call, facts):
