@@ -47,16 +47,22 @@ def classify_unknown(call: FailedCall, why: str) -> Finding:
 def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
     denial = call.denial
     tried = candidates(call.error_code, denial.policy_type if denial is not None else None)
+    # Each candidate is asked the cheap question (applies); only the winner builds its evidence.
     for position, cause in enumerate(tried):
-        found = cause.match(call, facts)
-        if found is not None:
+        if cause.applies(call, facts):
             break
-    else:  # pragma: no cover - "unknown" always matches
+    else:  # pragma: no cover - "unknown" always applies
         raise AssertionError("the catalog has no catch-all cause")
+    found = cause.match(call, facts)
     evidence = found.evidence
-    runners_up = [c.id for c in tried[position + 1 :] if not c.fallback and c.match(call, facts) is not None]
+    runners_up = []  # the evidence names the first three more general causes that also fit
+    for other in tried[position + 1 :]:
+        if not other.fallback and other.applies(call, facts):
+            runners_up.append(other.id)
+            if len(runners_up) == 3:
+                break
     if runners_up:
-        evidence += (f"{cause.id} is more specific than {', '.join(runners_up[:3])}, which also fit",)
+        evidence += (f"{cause.id} is more specific than {', '.join(runners_up)}, which also fit",)
     if facts is not None and facts.notes:
         evidence += facts.notes
     return _finding(call, cause, found, evidence)

@@ -146,8 +146,15 @@ def _without_article(text: str) -> str:
     return text
 
 
+#: _TYPE_PHRASES by their first four characters (no two groups share them), in the same order.
+_PHRASES_BY_HEAD: dict[str, tuple[tuple[str, str], ...]] = {}
+for _phrase in _TYPE_PHRASES:
+    _PHRASES_BY_HEAD[_phrase[0][:4]] = _PHRASES_BY_HEAD.get(_phrase[0][:4], ()) + (_phrase,)
+del _phrase
+
+
 def _policy_type(text: str) -> str:
-    for phrase, canonical in _TYPE_PHRASES:
+    for phrase, canonical in _PHRASES_BY_HEAD.get(text[:4], ()):
         if text.startswith(phrase):
             return canonical
     return ""
@@ -292,26 +299,57 @@ def _texts(get, fields) -> list[str]:
             for name, limit in fields]
 
 
+# _failed_call, _principal and _resource run once per failure: each field is read and bounded
+# inline (the expression of _texts, unrolled), since a call or a loop per field costs more than
+# the check itself. The bounds are those of _CALL_FIELDS and _IDENTITY_FIELDS.
 def _failed_call(obj: dict, service: str, action: str, error_code: str, origin: str) -> FailedCall:
-    event_id, event_time, account, region, event_type, source_ip, user_agent, endpoint = _texts(obj.get, _CALL_FIELDS)
-    message = _text(obj.get("errorMessage"), MAX_MESSAGE)
-    ident = obj.get("userIdentity")
+    get = obj.get
+    v = get("eventID")
+    event_id = v if type(v) is str and len(v) <= 128 and v.isascii() else "" if v is None else _text(v, 128)
+    v = get("eventTime")
+    event_time = v if type(v) is str and len(v) <= 64 and v.isascii() else "" if v is None else _text(v, 64)
+    v = get("recipientAccountId")
+    account = v if type(v) is str and len(v) <= 64 and v.isascii() else "" if v is None else _text(v, 64)
+    v = get("awsRegion")
+    region = v if type(v) is str and len(v) <= 64 and v.isascii() else "" if v is None else _text(v, 64)
+    v = get("eventType")
+    event_type = v if type(v) is str and len(v) <= 64 and v.isascii() else "" if v is None else _text(v, 64)
+    v = get("sourceIPAddress")
+    source_ip = v if type(v) is str and len(v) <= 256 and v.isascii() else "" if v is None else _text(v, 256)
+    v = get("userAgent")
+    user_agent = v if type(v) is str and len(v) <= 512 and v.isascii() else "" if v is None else _text(v, 512)
+    v = get("vpcEndpointId")
+    endpoint = v if type(v) is str and len(v) <= 128 and v.isascii() else "" if v is None else _text(v, 128)
+    v = get("errorMessage")
+    message = v if type(v) is str and len(v) <= MAX_MESSAGE and v.isascii() else "" if v is None else _text(v, MAX_MESSAGE)
+    ident = get("userIdentity")
     principal = _principal(ident if type(ident) is dict else {})
-    params = obj.get("requestParameters")
-    params = params if type(params) is dict else {}
-    resource, secret_arn, kms_key_id = _resource(obj, service, params)
+    params = get("requestParameters")
+    resource, secret_arn, kms_key_id = _resource(obj, service, params if type(params) is dict else {})
     denial = parse_denial(message) if error_code in ACCESS_DENIED_CODES else None
     if not resource and denial is not None:
         resource = denial.resource
+    if len(action) > 128 or not action.isascii():  # a non-empty str (parse_record checked)
+        action = _text(action, 128)
     return FailedCall(  # positional, in field order: this runs once per failure
-        event_id, event_time, account or principal.account, region, service, _text(action, 128), event_type,
+        event_id, event_time, account or principal.account, region, service, action, event_type,
         error_code, message, principal, source_ip, user_agent, endpoint, resource, secret_arn, kms_key_id, denial, origin,
     )
 
 
 def _principal(ident: dict) -> Principal:
-    kind, arn, key, account, invoked_by = _texts(ident.get, _IDENTITY_FIELDS)
-    ctx = ident.get("sessionContext")
+    get = ident.get
+    v = get("type")
+    kind = v if type(v) is str and len(v) <= 64 and v.isascii() else "" if v is None else _text(v, 64)
+    v = get("arn")
+    arn = v if type(v) is str and len(v) <= 512 and v.isascii() else "" if v is None else _text(v, 512)
+    v = get("accessKeyId")
+    key = v if type(v) is str and len(v) <= 128 and v.isascii() else "" if v is None else _text(v, 128)
+    v = get("accountId")
+    account = v if type(v) is str and len(v) <= 64 and v.isascii() else "" if v is None else _text(v, 64)
+    v = get("invokedBy")
+    invoked_by = v if type(v) is str and len(v) <= 256 and v.isascii() else "" if v is None else _text(v, 256)
+    ctx = get("sessionContext")
     issuer = ctx.get("sessionIssuer") if type(ctx) is dict else None
     issuer_arn = _text(issuer.get("arn"), 512) if type(issuer) is dict else ""
     temporary = kind in TEMPORARY_IDENTITY_TYPES or key.startswith("ASIA") or bool(issuer_arn)
@@ -339,22 +377,29 @@ _KMS_ID_FIELDS = ("keyId", "destinationKeyId", "sourceKeyId", "targetKeyId", "al
 
 def _resource(obj: dict, service: str, params: dict) -> tuple[str, str, str]:
     resource = secret_arn = kms_key_id = ""
+    get = params.get
     if service == "secretsmanager":
         for name in _SM_ID_FIELDS:
-            resource = _text(params.get(name), 512)
-            if resource:
-                break
+            v = get(name)
+            if v is not None:
+                resource = v if type(v) is str and len(v) <= 512 and v.isascii() else _text(v, 512)
+                if resource:
+                    break
         if not resource:
             extra = obj.get("additionalEventData")
             if type(extra) is dict:
                 resource = _text(extra.get("SecretId"), 512) or _text(extra.get("SecretArn"), 512)
-        kms_key_id = _text(params.get("kmsKeyId"), 512)
+        v = get("kmsKeyId")
+        if v is not None:
+            kms_key_id = _text(v, 512)
     else:
         for name in _KMS_ID_FIELDS:
-            resource = _text(params.get(name), 512)
-            if resource:
-                break
-        ctx = params.get("encryptionContext")
+            v = get(name)
+            if v is not None:
+                resource = v if type(v) is str and len(v) <= 512 and v.isascii() else _text(v, 512)
+                if resource:
+                    break
+        ctx = get("encryptionContext")
         if type(ctx) is dict:
             secret_arn = _text(ctx.get("SecretARN"), 512)
     if not resource:

@@ -8,6 +8,11 @@ A cause is declarative: id, title, severity, the troubleshooting topic and its U
 precedence (lower wins when two causes match the same call: the more specific cause gets the
 lower number), the error codes it can explain (the classifier's index; ``None`` for any
 code), a pure ``match(call, facts) -> Match | None`` and a ``remediation(call, match) -> str``.
+
+``applies(call, facts) -> bool`` is the cheap half of ``match``: whether it would return a
+Match, without building the evidence. The classifier asks every candidate ``applies`` and
+only the winner ``match``; a cause without one gets ``match(...) is not None``. The two must
+agree on every call (tests/unit/test_causes.py checks them against each other).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ __all__ = [
     "SecretFacts",
     "parse_time",
     "by_policy_type",
+    "denied_by",
     "key_state_match",
     "render",
     "said",
@@ -76,6 +82,13 @@ class Cause:
     fallback: bool = False
     #: For causes that read IAM's access-denied message: the policy types it can name (index key).
     policy_types: Optional[frozenset[str]] = None
+    #: Whether ``match`` would return a Match, decided cheaply (see the module's docstring).
+    applies: Optional[Callable[[FailedCall, Optional[Facts]], bool]] = None
+
+    def __post_init__(self) -> None:
+        if self.applies is None:
+            match = self.match
+            object.__setattr__(self, "applies", lambda call, facts: match(call, facts) is not None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,14 +206,26 @@ def said(call: FailedCall) -> str:
     return text + (f"; the denying policy is {d.policy_arn}" if d.policy_arn else "")
 
 
+def denied_by(types: frozenset[str], explicit: Optional[bool] = None):
+    """An ``applies`` for denials whose message names one of ``types`` (and explicitness)."""
+    if explicit is None:
+        def applies(call: FailedCall, facts: Optional[Facts]) -> bool:
+            d = call.denial
+            return d is not None and d.policy_type in types
+    else:
+        def applies(call: FailedCall, facts: Optional[Facts]) -> bool:
+            d = call.denial
+            return d is not None and d.policy_type in types and d.explicit is explicit
+    return applies
+
+
 def by_policy_type(types: frozenset[str], explicit: Optional[bool] = None, fix: bool = False):
-    """A ``match`` for denials whose message names one of ``types`` (and explicitness)."""
+    """A ``match`` for denials whose message names one of ``types`` (and explicitness): its
+    ``applies`` is ``denied_by(types, explicit)``."""
+    applies = denied_by(types, explicit)
 
     def match(call: FailedCall, facts: Optional[Facts]) -> Optional[Match]:
-        d = call.denial
-        if d is None or d.policy_type not in types:
-            return None
-        if explicit is not None and d.explicit is not explicit:
+        if not applies(call, facts):
             return None
         policy = policy_statement(denied_action(call), denied_resource_arn(call)) if fix else None
         return Match((said(call), f"denied action: {denied_action(call)}", who(call)), "high", policy)

@@ -8,12 +8,16 @@ It takes IAM policy simulation of the same call with and without the request's c
 from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, said, who
 
 
-def match(call, facts):
+def applies(call, facts):
     sim = facts.simulation if facts else None
-    if call.denial is None or sim is None or sim.error:
+    return (call.denial is not None and sim is not None and not sim.error and sim.allowed_without_context
+            and sim.decision in ("implicitDeny", "explicitDeny"))
+
+
+def match(call, facts):
+    if not applies(call, facts):
         return None
-    if not (sim.allowed_without_context and sim.decision in ("implicitDeny", "explicitDeny")):
-        return None
+    sim = facts.simulation
     keys = ", ".join(sim.condition_keys) or "a condition key"
     context = f"source IP {call.source_ip or '?'}, time {call.event_time or '?'}"
     evidence = [
@@ -47,4 +51,5 @@ CAUSE = Cause(
     error_codes=ACCESS_DENIED_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
 )

@@ -35,6 +35,18 @@ def _for_secrets_manager(call) -> str:
     return ""
 
 
+def applies(call, facts):
+    if facts and facts.key and facts.key.found and facts.key.key_state not in ("", "Enabled"):
+        return False
+    d = call.denial
+    if call.service == "kms":
+        p = call.principal
+        return d is not None and bool(p.invoked_by == _SM or call.secret_arn or call.source_ip == _SM or call.user_agent == _SM)
+    if d is not None and (d.action.startswith("kms:") or _mentions_kms(call.error_message)):
+        return True
+    return call.error_code in _SM_FAILURE_CODES and not _KEY_STATE_TEXT.search(call.error_message)
+
+
 def match(call, facts):
     if facts and facts.key and facts.key.found and facts.key.key_state not in ("", "Enabled"):
         return None  # the key's state, not a permission, is the cause
@@ -93,4 +105,5 @@ CAUSE = Cause(
     error_codes=ACCESS_DENIED_CODES | _SM_FAILURE_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
 )

@@ -3,6 +3,10 @@
 from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, denied_action, denied_resource_arn, policy_statement, render, said, who
 
 
+def applies(call, facts):
+    return call.denial is not None
+
+
 def match(call, facts):
     if call.denial is None:
         return None
@@ -31,4 +35,5 @@ CAUSE = Cause(
     match=match,
     remediation=remediation,
     fallback=True,
+    applies=applies,
 )

@@ -1,6 +1,6 @@
 """The VPC endpoint the call went through has a policy that does not allow it."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, render
+from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, render
 
 
 def remediation(call, m):
@@ -25,4 +25,5 @@ CAUSE = Cause(
     policy_types=frozenset({"vpc endpoint"}),
     match=by_policy_type(frozenset({"vpc endpoint"}), fix=True),
     remediation=remediation,
+    applies=denied_by(frozenset({"vpc endpoint"})),
 )

@@ -3,8 +3,12 @@
 from ._base import FAILURE_SERVICE_EVENTS, Cause, Match
 
 
+def applies(call, facts):
+    return call.service == "secretsmanager" and call.action in FAILURE_SERVICE_EVENTS
+
+
 def match(call, facts):
-    if call.service != "secretsmanager" or call.action not in FAILURE_SERVICE_EVENTS:
+    if not applies(call, facts):
         return None
     what = {
         "RotationFailed": "rotation failed",
@@ -37,4 +41,5 @@ CAUSE = Cause(
     error_codes=FAILURE_SERVICE_EVENTS,
     match=match,
     remediation=remediation,
+    applies=applies,
 )

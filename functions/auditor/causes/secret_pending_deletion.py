@@ -8,6 +8,12 @@ _TEXT = re.compile(r"marked for deletion|scheduled for deletion|marked deleted|p
 _CODES = frozenset({"InvalidRequestException", "ResourceNotFoundException", "ResourceExistsException"})
 
 
+def applies(call, facts):
+    if call.service != "secretsmanager":
+        return False
+    return _TEXT.search(call.error_message) is not None or bool(facts and facts.secret and facts.secret.found and facts.secret.deleted_date)
+
+
 def match(call, facts):
     if call.service != "secretsmanager":
         return None
@@ -41,4 +47,5 @@ CAUSE = Cause(
     error_codes=_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
 )

@@ -11,6 +11,10 @@ _CODES = frozenset({
 })
 
 
+def applies(call, facts):
+    return call.error_code in _CODES
+
+
 def match(call, facts):
     if call.error_code not in _CODES:
         return None
@@ -35,4 +39,5 @@ CAUSE = Cause(
     error_codes=_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
 )
