@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from auditor.causes import BY_ID, CATALOG
-from auditor.classify import candidates, classify
-from auditor.facts import Facts
+from auditor.classify import _finding, candidates, classify
+from auditor.facts import Facts, KeyFacts, SecretFacts, SimulationFacts
 from auditor.records import FailedCall, parse_record
 
 from .conftest import FIXTURES, fixture_records
@@ -238,3 +238,73 @@ def test_actions_without_resource_level_permissions_get_a_star_resource():
     }
     found = classify(parse_record(record))
     assert found.policy == {"Effect": "Allow", "Action": "secretsmanager:ListSecrets", "Resource": "*"}
+
+
+# ------------------------------------------------------------------------------------------------
+# applies() is the cheap half of match(): they must agree, and classify() must give the finding a
+# classifier that calls match() on every candidate would give.
+# ------------------------------------------------------------------------------------------------
+FACT_VARIANTS = [None, Facts()] + [
+    Facts(key=KeyFacts(found=True, key_state=state, key_spec=spec, arn="arn:aws:kms:us-east-1:111122223333:key/k"))
+    for state in ("Enabled", "Disabled", "PendingDeletion", "PendingReplicaDeletion", "PendingImport", "Unavailable", "")
+    for spec in ("SYMMETRIC_DEFAULT", "RSA_2048")
+] + [
+    Facts(secret=SecretFacts(found=True, arn="arn:aws:secretsmanager:us-east-1:111122223333:secret:MySecret-abcdef-nutBrk",
+                             name="MySecret-abcdef", owning_service=owner, deleted_date=deleted,
+                             created_date="2026-11-23T14:04:30Z", kms_key_id="alias/app"))
+    for owner in ("", "rds") for deleted in ("", "2026-11-20T00:00:00Z")
+] + [
+    Facts(secret=SecretFacts(found=False)), Facts(secret=SecretFacts(error="AccessDeniedException")),
+    Facts(key=KeyFacts(error="AccessDeniedException")),
+    Facts(simulation=SimulationFacts(decision="implicitDeny", condition_keys=("aws:SourceIp",), allowed_without_context=True)),
+    Facts(simulation=SimulationFacts(decision="explicitDeny", allowed_without_context=False)),
+    Facts(simulation=SimulationFacts(error="AccessDenied")), Facts(notes=("DescribeSecret was not called",)),
+]
+
+
+def _variants(seed: int = 11, per_record: int = 12):
+    """Every fixture, then each with the error code and message of other fixtures (so every cause
+    meets texts written for the others), each with a few of FACT_VARIANTS."""
+    import random
+
+    rng = random.Random(seed)
+    texts = sorted({(r.get("errorCode"), r.get("errorMessage")) for _, _, r, _ in RECORDS if r.get("errorCode")}, key=str)
+    for _, path, record, facts in RECORDS:
+        records = [record] + [dict(record, errorCode=c, errorMessage=m) for c, m in rng.sample(texts, per_record)]
+        for variant in records:
+            call = parse_record(variant, path.name)
+            if isinstance(call, FailedCall):
+                yield call, Facts.from_dict(facts) if facts else None
+                for f in rng.sample(FACT_VARIANTS, 4):
+                    yield call, f
+
+
+VARIANTS = list(_variants())
+
+
+@pytest.mark.parametrize("cause", CATALOG, ids=lambda c: c.id)
+def test_applies_is_true_exactly_when_match_returns_a_match(cause):
+    assert len(VARIANTS) > 5000
+    for call, facts in VARIANTS:
+        assert cause.applies(call, facts) == (cause.match(call, facts) is not None), (
+            f"{cause.id}: applies and match disagree on {call.origin} {call.error_code} {call.error_message[:80]!r} {facts}")
+
+
+def _classify_by_matching_every_candidate(call, facts=None):
+    """The classifier before applies(): match() on every candidate, the runners-up too."""
+    tried = candidates(call.error_code, call.denial.policy_type if call.denial is not None else None)
+    matches = [(c, c.match(call, facts)) for c in tried]
+    matches = [(c, m) for c, m in matches if m is not None]
+    (cause, found), rest = matches[0], matches[1:]
+    evidence = found.evidence
+    runners_up = [c.id for c, _ in rest if not c.fallback]
+    if runners_up:
+        evidence += (f"{cause.id} is more specific than {', '.join(runners_up[:3])}, which also fit",)
+    if facts is not None and facts.notes:
+        evidence += facts.notes
+    return _finding(call, cause, found, evidence)
+
+
+def test_classify_gives_the_finding_that_matching_every_candidate_gives():
+    for call, facts in VARIANTS:
+        assert classify(call, facts).to_dict() == _classify_by_matching_every_candidate(call, facts).to_dict()
