@@ -308,3 +308,52 @@ def _classify_by_matching_every_candidate(call, facts=None):
 def test_classify_gives_the_finding_that_matching_every_candidate_gives():
     for call, facts in VARIANTS:
         assert classify(call, facts).to_dict() == _classify_by_matching_every_candidate(call, facts).to_dict()
+
+
+# ------------------------------------------------------------------------------------------------
+# The shared helpers written out for speed say what the general code they replace says.
+# ------------------------------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON_VALUES = st.recursive(st.text() | st.integers() | st.none() | st.booleans(),
+                            lambda inner: st.dictionaries(st.text(), inner, max_size=4) | st.lists(inner, max_size=3),
+                            max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(), _JSON_VALUES, min_size=1, max_size=5))
+def test_render_prints_what_the_json_encoder_prints(stmt):
+    from auditor.causes._base import _ENCODER, render
+
+    assert render(stmt) == _ENCODER.encode(stmt) == json.dumps(stmt, separators=(", ", ": "))
+
+
+_TAIL = re.compile(r"-(?P<tail>[A-Za-z0-9]{6})$")
+_ARN_HEAD = st.sampled_from(["arn:aws:secretsmanager:us-east-2:111122223333:secret:", "arn:aws-cn:secretsmanager:::secret:",
+                             "arn:aws:kms:us-east-1:111122223333:key/", "arn::secretsmanager:x:y:secret:", "", "arn:"])
+_NAMES = st.text(alphabet=st.sampled_from("aB3-_/!é\n:xyzZ09"), max_size=14)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_ARN_HEAD, _NAMES)
+def test_split_secret_arn_is_the_regular_expressions_it_replaced(head, name):
+    from auditor.causes._base import _SECRET_ARN, split_secret_arn
+
+    resource = head + name
+    m = _SECRET_ARN.match(resource)
+    tail = _TAIL.search(m.group("name")) if m else None
+    assert split_secret_arn(resource) == ((m.group("name"), tail.group("tail")) if tail else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["arn:aws:iam::1:user/a", "arn:aws-us-gov:sts::1:x", "arn:aws-cn:kms:x", "arn:awsx:y",
+                                 "arn:aws:", "arn:aws", "", "prod/db", "arn:aws-Cn:x:", "arn:partition:x:"]), min_size=3, max_size=3))
+def test_partition_of_is_the_regular_expression_it_replaced(arns):
+    from types import SimpleNamespace
+
+    from auditor.causes._base import _ARN_PARTITION, partition_of
+
+    call = SimpleNamespace(principal=SimpleNamespace(arn=arns[0]), resource=arns[1], secret_arn=arns[2])
+    expected = next((m.group(1) for m in map(_ARN_PARTITION.match, arns) if m), "aws")
+    assert partition_of(call) == expected

@@ -104,19 +104,24 @@ def who(call: FailedCall) -> str:
 
 
 _SECRET_ARN = re.compile(r"^arn:[\w-]+:secretsmanager:[^:]*:[^:]*:secret:(?P<name>.+)$")
-_SECRET_TAIL = re.compile(r"-(?P<tail>[A-Za-z0-9]{6})$")
 
 
 def split_secret_arn(resource: str):
     """(the secret name as given in an ARN, its -XXXXXX tail) when ``resource`` is a secret ARN
     whose name ends in a hyphen and six characters (Secrets Manager's random suffix, or part of
     the name: a partial ARN), else None."""
+    if not resource.startswith("arn:"):  # what _SECRET_ARN needs before it can match
+        return None
     m = _SECRET_ARN.match(resource)
     if not m:
         return None
     name = m.group("name")
-    tail = _SECRET_TAIL.search(name)
-    return (name, tail.group("tail")) if tail else None
+    # "-" and six ASCII letters or digits at the end of the name (a regex search would scan it all;
+    # the name holds no newline: ".+" stops there).
+    tail = name[-6:]
+    if len(name) >= 7 and name[-7] == "-" and tail.isascii() and tail.isalnum():
+        return name, tail
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,9 +134,10 @@ _KEY_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 
 def partition_of(call: FailedCall) -> str:
     for arn in (call.principal.arn, call.resource, call.secret_arn):
-        m = _ARN_PARTITION.match(arn)
-        if m:
-            return m.group(1)
+        if arn.startswith("arn:aws"):  # what _ARN_PARTITION needs before it can match
+            m = _ARN_PARTITION.match(arn)
+            if m:
+                return m.group(1)
     return "aws"
 
 
@@ -184,10 +190,27 @@ def policy_statement(action: str, resource: str, condition: Optional[dict] = Non
 
 
 _ENCODER = json.JSONEncoder(separators=(", ", ": "))  # built once: json.dumps with options builds one per call
+_quote = json.encoder.encode_basestring_ascii  # what _ENCODER quotes every string with (ensure_ascii)
+
+
+def _json(value) -> str:
+    """``_ENCODER.encode(value)``, written out for what statements hold (strings, and dicts of
+    them, nested): the encoder's own path costs more than the statement is long."""
+    if type(value) is str:
+        return _quote(value)
+    if type(value) is dict:
+        parts = []
+        for key, item in value.items():
+            if type(key) is not str:
+                return _ENCODER.encode(value)
+            parts.append(_quote(key) + ": " + _json(item))
+        return "{" + ", ".join(parts) + "}"
+    return _ENCODER.encode(value)
 
 
 def render(stmt: Optional[dict]) -> str:
-    return _ENCODER.encode(stmt) if stmt else ""
+    """A policy statement as the remediation prints it (JSON, ``", "`` and ``": "`` separators)."""
+    return _json(stmt) if stmt else ""
 
 
 # ---------------------------------------------------------------------------------------------
