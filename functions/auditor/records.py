@@ -33,14 +33,19 @@ __all__ = [
 SERVICES = frozenset({"secretsmanager", "kms"})
 API_CALL = "AWS API Call via CloudTrail"
 SERVICE_EVENT = "AWS Service Event via CloudTrail"
-DETAIL_TYPES = frozenset({API_CALL, SERVICE_EVENT})
+#: CloudTrail network activity events (calls through a VPC endpoint, logged for its owner when the
+#: trail selects them): https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail.html
+NETWORK_ACTIVITY = "AWS Network Activity Event via CloudTrail"
+DETAIL_TYPES = frozenset({API_CALL, SERVICE_EVENT, NETWORK_ACTIVITY})
 
 #: Secrets Manager service events that report a failure (no errorCode of their own).
 FAILURE_SERVICE_EVENTS = frozenset({"RotationFailed", "RotationAbandoned", "TestRotationFailed"})
 
-#: Error codes that mean "the authorization check said no".
+#: Error codes that mean "the authorization check said no". VpceAccessDenied: a CloudTrail network
+#: activity event of a call the VPC endpoint's policy refused (the only error code those events carry:
+#: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/logging-network-events-with-cloudtrail.html).
 ACCESS_DENIED_CODES = frozenset(
-    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation"}
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation", "VpceAccessDenied"}
 )
 
 TEMPORARY_IDENTITY_TYPES = frozenset({"AssumedRole", "FederatedUser", "WebIdentityUser", "SAMLUser"})
@@ -127,6 +132,10 @@ def parse_denial(message: str) -> Denial:
             # KMS, when it cannot tell which: "... because the resource does not exist in this Region,
             # no resource-based policies allow access, or a resource-based policy explicitly denies access"
             policy_type, hedged = "resource-based", True
+        elif "due to a VPC endpoint policy" in message:
+            # A network activity event: "The request was denied due to a VPC endpoint policy" (whether
+            # explicitly or for want of an Allow, it does not say; nor which action or resource).
+            policy_type = "vpc endpoint"
     action = resource = ""
     at = message.find("not authorized to perform")
     if at >= 0:

@@ -357,3 +357,113 @@ def test_partition_of_is_the_regular_expression_it_replaced(arns):
     call = SimpleNamespace(principal=SimpleNamespace(arn=arns[0]), resource=arns[1], secret_arn=arns[2])
     expected = next((m.group(1) for m in map(_ARN_PARTITION.match, arns) if m), "aws")
     assert partition_of(call) == expected
+
+
+# ------------------------------------------------------------------------------------------------
+# Key states: the message names the state, whatever the exception (KMS key-state table)
+# ------------------------------------------------------------------------------------------------
+KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def _kms_failure(code, message, action="Decrypt", **extra):
+    record = {"eventSource": "kms.amazonaws.com", "eventName": action, "awsRegion": "us-east-1", "recipientAccountId": "111122223333",
+              "errorCode": code, "errorMessage": message, "requestParameters": {"keyId": KEY},
+              "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/app"}}
+    record.update(extra)
+    return parse_record(record)
+
+
+@pytest.mark.parametrize("code, message, cause, fix", [
+    ("DisabledException", f"{KEY} is disabled.", "kms.key-disabled", "aws kms enable-key"),  # [1]
+    ("DisabledException", f"{KEY} is pending deletion.", "kms.key-pending-deletion", "cancel-key-deletion"),  # [2]
+    ("DisabledException", f"{KEY} is pending replica deletion.", "kms.key-pending-deletion", "each replica"),  # [2]
+    ("KMSInvalidStateException", f"{KEY} is pending deletion.", "kms.key-pending-deletion", "cancel-key-deletion"),  # [3]
+    ("KMSInvalidStateException", f"{KEY} is pending replica deletion.", "kms.key-pending-deletion", "each replica"),  # [3]
+    ("KMSInvalidStateException", f"{KEY} is not pending deletion.", "validation", "rejected as invalid"),  # [4]
+    ("KMSInvalidStateException", f"{KEY} is pending import.", "kms.key-disabled", "import-key-material"),  # [5]
+    ("KMSInvalidStateException", f"{KEY} is unavailable.", "kms.key-disabled", "connect-custom-key-store"),  # [11]
+    ("KMSInvalidStateException", f"{KEY} is creating.", "kms.key-disabled", "ReplicateKey"),  # [14]
+    ("KMSInvalidStateException", f"{KEY} is updating.", "kms.key-disabled", "UpdatePrimaryRegion"),  # [15]
+    ("KeyUnavailableException", "The request was rejected because the specified KMS key is not available. You can retry the request.",
+     "kms.key-disabled", "retry with backoff"),
+])
+def test_the_state_the_message_names_decides_the_cause_and_its_fix(code, message, cause, fix):
+    found = classify(_kms_failure(code, message))
+    assert (found.cause, found.confidence) == (cause, "high"), found.evidence
+    assert fix in found.remediation
+    if code == "DisabledException" and cause != "kms.key-disabled":
+        assert any("the message decides, not the exception's name" in e for e in found.evidence)
+
+
+def test_secrets_manager_reports_the_key_state_in_its_own_errors():
+    def sm(code, message):
+        return classify(parse_record({
+            "eventSource": "secretsmanager.amazonaws.com", "eventName": "GetSecretValue", "awsRegion": "us-east-1",
+            "recipientAccountId": "111122223333", "errorCode": code, "errorMessage": message,
+            "requestParameters": {"secretId": "prod/db"}, "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/app"}}))
+    prefix = "Secrets Manager can't decrypt the protected secret text using the provided KMS key. "
+    assert sm("DecryptionFailure", prefix + f"{KEY} is pending deletion.").cause == "kms.key-pending-deletion"
+    assert sm("DecryptionFailure", prefix + f"{KEY} is creating.").cause == "kms.key-disabled"
+    assert sm("DecryptionFailure", prefix + "The external key store proxy is in an unhealthy state.").cause == "kms.key-disabled"
+    assert sm("DecryptionFailure", prefix.strip()).cause == "access-denied.kms-key"  # no state named: permission first
+    # A secret (not a key) scheduled for deletion: no KMS key-state cause is named beside it.
+    found = sm("InvalidRequestException", "You can't create this secret because a secret with this name is already scheduled for deletion.")
+    assert found.cause == "secret.pending-deletion" and not any("kms.key" in e for e in found.evidence), found.evidence
+
+
+XKS_EXTRA = {"additionalEventData": {"customKeyStoreId": "cks-9876543210fedcba9", "xksKeyId": "abc01234567890fe"}}
+
+
+@pytest.mark.parametrize("message, cause, fix", [
+    ("The external key store proxy rejected the request because it could not find the external key.", "kms.key-disabled", "re-associate"),
+    ("The external key store proxy rejected the request because the external key is not enabled in the external key manager.",
+     "kms.key-disabled", "Enable the external key"),
+    ("The external key store proxy rejected the request because it could not authenticate AWS KMS. Verify the credentials for your "
+     "external key store and update if necessary.", "kms.key-disabled", "--xks-proxy-authentication-credential"),
+    ("AWS KMS rejected the request because the external key store proxy did not respond in time. Retry the request.",
+     "kms.key-disabled", "did not answer within"),
+    ("The external key store proxy denied access to the operation. Verify that the user and the external key are both authorized "
+     "for this operation, and try the request again.", "kms.key-disabled", "authorization rules"),
+    ("KMS cannot communicate with your CloudHSM cluster", "kms.key-disabled", "CloudHSM cluster"),
+    ("The external key store proxy rejected the request because the specified ciphertext or additional authenticated data is "
+     "corrupted, missing, or otherwise invalid.", "kms.invalid-ciphertext", "exact same encryption context"),
+])
+def test_key_store_problems_behind_kms_invalid_state(message, cause, fix):
+    found = classify(_kms_failure("KMSInvalidStateException", message, **XKS_EXTRA))
+    assert found.cause == cause and fix in found.remediation, (found.cause, found.remediation)
+
+
+def test_describe_key_still_overrides_the_message_and_a_key_store_problem_leaves_the_key_enabled():
+    enabled = Facts(key=KeyFacts(found=True, key_state="Enabled"))
+    proxy = _kms_failure("KMSInvalidStateException", "The external key store proxy is in an unhealthy state.", **XKS_EXTRA)
+    assert classify(proxy, enabled).cause == "kms.key-disabled"
+    pending = Facts(key=KeyFacts(found=True, key_state="PendingDeletion"))
+    found = classify(_kms_failure("DisabledException", f"{KEY} is disabled."), pending)
+    assert found.cause == "kms.key-pending-deletion" and "DescribeKey: KeyState PendingDeletion" in found.evidence
+
+
+# ------------------------------------------------------------------------------------------------
+# CloudTrail network activity events: a call the VPC endpoint's policy denied
+# ------------------------------------------------------------------------------------------------
+def test_a_network_activity_event_is_a_vpc_endpoint_policy_denial_from_a_trail_file_or_eventbridge():
+    record = json.loads((FIXTURES / "access-denied.vpc-endpoint-policy" / "network-activity-doc-kms-listkeys-vpceaccessdenied.json").read_text())
+    envelope = {"version": "0", "id": "1", "detail-type": "AWS Network Activity Event via CloudTrail", "source": "aws.kms",
+                "account": "123456789012", "region": "us-east-1", "time": record["eventTime"], "resources": [], "detail": record}
+    for given in (record, envelope):
+        found = classify(parse_record(given))
+        assert (found.cause, found.confidence) == ("access-denied.vpc-endpoint-policy", "high")
+        assert found.evidence[0].startswith("CloudTrail network activity event for vpce-EXAMPLE08c1b6b9b7")
+        assert "caller: AWSAccount (no ARN in the record; account 777788889999)" in found.evidence
+        # The caller is another account than the endpoint's owner: the fix names the account, and says the policy may be right.
+        assert found.remediation.startswith("The caller is in account 777788889999, not in 123456789012")
+        assert '"Condition": {"StringEquals": {"aws:PrincipalAccount": "777788889999"}}' in found.remediation
+    same_account = json.loads((FIXTURES / "access-denied.vpc-endpoint-policy" /
+                               "network-activity-secretsmanager-getsecretvalue-vpceaccessdenied.json").read_text())
+    found = classify(parse_record(same_account))
+    assert found.remediation.startswith("The request went through vpce-0a1b2c3d4e5f6a7b8 for secretsmanager")
+    assert '"aws:PrincipalArn": "arn:aws:iam::123456789012:role/orders-api"' in found.remediation
+
+
+def test_a_successful_call_through_a_vpc_endpoint_is_no_finding():
+    record = json.loads((FIXTURES / "success" / "network-activity-doc-kms-listkeys-through-vpc-endpoint.json").read_text())
+    assert not isinstance(parse_record(record), FailedCall)

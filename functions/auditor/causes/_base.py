@@ -35,7 +35,13 @@ __all__ = [
     "parse_time",
     "by_policy_type",
     "denied_by",
-    "key_state_match",
+    "KEY_CONDITIONS",
+    "KEY_STATE_CODES",
+    "KEY_STATE_DOC",
+    "KEY_STORE_CONDITIONS",
+    "described_key_state",
+    "key_condition",
+    "key_evidence",
     "render",
     "said",
     "Cause",
@@ -65,6 +71,8 @@ class Match:
     evidence: tuple[str, ...]
     confidence: Confidence = "high"
     policy: Optional[dict] = None  # the least-privilege statement that would fix it, if any
+    #: For the key-state causes: the key state or key-store problem the remediation is written for.
+    state: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +105,10 @@ class Cause:
 def who(call: FailedCall) -> str:
     """The caller, as the evidence names it: identity type, ARN, and why its credentials count as temporary."""
     p = call.principal
-    text = f"caller: {p.type} {p.arn or '(no ARN in the record)'}"
+    if p.arn:
+        text = f"caller: {p.type} {p.arn}"
+    else:  # e.g. the AWSAccount caller of a network activity event: its account is all the record names
+        text = f"caller: {p.type} (no ARN in the record{f'; account {p.account}' if p.account else ''})"
     if p.temporary:
         text += f" using temporary credentials ({p.temporary_reason})"
     return text
@@ -219,6 +230,11 @@ def render(stmt: Optional[dict]) -> str:
 def said(call: FailedCall) -> str:
     """The message's own verdict, in its words."""
     d = call.denial
+    if call.error_code == "VpceAccessDenied":
+        # A CloudTrail network activity event: the endpoint's owner sees it, in these fixed words,
+        # whether the endpoint policy denies explicitly or allows nothing (it does not say which).
+        return (f'CloudTrail network activity event for {call.vpc_endpoint_id or "a VPC endpoint"}: "{call.error_message[:120]}" '
+                "(errorCode VpceAccessDenied)")
     if d is None or not d.policy_type:
         return "the access-denied message names no policy type"
     kind = d.policy_type if d.policy_type == "permissions boundary" else f"{d.policy_type} policy"
@@ -257,21 +273,85 @@ def by_policy_type(types: frozenset[str], explicit: Optional[bool] = None, fix: 
 
 
 # ---------------------------------------------------------------------------------------------
-# KMS key-state causes (from the error, or from DescribeKey)
+# KMS key-state causes: what the message says of the key, whatever the exception's name
 # ---------------------------------------------------------------------------------------------
-def key_state_match(call, facts, text: re.Pattern, states: frozenset[str], codes: frozenset[str], hints: tuple[str, ...] = ()):
-    """``hints``: substrings one of which the message must hold before ``text`` (a slower regex) is tried."""
-    key = facts.key if facts else None
-    state = key.key_state if key is not None and key.found else ""
-    if state and state not in states:
-        return None  # DescribeKey says the key is in another state
+KEY_STATE_DOC = "https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html"
+
+#: What a KMS error message says of its key, lower-cased phrase -> condition; the first phrase found
+#: wins. Key states, in the words of the key-state table's footnotes ("<key ARN> is <state>."),
+#: whichever exception carries them: a key pending deletion fails cryptographic operations with
+#: DisabledException [2] and other operations with KMSInvalidStateException [3]. Custom key
+#: stores: cryptographic operations on their keys fail with KMSInvalidStateException for every
+#: key store problem, named only by the message (xks-troubleshooting.html, fix-keystore.html).
+#: Order: the external key's "not enabled" before a key's, "is not pending deletion" [4] before
+#: "pending deletion".
+_KEY_STORE_PHRASES = (
+    ("could not find the external key", "ExternalKeyNotFound"),
+    ("external key is not enabled", "ExternalKeyNotEnabled"),
+    ("external key does not support the requested operation", "ExternalKeyUsage"),
+    ("does not support the requested cryptographic operation", "ProxyUnsupportedOperation"),
+    ("could not authenticate aws kms", "ProxyCredentials"),
+    ("did not respond in time", "ProxyTimeout"),
+    ("did not respond to the request in the time allotted", "ProxyTimeout"),
+    ("cannot communicate with the external key store proxy", "ProxyUnreachable"),
+    ("proxy is in an unhealthy state", "ProxyUnhealthy"),
+    ("cannot interpret the response from the external key store proxy", "ProxyInvalidResponse"),
+    ("proxy denied access to the operation", "ProxyAuthorization"),
+    ("ciphertext that the external key store proxy submitted", "ProxyCiphertext"),
+    ("cannot communicate with your cloudhsm cluster", "CloudHsmUnreachable"),
+)
+_KEY_STATE_PHRASES = (
+    ("is not pending deletion", "NotPendingDeletion"),
+    ("is not pending replica deletion", "NotPendingDeletion"),
+    ("pending replica deletion", "PendingReplicaDeletion"),
+    ("pending deletion", "PendingDeletion"),
+    ("scheduled for deletion", "PendingDeletion"),
+    ("pending import", "PendingImport"),
+    ("is unavailable", "Unavailable"),
+    ("is creating", "Creating"),
+    ("is updating", "Updating"),
+    ("is disabled", "Disabled"),
+    ("disabled key", "Disabled"),
+    ("not enabled", "Disabled"),
+    ("is not usable", "Disabled"),
+)
+KEY_CONDITIONS: tuple[tuple[str, str], ...] = _KEY_STORE_PHRASES + _KEY_STATE_PHRASES
+#: The conditions that are a problem of the key's custom key store, not a key state.
+KEY_STORE_CONDITIONS = frozenset(condition for _, condition in _KEY_STORE_PHRASES)
+#: The exceptions KMS raises for a key state or a key store problem (the key-state table).
+KEY_STATE_CODES = frozenset({"DisabledException", "KMSInvalidStateException", "KMSInvalidState", "KeyUnavailableException"})
+
+
+def key_condition(call: FailedCall) -> str:
+    """The key state or key store problem the error message names ("" when it names none). A Secrets
+    Manager message counts only when it is about KMS (DecryptionFailure and EncryptionFailure carry
+    KMS's words after their own)."""
     message = call.error_message
-    if (not hints or any(h in message for h in hints)) and text.search(message) and (call.error_code in codes or call.service == "secretsmanager"):
-        evidence = [f'the message says: "{call.error_message[:140]}"']
-    elif state:
-        evidence = [f"{call.action} failed with {call.error_code}"]
+    if call.service != "kms" and "KMS" not in message and "kms" not in message:
+        return ""
+    text = message.lower()
+    for phrase, condition in KEY_CONDITIONS:
+        if phrase in text:
+            return condition
+    return ""
+
+
+def described_key_state(facts: Optional[Facts]) -> str:
+    """DescribeKey's KeyState, when enrichment found the key ("" otherwise)."""
+    key = facts.key if facts else None
+    return key.key_state if key is not None and key.found else ""
+
+
+def key_evidence(call: FailedCall, named: str, described: str) -> tuple[str, ...]:
+    """Evidence of a key-state cause: the message (and the state it names), DescribeKey, the caller."""
+    if named:
+        evidence = [f'the message says: "{call.error_message[:160]}"']
+        if call.error_code == "DisabledException" and named != "Disabled":
+            evidence.append(f"it names the key state {named}: KMS raises DisabledException for a key pending deletion too "
+                            "(key-state table), so the message decides, not the exception's name")
     else:
-        return None
-    if state:
-        evidence.append(f"DescribeKey: KeyState {state}")
-    return Match(tuple(evidence) + (who(call),), "high")
+        evidence = [f"{call.action} failed with {call.error_code}"]
+    if described:
+        evidence.append(f"DescribeKey: KeyState {described}")
+    evidence.append(who(call))
+    return tuple(evidence)
