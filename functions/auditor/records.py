@@ -85,6 +85,12 @@ _TYPE_PHRASES = (
     ("vpc endpoint", "vpc endpoint"),
 )
 
+#: _TYPE_PHRASES by their first four characters (no two groups share them), in the same order.
+_PHRASES_BY_HEAD: dict[str, tuple[tuple[str, str], ...]] = {}
+for _phrase in _TYPE_PHRASES:
+    _PHRASES_BY_HEAD[_phrase[0][:4]] = _PHRASES_BY_HEAD.get(_phrase[0][:4], ()) + (_phrase,)
+del _phrase
+
 
 @dataclass(slots=True)
 class Denial:
@@ -127,7 +133,11 @@ def parse_denial(message: str) -> Denial:
     else:
         at = message.find("ecause no ")
         if at >= 0:
-            policy_type = _policy_type(message[at + 10 : at + 60].lower())
+            text = message[at + 10 : at + 60].lower()
+            for phrase, canonical in _PHRASES_BY_HEAD.get(text[:4], ()):  # _policy_type(text), inline
+                if text.startswith(phrase):
+                    policy_type = canonical
+                    break
         elif "no resource-based policies allow" in message:
             # KMS, when it cannot tell which: "... because the resource does not exist in this Region,
             # no resource-based policies allow access, or a resource-based policy explicitly denies access"
@@ -153,13 +163,6 @@ def _without_article(text: str) -> str:
         if text.startswith(article):
             return text[len(article) :]
     return text
-
-
-#: _TYPE_PHRASES by their first four characters (no two groups share them), in the same order.
-_PHRASES_BY_HEAD: dict[str, tuple[tuple[str, str], ...]] = {}
-for _phrase in _TYPE_PHRASES:
-    _PHRASES_BY_HEAD[_phrase[0][:4]] = _PHRASES_BY_HEAD.get(_phrase[0][:4], ()) + (_phrase,)
-del _phrase
 
 
 def _policy_type(text: str) -> str:

@@ -288,10 +288,15 @@ def test_applies_is_true_exactly_when_match_returns_a_match(cause):
     for call, facts in VARIANTS:
         assert cause.applies(call, facts) == (cause.match(call, facts) is not None), (
             f"{cause.id}: applies and match disagree on {call.origin} {call.error_code} {call.error_message[:80]!r} {facts}")
+        # The index leaves a cause out for other services' calls, or without facts: it must never fit them.
+        if cause.services is not None and call.service not in cause.services:
+            assert not cause.applies(call, facts), f"{cause.id} fits a {call.service} call"
+        if cause.needs_facts and facts is None:
+            assert not cause.applies(call, facts), f"{cause.id} fits without facts"
 
 
 def _classify_by_matching_every_candidate(call, facts=None):
-    """The classifier before applies(): match() on every candidate, the runners-up too."""
+    """The classifier before applies(): match() on every candidate of the error code, the runners-up too."""
     tried = candidates(call.error_code, call.denial.policy_type if call.denial is not None else None)
     matches = [(c, c.match(call, facts)) for c in tried]
     matches = [(c, m) for c, m in matches if m is not None]

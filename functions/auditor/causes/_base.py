@@ -92,6 +92,10 @@ class Cause:
     policy_types: Optional[frozenset[str]] = None
     #: Whether ``match`` would return a Match, decided cheaply (see the module's docstring).
     applies: Optional[Callable[[FailedCall, Optional[Facts]], bool]] = None
+    #: The services whose calls it can explain (index key; ``None``: any).
+    services: Optional[frozenset[str]] = None
+    #: It never fits without facts from enrichment (index key).
+    needs_facts: bool = False
 
     def __post_init__(self) -> None:
         if self.applies is None:
@@ -183,8 +187,9 @@ NO_RESOURCE_ACTIONS = frozenset({
 })
 
 
-def denied_resource_arn(call: FailedCall) -> str:
-    if denied_action(call) in NO_RESOURCE_ACTIONS or (call.denial and call.denial.resource == "*"):
+def denied_resource_arn(call: FailedCall, action: str = "") -> str:
+    """The resource to allow ``action`` (the denied action; computed when not given) on."""
+    if (action or denied_action(call)) in NO_RESOURCE_ACTIONS or (call.denial and call.denial.resource == "*"):
         return "*"
     if call.denial and call.denial.resource.startswith("arn:"):
         return call.denial.resource
@@ -207,15 +212,16 @@ _quote = json.encoder.encode_basestring_ascii  # what _ENCODER quotes every stri
 def _json(value) -> str:
     """``_ENCODER.encode(value)``, written out for what statements hold (strings, and dicts of
     them, nested): the encoder's own path costs more than the statement is long."""
-    if type(value) is str:
-        return _quote(value)
     if type(value) is dict:
-        parts = []
+        text, separator = "{", ""
         for key, item in value.items():
             if type(key) is not str:
                 return _ENCODER.encode(value)
-            parts.append(_quote(key) + ": " + _json(item))
-        return "{" + ", ".join(parts) + "}"
+            text += separator + _quote(key) + ": " + (_quote(item) if type(item) is str else _json(item))
+            separator = ", "
+        return text + "}"
+    if type(value) is str:
+        return _quote(value)
     return _ENCODER.encode(value)
 
 
@@ -227,8 +233,8 @@ def render(stmt: Optional[dict]) -> str:
 # ---------------------------------------------------------------------------------------------
 # Access-denied causes that IAM's message names by policy type
 # ---------------------------------------------------------------------------------------------
-def said(call: FailedCall) -> str:
-    """The message's own verdict, in its words."""
+def said(call: FailedCall, action: str = "") -> str:
+    """The message's own verdict, in its words (``action``: the denied action, when known)."""
     d = call.denial
     if call.error_code == "VpceAccessDenied":
         # A CloudTrail network activity event: the endpoint's owner sees it, in these fixed words,
@@ -241,7 +247,7 @@ def said(call: FailedCall) -> str:
     if d.explicit:
         text = f'the message says the call was denied "with an explicit deny in a {kind}"'
     else:
-        text = f'the message says "no {kind} allows the {denied_action(call)} action"'
+        text = f'the message says "no {kind} allows the {action or denied_action(call)} action"'
     return text + (f"; the denying policy is {d.policy_arn}" if d.policy_arn else "")
 
 
@@ -266,8 +272,9 @@ def by_policy_type(types: frozenset[str], explicit: Optional[bool] = None, fix: 
     def match(call: FailedCall, facts: Optional[Facts]) -> Optional[Match]:
         if not applies(call, facts):
             return None
-        policy = policy_statement(denied_action(call), denied_resource_arn(call)) if fix else None
-        return Match((said(call), f"denied action: {denied_action(call)}", who(call)), "high", policy)
+        action = denied_action(call)
+        policy = policy_statement(action, denied_resource_arn(call, action)) if fix else None
+        return Match((said(call, action), f"denied action: {action}", who(call)), "high", policy)
 
     return match
 

@@ -52,4 +52,5 @@ CAUSE = Cause(
     match=match,
     remediation=remediation,
     applies=applies,
+    needs_facts=True,
 )

@@ -67,4 +67,6 @@ CAUSE = Cause(
     match=match,
     remediation=remediation,
     applies=applies,
+    services=frozenset({"secretsmanager"}),
+    needs_facts=True,
 )

@@ -42,4 +42,5 @@ CAUSE = Cause(
     match=match,
     remediation=remediation,
     applies=applies,
+    services=frozenset({"secretsmanager"}),
 )

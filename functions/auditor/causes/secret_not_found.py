@@ -51,4 +51,5 @@ CAUSE = Cause(
     match=match,
     remediation=remediation,
     applies=applies,
+    services=frozenset({"secretsmanager"}),
 )

@@ -78,4 +78,5 @@ CAUSE = Cause(
     match=match,
     remediation=remediation,
     applies=applies,
+    services=frozenset({"secretsmanager"}),
 )

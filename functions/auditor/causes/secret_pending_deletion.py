@@ -54,4 +54,5 @@ CAUSE = Cause(
     match=match,
     remediation=remediation,
     applies=applies,
+    services=frozenset({"secretsmanager"}),
 )
