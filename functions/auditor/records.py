@@ -363,7 +363,11 @@ def _principal(ident: dict) -> Principal:
     invoked_by = v if type(v) is str and len(v) <= 256 and v.isascii() else "" if v is None else _text(v, 256)
     ctx = get("sessionContext")
     issuer = ctx.get("sessionIssuer") if type(ctx) is dict else None
-    issuer_arn = _text(issuer.get("arn"), 512) if type(issuer) is dict else ""
+    if type(issuer) is dict:
+        v = issuer.get("arn")
+        issuer_arn = v if type(v) is str and len(v) <= 512 and v.isascii() else "" if v is None else _text(v, 512)
+    else:
+        issuer_arn = ""
     temporary = kind in TEMPORARY_IDENTITY_TYPES or key.startswith("ASIA") or bool(issuer_arn)
     if not arn and kind == "AWSService":
         arn = invoked_by
@@ -403,7 +407,7 @@ def _resource(obj: dict, service: str, params: dict) -> tuple[str, str, str]:
                 resource = _text(extra.get("SecretId"), 512) or _text(extra.get("SecretArn"), 512)
         v = get("kmsKeyId")
         if v is not None:
-            kms_key_id = _text(v, 512)
+            kms_key_id = v if type(v) is str and len(v) <= 512 and v.isascii() else _text(v, 512)
     else:
         for name in _KMS_ID_FIELDS:
             v = get(name)
@@ -413,7 +417,9 @@ def _resource(obj: dict, service: str, params: dict) -> tuple[str, str, str]:
                     break
         ctx = get("encryptionContext")
         if type(ctx) is dict:
-            secret_arn = _text(ctx.get("SecretARN"), 512)
+            v = ctx.get("SecretARN")
+            if v is not None:
+                secret_arn = v if type(v) is str and len(v) <= 512 and v.isascii() else _text(v, 512)
     if not resource:
         resources = obj.get("resources")
         if type(resources) is list and resources and type(resources[0]) is dict:
