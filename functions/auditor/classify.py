@@ -17,19 +17,24 @@ from .records import FailedCall
 __all__ = ["classify", "classify_unknown", "candidates"]
 
 _WILDCARDS = tuple(c for c in CATALOG if c.error_codes is None)
-_INDEX: dict[tuple[str, Optional[str]], tuple[Cause, ...]] = {}
+_INDEX: dict[tuple[str, Optional[str], Optional[str], bool], tuple[Cause, ...]] = {}
 
 
-def candidates(error_code: str, policy_type: Optional[str] = None) -> tuple[Cause, ...]:
+def candidates(error_code: str, policy_type: Optional[str] = None, service: Optional[str] = None,
+               facts: bool = True) -> tuple[Cause, ...]:
     """Causes that could explain ``error_code`` (and the policy type an access-denied message
-    names, ``None`` when there is no such message), most specific first; memoised."""
-    key = (error_code, policy_type)
+    names, ``None`` when there is no such message) for a call to ``service`` (``None``: any), with
+    facts at hand or not (without, the causes that need them cannot fit), most specific first;
+    memoised."""
+    key = (error_code, policy_type, service, facts)
     found = _INDEX.get(key)
     if found is None:
         found = tuple(
             c for c in CATALOG
             if (c.error_codes is None or error_code in c.error_codes)
             and (c.policy_types is None or policy_type in c.policy_types)
+            and (service is None or c.services is None or service in c.services)
+            and (facts or not c.needs_facts)
         )
         if len(_INDEX) < 4096:  # bounded: error codes come from untrusted input
             _INDEX[key] = found
@@ -46,17 +51,24 @@ def classify_unknown(call: FailedCall, why: str) -> Finding:
 
 def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
     denial = call.denial
-    tried = candidates(call.error_code, denial.policy_type if denial is not None else None)
+    key = (call.error_code, denial.policy_type if denial is not None else None, call.service, facts is not None)
+    tried = _INDEX.get(key) or candidates(*key)
+    # Each candidate is asked the cheap question (applies); only the winner builds its evidence.
     for position, cause in enumerate(tried):
-        found = cause.match(call, facts)
-        if found is not None:
+        if cause.applies(call, facts):
             break
-    else:  # pragma: no cover - "unknown" always matches
+    else:  # pragma: no cover - "unknown" always applies
         raise AssertionError("the catalog has no catch-all cause")
+    found = cause.match(call, facts)
     evidence = found.evidence
-    runners_up = [c.id for c in tried[position + 1 :] if not c.fallback and c.match(call, facts) is not None]
+    runners_up = []  # the evidence names the first three more general causes that also fit
+    for other in tried[position + 1 :]:
+        if not other.fallback and other.applies(call, facts):
+            runners_up.append(other.id)
+            if len(runners_up) == 3:
+                break
     if runners_up:
-        evidence += (f"{cause.id} is more specific than {', '.join(runners_up[:3])}, which also fit",)
+        evidence += (f"{cause.id} is more specific than {', '.join(runners_up)}, which also fit",)
     if facts is not None and facts.notes:
         evidence += facts.notes
     return _finding(call, cause, found, evidence)

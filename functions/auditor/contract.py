@@ -116,6 +116,9 @@ class Status:
 # --------------------------------------------------------------------------------------------
 API_CALL = "AWS API Call via CloudTrail"
 SERVICE_EVENT = "AWS Service Event via CloudTrail"
+#: CloudTrail network activity events (calls through a VPC endpoint, logged for the endpoint's owner
+#: when the trail selects them): https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail.html
+NETWORK_ACTIVITY = "AWS Network Activity Event via CloudTrail"
 SCHEDULED_EVENT = "Scheduled Event"
 
 #: Secrets Manager service events that report a failure (they carry no errorCode).

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from .changes import CHANGE_ACTIONS, Change, parse_change
-from .contract import API_CALL, FAILURE_SERVICE_EVENTS as _FAILURE_SERVICE_EVENTS, SERVICE_EVENT
+from .contract import API_CALL, FAILURE_SERVICE_EVENTS as _FAILURE_SERVICE_EVENTS, NETWORK_ACTIVITY, SERVICE_EVENT
 
 __all__ = [
     "Change",
@@ -35,14 +35,16 @@ __all__ = [
 ]
 
 SERVICES = frozenset({"secretsmanager", "kms"})
-DETAIL_TYPES = frozenset({API_CALL, SERVICE_EVENT})
+DETAIL_TYPES = frozenset({API_CALL, SERVICE_EVENT, NETWORK_ACTIVITY})
 
 #: Secrets Manager service events that report a failure (no errorCode of their own).
 FAILURE_SERVICE_EVENTS = frozenset(_FAILURE_SERVICE_EVENTS)
 
-#: Error codes that mean "the authorization check said no".
+#: Error codes that mean "the authorization check said no". VpceAccessDenied: a CloudTrail network
+#: activity event of a call the VPC endpoint's policy refused (the only error code those events carry:
+#: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/logging-network-events-with-cloudtrail.html).
 ACCESS_DENIED_CODES = frozenset(
-    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation"}
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation", "VpceAccessDenied"}
 )
 
 TEMPORARY_IDENTITY_TYPES = frozenset({"AssumedRole", "FederatedUser", "WebIdentityUser", "SAMLUser"})
@@ -81,6 +83,12 @@ _TYPE_PHRASES = (
     ("session", "session"),
     ("vpc endpoint", "vpc endpoint"),
 )
+
+#: _TYPE_PHRASES by their first four characters (no two groups share them), in the same order.
+_PHRASES_BY_HEAD: dict[str, tuple[tuple[str, str], ...]] = {}
+for _phrase in _TYPE_PHRASES:
+    _PHRASES_BY_HEAD[_phrase[0][:4]] = _PHRASES_BY_HEAD.get(_phrase[0][:4], ()) + (_phrase,)
+del _phrase
 
 
 @dataclass(slots=True)
@@ -124,11 +132,19 @@ def parse_denial(message: str) -> Denial:
     else:
         at = message.find("ecause no ")
         if at >= 0:
-            policy_type = _policy_type(message[at + 10 : at + 60].lower())
+            text = message[at + 10 : at + 60].lower()
+            for phrase, canonical in _PHRASES_BY_HEAD.get(text[:4], ()):  # _policy_type(text), inline
+                if text.startswith(phrase):
+                    policy_type = canonical
+                    break
         elif "no resource-based policies allow" in message:
             # KMS, when it cannot tell which: "... because the resource does not exist in this Region,
             # no resource-based policies allow access, or a resource-based policy explicitly denies access"
             policy_type, hedged = "resource-based", True
+        elif "due to a VPC endpoint policy" in message:
+            # A network activity event: "The request was denied due to a VPC endpoint policy" (whether
+            # explicitly or for want of an Allow, it does not say; nor which action or resource).
+            policy_type = "vpc endpoint"
     action = resource = ""
     at = message.find("not authorized to perform")
     if at >= 0:
@@ -149,7 +165,7 @@ def _without_article(text: str) -> str:
 
 
 def _policy_type(text: str) -> str:
-    for phrase, canonical in _TYPE_PHRASES:
+    for phrase, canonical in _PHRASES_BY_HEAD.get(text[:4], ()):
         if text.startswith(phrase):
             return canonical
     return ""
@@ -305,18 +321,41 @@ def _texts(get, fields) -> list[str]:
             for name, limit in fields]
 
 
+# _failed_call, _principal and _resource run once per failure: each field is read and bounded
+# inline (the expression of _texts, unrolled), since a call or a loop per field costs more than
+# the check itself. The bounds are those of _CALL_FIELDS and _IDENTITY_FIELDS.
 def _failed_call(obj: dict, service: str, action: str, error_code: str, origin: str) -> FailedCall:
-    event_id, event_time, account, region, event_type, source_ip, user_agent, endpoint = _texts(obj.get, _CALL_FIELDS)
-    message = _text(obj.get("errorMessage"), MAX_MESSAGE)
-    ident = obj.get("userIdentity")
+    get = obj.get
+    v = get("eventID")
+    event_id = v if type(v) is str and len(v) <= 128 and v.isascii() else "" if v is None else _text(v, 128)
+    v = get("eventTime")
+    event_time = v if type(v) is str and len(v) <= 64 and v.isascii() else "" if v is None else _text(v, 64)
+    v = get("recipientAccountId")
+    account = v if type(v) is str and len(v) <= 64 and v.isascii() else "" if v is None else _text(v, 64)
+    v = get("awsRegion")
+    region = v if type(v) is str and len(v) <= 64 and v.isascii() else "" if v is None else _text(v, 64)
+    v = get("eventType")
+    event_type = v if type(v) is str and len(v) <= 64 and v.isascii() else "" if v is None else _text(v, 64)
+    v = get("sourceIPAddress")
+    source_ip = v if type(v) is str and len(v) <= 256 and v.isascii() else "" if v is None else _text(v, 256)
+    v = get("userAgent")
+    user_agent = v if type(v) is str and len(v) <= 512 and v.isascii() else "" if v is None else _text(v, 512)
+    v = get("vpcEndpointId")
+    endpoint = v if type(v) is str and len(v) <= 128 and v.isascii() else "" if v is None else _text(v, 128)
+    v = get("errorMessage")
+    message = v if type(v) is str and len(v) <= MAX_MESSAGE and v.isascii() else "" if v is None else _text(v, MAX_MESSAGE)
+    ident = get("userIdentity")
     principal = _principal(ident if type(ident) is dict else {})
-    params = obj.get("requestParameters")
-    params = params if type(params) is dict else {}
+    params = get("requestParameters")
+    if type(params) is not dict:
+        params = {}
     resource, secret_arn, kms_key_id = _resource(obj, service, params)
     denial = parse_denial(message) if error_code in ACCESS_DENIED_CODES else None
     if not resource and denial is not None:
         resource = denial.resource
     account = account or principal.account
+    if len(action) > 128 or not action.isascii():  # a non-empty str (parse_record checked)
+        action = _text(action, 128)
     if service == "kms":
         key_arn, rotation_step = _key_arn(obj, resource, account, region), False
     else:
@@ -325,7 +364,7 @@ def _failed_call(obj: dict, service: str, action: str, error_code: str, origin: 
         rotation_step = (params.get("versionStage") == "AWSPENDING" or action == "UpdateSecretVersionStage"
                          or (type(stages) is list and "AWSPENDING" in stages))
     return FailedCall(  # positional, in field order: this runs once per failure
-        event_id, event_time, account, region, service, _text(action, 128), event_type, error_code, message,
+        event_id, event_time, account, region, service, action, event_type, error_code, message,
         principal, source_ip, user_agent, endpoint, resource, secret_arn, kms_key_id, denial, origin, key_arn,
         rotation_step,
     )
@@ -353,10 +392,24 @@ def _key_arn(obj: dict, resource: str, account: str, region: str) -> str:
 
 
 def _principal(ident: dict) -> Principal:
-    kind, arn, key, account, invoked_by = _texts(ident.get, _IDENTITY_FIELDS)
-    ctx = ident.get("sessionContext")
+    get = ident.get
+    v = get("type")
+    kind = v if type(v) is str and len(v) <= 64 and v.isascii() else "" if v is None else _text(v, 64)
+    v = get("arn")
+    arn = v if type(v) is str and len(v) <= 512 and v.isascii() else "" if v is None else _text(v, 512)
+    v = get("accessKeyId")
+    key = v if type(v) is str and len(v) <= 128 and v.isascii() else "" if v is None else _text(v, 128)
+    v = get("accountId")
+    account = v if type(v) is str and len(v) <= 64 and v.isascii() else "" if v is None else _text(v, 64)
+    v = get("invokedBy")
+    invoked_by = v if type(v) is str and len(v) <= 256 and v.isascii() else "" if v is None else _text(v, 256)
+    ctx = get("sessionContext")
     issuer = ctx.get("sessionIssuer") if type(ctx) is dict else None
-    issuer_arn = _text(issuer.get("arn"), 512) if type(issuer) is dict else ""
+    if type(issuer) is dict:
+        v = issuer.get("arn")
+        issuer_arn = v if type(v) is str and len(v) <= 512 and v.isascii() else "" if v is None else _text(v, 512)
+    else:
+        issuer_arn = ""
     temporary = kind in TEMPORARY_IDENTITY_TYPES or key.startswith("ASIA") or bool(issuer_arn)
     if not arn and kind == "AWSService":
         arn = invoked_by
@@ -382,24 +435,33 @@ _KMS_ID_FIELDS = ("keyId", "destinationKeyId", "sourceKeyId", "targetKeyId", "al
 
 def _resource(obj: dict, service: str, params: dict) -> tuple[str, str, str]:
     resource = secret_arn = kms_key_id = ""
+    get = params.get
     if service == "secretsmanager":
         for name in _SM_ID_FIELDS:
-            resource = _text(params.get(name), 512)
-            if resource:
-                break
+            v = get(name)
+            if v is not None:
+                resource = v if type(v) is str and len(v) <= 512 and v.isascii() else _text(v, 512)
+                if resource:
+                    break
         if not resource:
             extra = obj.get("additionalEventData")
             if type(extra) is dict:
                 resource = _text(extra.get("SecretId"), 512) or _text(extra.get("SecretArn"), 512)
-        kms_key_id = _text(params.get("kmsKeyId"), 512)
+        v = get("kmsKeyId")
+        if v is not None:
+            kms_key_id = v if type(v) is str and len(v) <= 512 and v.isascii() else _text(v, 512)
     else:
         for name in _KMS_ID_FIELDS:
-            resource = _text(params.get(name), 512)
-            if resource:
-                break
-        ctx = params.get("encryptionContext")
+            v = get(name)
+            if v is not None:
+                resource = v if type(v) is str and len(v) <= 512 and v.isascii() else _text(v, 512)
+                if resource:
+                    break
+        ctx = get("encryptionContext")
         if type(ctx) is dict:
-            secret_arn = _text(ctx.get("SecretARN"), 512)
+            v = ctx.get("SecretARN")
+            if v is not None:
+                secret_arn = v if type(v) is str and len(v) <= 512 and v.isascii() else _text(v, 512)
     if not resource:
         resources = obj.get("resources")
         if type(resources) is list and resources and type(resources[0]) is dict:

@@ -19,11 +19,13 @@ N = 6_000
 
 @pytest.fixture(scope="module")
 def sample():
-    return bc.generate(N, seed=42, per_file=1_000)
+    # 12 files of 500: each file is one (account, region) draw, and 6 draws of weighted accounts leave
+    # fewer than 3 accounts for about 1 seed in 10, so any fixture added could tip a seed over.
+    return bc.generate(N, seed=42, per_file=500)
 
 
 def test_deterministic_for_a_seed_and_different_across_seeds(sample):
-    again = bc.generate(N, seed=42, per_file=1_000)
+    again = bc.generate(N, seed=42, per_file=500)
     assert again.lines == sample.lines and again.labels == sample.labels and again.files == sample.files
     other = bc.generate(N, seed=7, per_file=1_000)
     assert other.lines != sample.lines
@@ -78,7 +80,7 @@ def test_varied_but_repeating_like_a_real_stream(sample):
 
 
 def test_files_are_cloudtrail_like(sample):
-    assert len(sample.files) == N // 1_000
+    assert len(sample.files) == N // 500
     for name, first, end in sample.files:
         account, _, region = name.split("_")[:3]
         chunk = [json.loads(line) for line in sample.lines[first:end]]

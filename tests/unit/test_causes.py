@@ -6,15 +6,17 @@ README there); a ``.facts`` sidecar holds what enrichment would have found.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 from auditor.causes import BY_ID, CATALOG
-from auditor.classify import candidates, classify
-from auditor.facts import Facts
+from auditor.classify import _finding, candidates, classify
+from auditor.facts import Facts, KeyFacts, SecretFacts, SimulationFacts
 from auditor.records import FailedCall, parse_record
 
 from .conftest import FIXTURES, fixture_records
@@ -43,6 +45,55 @@ def test_catalog_has_exactly_the_architecture_cause_ids():
 def test_each_cause_is_a_complete_unit(cause):
     assert cause.title and cause.topic and cause.doc_url.startswith("https://docs.aws.amazon.com/")
     assert cause.severity in {"critical", "high", "medium", "low", "info"}
+
+
+CAUSES_DIR = Path(__file__).resolve().parents[2] / "functions" / "auditor" / "causes"
+CAUSE_MODULES = sorted(p for p in CAUSES_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+def _imports(path: Path):
+    """(line, what) for every import statement of a module, at any depth (a function's too)."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, 0, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            yield node.lineno, node.level, node.module or ""
+
+
+@pytest.mark.parametrize("path", CAUSE_MODULES, ids=lambda p: p.stem)
+def test_a_cause_imports_only_the_shared_helper_module_and_the_standard_library(path):
+    """Causes stay independent: what they share lives in causes/_base.py, and a cause imports
+    nothing else of the project (no other cause, no helper of another cause, not the parser)."""
+    wrong = []
+    for line, level, module in _imports(path):
+        if level == 1 and module == "_base":
+            continue
+        if level == 0 and (module == "__future__" or module.partition(".")[0] in sys.stdlib_module_names):
+            continue
+        wrong.append(f"line {line}: {'.' * level}{module}")
+    assert not wrong, f"{path.name} imports {wrong}; import shared helpers from ._base only"
+    assert "importlib" not in path.read_text() and "__import__" not in path.read_text()
+
+
+def test_the_import_check_catches_what_it_must():
+    bad = CAUSES_DIR.parent.parent.parent / "tests" / "unit" / "_probe_cause.py"
+    try:
+        for source in ("from ._denied import said\n", "from ..records import FailedCall\n", "from . import throttling\n",
+                       "import auditor.records\n", "def f():\n    from .throttling import match\n", "import boto3\n"):
+            bad.write_text(source)
+            with pytest.raises(AssertionError):
+                test_a_cause_imports_only_the_shared_helper_module_and_the_standard_library(bad)
+        bad.write_text("from __future__ import annotations\nimport re\nfrom ._base import Cause\n")
+        test_a_cause_imports_only_the_shared_helper_module_and_the_standard_library(bad)
+    finally:
+        bad.unlink(missing_ok=True)
+
+
+def test_every_cause_module_defines_a_cause_and_the_only_helper_module_is_base():
+    helpers = {p.stem for p in CAUSES_DIR.glob("_*.py")} - {"__init__"}
+    assert helpers == {"_base"}, f"shared helpers live in causes/_base.py only, found {sorted(helpers)}"
+    assert {p.stem for p in CAUSE_MODULES} == {c.id.replace(".", "_").replace("-", "_") for c in CATALOG}
 
 
 @pytest.mark.parametrize("cause", [c.id for c in CATALOG])
@@ -187,3 +238,237 @@ def test_actions_without_resource_level_permissions_get_a_star_resource():
     }
     found = classify(parse_record(record))
     assert found.policy == {"Effect": "Allow", "Action": "secretsmanager:ListSecrets", "Resource": "*"}
+
+
+# ------------------------------------------------------------------------------------------------
+# applies() is the cheap half of match(): they must agree, and classify() must give the finding a
+# classifier that calls match() on every candidate would give.
+# ------------------------------------------------------------------------------------------------
+FACT_VARIANTS = [None, Facts()] + [
+    Facts(key=KeyFacts(found=True, key_state=state, key_spec=spec, arn="arn:aws:kms:us-east-1:111122223333:key/k"))
+    for state in ("Enabled", "Disabled", "PendingDeletion", "PendingReplicaDeletion", "PendingImport", "Unavailable", "")
+    for spec in ("SYMMETRIC_DEFAULT", "RSA_2048")
+] + [
+    Facts(secret=SecretFacts(found=True, arn="arn:aws:secretsmanager:us-east-1:111122223333:secret:MySecret-abcdef-nutBrk",
+                             name="MySecret-abcdef", owning_service=owner, deleted_date=deleted,
+                             created_date="2026-11-23T14:04:30Z", kms_key_id="alias/app"))
+    for owner in ("", "rds") for deleted in ("", "2026-11-20T00:00:00Z")
+] + [
+    Facts(secret=SecretFacts(found=False)), Facts(secret=SecretFacts(error="AccessDeniedException")),
+    Facts(key=KeyFacts(error="AccessDeniedException")),
+    Facts(simulation=SimulationFacts(decision="implicitDeny", condition_keys=("aws:SourceIp",), allowed_without_context=True)),
+    Facts(simulation=SimulationFacts(decision="explicitDeny", allowed_without_context=False)),
+    Facts(simulation=SimulationFacts(error="AccessDenied")), Facts(notes=("DescribeSecret was not called",)),
+]
+
+
+def _variants(seed: int = 11, per_record: int = 12):
+    """Every fixture, then each with the error code and message of other fixtures (so every cause
+    meets texts written for the others), each with a few of FACT_VARIANTS."""
+    import random
+
+    rng = random.Random(seed)
+    texts = sorted({(r.get("errorCode"), r.get("errorMessage")) for _, _, r, _ in RECORDS if r.get("errorCode")}, key=str)
+    for _, path, record, facts in RECORDS:
+        records = [record] + [dict(record, errorCode=c, errorMessage=m) for c, m in rng.sample(texts, per_record)]
+        for variant in records:
+            call = parse_record(variant, path.name)
+            if isinstance(call, FailedCall):
+                yield call, Facts.from_dict(facts) if facts else None
+                for f in rng.sample(FACT_VARIANTS, 4):
+                    yield call, f
+
+
+VARIANTS = list(_variants())
+
+
+@pytest.mark.parametrize("cause", CATALOG, ids=lambda c: c.id)
+def test_applies_is_true_exactly_when_match_returns_a_match(cause):
+    assert len(VARIANTS) > 5000
+    for call, facts in VARIANTS:
+        assert cause.applies(call, facts) == (cause.match(call, facts) is not None), (
+            f"{cause.id}: applies and match disagree on {call.origin} {call.error_code} {call.error_message[:80]!r} {facts}")
+        # The index leaves a cause out for other services' calls, or without facts: it must never fit them.
+        if cause.services is not None and call.service not in cause.services:
+            assert not cause.applies(call, facts), f"{cause.id} fits a {call.service} call"
+        if cause.needs_facts and facts is None:
+            assert not cause.applies(call, facts), f"{cause.id} fits without facts"
+
+
+def _classify_by_matching_every_candidate(call, facts=None):
+    """The classifier before applies(): match() on every candidate of the error code, the runners-up too."""
+    tried = candidates(call.error_code, call.denial.policy_type if call.denial is not None else None)
+    matches = [(c, c.match(call, facts)) for c in tried]
+    matches = [(c, m) for c, m in matches if m is not None]
+    (cause, found), rest = matches[0], matches[1:]
+    evidence = found.evidence
+    runners_up = [c.id for c, _ in rest if not c.fallback]
+    if runners_up:
+        evidence += (f"{cause.id} is more specific than {', '.join(runners_up[:3])}, which also fit",)
+    if facts is not None and facts.notes:
+        evidence += facts.notes
+    return _finding(call, cause, found, evidence)
+
+
+def test_classify_gives_the_finding_that_matching_every_candidate_gives():
+    for call, facts in VARIANTS:
+        assert classify(call, facts).to_dict() == _classify_by_matching_every_candidate(call, facts).to_dict()
+
+
+# ------------------------------------------------------------------------------------------------
+# The shared helpers written out for speed say what the general code they replace says.
+# ------------------------------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON_VALUES = st.recursive(st.text() | st.integers() | st.none() | st.booleans(),
+                            lambda inner: st.dictionaries(st.text(), inner, max_size=4) | st.lists(inner, max_size=3),
+                            max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(), _JSON_VALUES, min_size=1, max_size=5))
+def test_render_prints_what_the_json_encoder_prints(stmt):
+    from auditor.causes._base import _ENCODER, render
+
+    assert render(stmt) == _ENCODER.encode(stmt) == json.dumps(stmt, separators=(", ", ": "))
+
+
+_TAIL = re.compile(r"-(?P<tail>[A-Za-z0-9]{6})$")
+_ARN_HEAD = st.sampled_from(["arn:aws:secretsmanager:us-east-2:111122223333:secret:", "arn:aws-cn:secretsmanager:::secret:",
+                             "arn:aws:kms:us-east-1:111122223333:key/", "arn::secretsmanager:x:y:secret:", "", "arn:"])
+_NAMES = st.text(alphabet=st.sampled_from("aB3-_/!é\n:xyzZ09"), max_size=14)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_ARN_HEAD, _NAMES)
+def test_split_secret_arn_is_the_regular_expressions_it_replaced(head, name):
+    from auditor.causes._base import _SECRET_ARN, split_secret_arn
+
+    resource = head + name
+    m = _SECRET_ARN.match(resource)
+    tail = _TAIL.search(m.group("name")) if m else None
+    assert split_secret_arn(resource) == ((m.group("name"), tail.group("tail")) if tail else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["arn:aws:iam::1:user/a", "arn:aws-us-gov:sts::1:x", "arn:aws-cn:kms:x", "arn:awsx:y",
+                                 "arn:aws:", "arn:aws", "", "prod/db", "arn:aws-Cn:x:", "arn:partition:x:"]), min_size=3, max_size=3))
+def test_partition_of_is_the_regular_expression_it_replaced(arns):
+    from types import SimpleNamespace
+
+    from auditor.causes._base import _ARN_PARTITION, partition_of
+
+    call = SimpleNamespace(principal=SimpleNamespace(arn=arns[0]), resource=arns[1], secret_arn=arns[2])
+    expected = next((m.group(1) for m in map(_ARN_PARTITION.match, arns) if m), "aws")
+    assert partition_of(call) == expected
+
+
+# ------------------------------------------------------------------------------------------------
+# Key states: the message names the state, whatever the exception (KMS key-state table)
+# ------------------------------------------------------------------------------------------------
+KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def _kms_failure(code, message, action="Decrypt", **extra):
+    record = {"eventSource": "kms.amazonaws.com", "eventName": action, "awsRegion": "us-east-1", "recipientAccountId": "111122223333",
+              "errorCode": code, "errorMessage": message, "requestParameters": {"keyId": KEY},
+              "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/app"}}
+    record.update(extra)
+    return parse_record(record)
+
+
+@pytest.mark.parametrize("code, message, cause, fix", [
+    ("DisabledException", f"{KEY} is disabled.", "kms.key-disabled", "aws kms enable-key"),  # [1]
+    ("DisabledException", f"{KEY} is pending deletion.", "kms.key-pending-deletion", "cancel-key-deletion"),  # [2]
+    ("DisabledException", f"{KEY} is pending replica deletion.", "kms.key-pending-deletion", "each replica"),  # [2]
+    ("KMSInvalidStateException", f"{KEY} is pending deletion.", "kms.key-pending-deletion", "cancel-key-deletion"),  # [3]
+    ("KMSInvalidStateException", f"{KEY} is pending replica deletion.", "kms.key-pending-deletion", "each replica"),  # [3]
+    ("KMSInvalidStateException", f"{KEY} is not pending deletion.", "validation", "rejected as invalid"),  # [4]
+    ("KMSInvalidStateException", f"{KEY} is pending import.", "kms.key-disabled", "import-key-material"),  # [5]
+    ("KMSInvalidStateException", f"{KEY} is unavailable.", "kms.key-disabled", "connect-custom-key-store"),  # [11]
+    ("KMSInvalidStateException", f"{KEY} is creating.", "kms.key-disabled", "ReplicateKey"),  # [14]
+    ("KMSInvalidStateException", f"{KEY} is updating.", "kms.key-disabled", "UpdatePrimaryRegion"),  # [15]
+    ("KeyUnavailableException", "The request was rejected because the specified KMS key is not available. You can retry the request.",
+     "kms.key-disabled", "retry with backoff"),
+])
+def test_the_state_the_message_names_decides_the_cause_and_its_fix(code, message, cause, fix):
+    found = classify(_kms_failure(code, message))
+    assert (found.cause, found.confidence) == (cause, "high"), found.evidence
+    assert fix in found.remediation
+    if code == "DisabledException" and cause != "kms.key-disabled":
+        assert any("the message decides, not the exception's name" in e for e in found.evidence)
+
+
+def test_secrets_manager_reports_the_key_state_in_its_own_errors():
+    def sm(code, message):
+        return classify(parse_record({
+            "eventSource": "secretsmanager.amazonaws.com", "eventName": "GetSecretValue", "awsRegion": "us-east-1",
+            "recipientAccountId": "111122223333", "errorCode": code, "errorMessage": message,
+            "requestParameters": {"secretId": "prod/db"}, "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/app"}}))
+    prefix = "Secrets Manager can't decrypt the protected secret text using the provided KMS key. "
+    assert sm("DecryptionFailure", prefix + f"{KEY} is pending deletion.").cause == "kms.key-pending-deletion"
+    assert sm("DecryptionFailure", prefix + f"{KEY} is creating.").cause == "kms.key-disabled"
+    assert sm("DecryptionFailure", prefix + "The external key store proxy is in an unhealthy state.").cause == "kms.key-disabled"
+    assert sm("DecryptionFailure", prefix.strip()).cause == "access-denied.kms-key"  # no state named: permission first
+    # A secret (not a key) scheduled for deletion: no KMS key-state cause is named beside it.
+    found = sm("InvalidRequestException", "You can't create this secret because a secret with this name is already scheduled for deletion.")
+    assert found.cause == "secret.pending-deletion" and not any("kms.key" in e for e in found.evidence), found.evidence
+
+
+XKS_EXTRA = {"additionalEventData": {"customKeyStoreId": "cks-9876543210fedcba9", "xksKeyId": "abc01234567890fe"}}
+
+
+@pytest.mark.parametrize("message, cause, fix", [
+    ("The external key store proxy rejected the request because it could not find the external key.", "kms.key-disabled", "re-associate"),
+    ("The external key store proxy rejected the request because the external key is not enabled in the external key manager.",
+     "kms.key-disabled", "Enable the external key"),
+    ("The external key store proxy rejected the request because it could not authenticate AWS KMS. Verify the credentials for your "
+     "external key store and update if necessary.", "kms.key-disabled", "--xks-proxy-authentication-credential"),
+    ("AWS KMS rejected the request because the external key store proxy did not respond in time. Retry the request.",
+     "kms.key-disabled", "did not answer within"),
+    ("The external key store proxy denied access to the operation. Verify that the user and the external key are both authorized "
+     "for this operation, and try the request again.", "kms.key-disabled", "authorization rules"),
+    ("KMS cannot communicate with your CloudHSM cluster", "kms.key-disabled", "CloudHSM cluster"),
+    ("The external key store proxy rejected the request because the specified ciphertext or additional authenticated data is "
+     "corrupted, missing, or otherwise invalid.", "kms.invalid-ciphertext", "exact same encryption context"),
+])
+def test_key_store_problems_behind_kms_invalid_state(message, cause, fix):
+    found = classify(_kms_failure("KMSInvalidStateException", message, **XKS_EXTRA))
+    assert found.cause == cause and fix in found.remediation, (found.cause, found.remediation)
+
+
+def test_describe_key_still_overrides_the_message_and_a_key_store_problem_leaves_the_key_enabled():
+    enabled = Facts(key=KeyFacts(found=True, key_state="Enabled"))
+    proxy = _kms_failure("KMSInvalidStateException", "The external key store proxy is in an unhealthy state.", **XKS_EXTRA)
+    assert classify(proxy, enabled).cause == "kms.key-disabled"
+    pending = Facts(key=KeyFacts(found=True, key_state="PendingDeletion"))
+    found = classify(_kms_failure("DisabledException", f"{KEY} is disabled."), pending)
+    assert found.cause == "kms.key-pending-deletion" and "DescribeKey: KeyState PendingDeletion" in found.evidence
+
+
+# ------------------------------------------------------------------------------------------------
+# CloudTrail network activity events: a call the VPC endpoint's policy denied
+# ------------------------------------------------------------------------------------------------
+def test_a_network_activity_event_is_a_vpc_endpoint_policy_denial_from_a_trail_file_or_eventbridge():
+    record = json.loads((FIXTURES / "access-denied.vpc-endpoint-policy" / "network-activity-doc-kms-listkeys-vpceaccessdenied.json").read_text())
+    envelope = {"version": "0", "id": "1", "detail-type": "AWS Network Activity Event via CloudTrail", "source": "aws.kms",
+                "account": "123456789012", "region": "us-east-1", "time": record["eventTime"], "resources": [], "detail": record}
+    for given in (record, envelope):
+        found = classify(parse_record(given))
+        assert (found.cause, found.confidence) == ("access-denied.vpc-endpoint-policy", "high")
+        assert found.evidence[0].startswith("CloudTrail network activity event for vpce-EXAMPLE08c1b6b9b7")
+        assert "caller: AWSAccount (no ARN in the record; account 777788889999)" in found.evidence
+        # The caller is another account than the endpoint's owner: the fix names the account, and says the policy may be right.
+        assert found.remediation.startswith("The caller is in account 777788889999, not in 123456789012")
+        assert '"Condition": {"StringEquals": {"aws:PrincipalAccount": "777788889999"}}' in found.remediation
+    same_account = json.loads((FIXTURES / "access-denied.vpc-endpoint-policy" /
+                               "network-activity-secretsmanager-getsecretvalue-vpceaccessdenied.json").read_text())
+    found = classify(parse_record(same_account))
+    assert found.remediation.startswith("The request went through vpce-0a1b2c3d4e5f6a7b8 for secretsmanager")
+    assert '"aws:PrincipalArn": "arn:aws:iam::123456789012:role/orders-api"' in found.remediation
+
+
+def test_a_successful_call_through_a_vpc_endpoint_is_no_finding():
+    record = json.loads((FIXTURES / "success" / "network-activity-doc-kms-listkeys-through-vpc-endpoint.json").read_text())
+    assert not isinstance(parse_record(record), FailedCall)

@@ -64,9 +64,19 @@ def test_record_is_one_well_formed_cloudtrail_record(path: Path):
     assert UUID.match(record["eventID"]), record["eventID"]
     assert re.fullmatch(r"\d{12}", record["recipientAccountId"])
     assert isinstance(record["userIdentity"], dict) and record["userIdentity"]
-    assert record.get("eventType") in {"AwsApiCall", "AwsServiceEvent"}
+    assert record.get("eventType") in {"AwsApiCall", "AwsServiceEvent", "AwsVpceEvent"}
 
     cause = path.parent.name
+    if record["eventType"] == "AwsVpceEvent":
+        # A CloudTrail network activity event (cloudtrail-events.html#cloudtrail-network-events): no request
+        # or response, the endpoint and its owner named; denied only by the endpoint's policy, in fixed words.
+        assert record["eventCategory"] == "NetworkActivity" and cause in {"success", "access-denied.vpc-endpoint-policy"}
+        assert record["vpcEndpointId"].startswith("vpce-") and re.fullmatch(r"\d{12}", record["vpcEndpointAccountId"])
+        assert "requestParameters" not in record and "responseElements" not in record
+        if cause != "success":
+            assert (record["errorCode"], record["errorMessage"]) == (
+                "VpceAccessDenied", "The request was denied due to a VPC endpoint policy")
+        return
     if cause == "success":
         assert "errorCode" not in record, "success/ holds no failed call"
         assert not record.get("errorMessage"), "success/ holds no failed service event"

@@ -5,16 +5,19 @@ It takes IAM policy simulation of the same call with and without the request's c
 (enrichment, behind a flag): allowed without the context, denied with it.
 """
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, who
-from ._denied import said
+from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, said, who
+
+
+def applies(call, facts):
+    sim = facts.simulation if facts else None
+    return (call.denial is not None and sim is not None and not sim.error and sim.allowed_without_context
+            and sim.decision in ("implicitDeny", "explicitDeny"))
 
 
 def match(call, facts):
-    sim = facts.simulation if facts else None
-    if call.denial is None or sim is None or sim.error:
+    if not applies(call, facts):
         return None
-    if not (sim.allowed_without_context and sim.decision in ("implicitDeny", "explicitDeny")):
-        return None
+    sim = facts.simulation
     keys = ", ".join(sim.condition_keys) or "a condition key"
     context = f"source IP {call.source_ip or '?'}, time {call.event_time or '?'}"
     evidence = [
@@ -48,4 +51,6 @@ CAUSE = Cause(
     error_codes=ACCESS_DENIED_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
+    needs_facts=True,
 )

@@ -1,9 +1,14 @@
 """An explicit Deny statement in an identity-based or resource-based policy."""
 
-from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, Match, denied_action, who
-from ._denied import by_policy_type
+from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, Match, by_policy_type, denied_action, who
 
 _TYPED = by_policy_type(frozenset({"identity-based", "resource-based"}), explicit=True)
+_TYPES = frozenset({"", "identity-based", "resource-based"})
+
+
+def applies(call, facts):
+    d = call.denial
+    return d is not None and d.explicit and d.policy_type in _TYPES
 
 
 def match(call, facts):
@@ -43,4 +48,5 @@ CAUSE = Cause(
     policy_types=frozenset({"identity-based", "resource-based", ""}),  # "": explicit, type not named
     match=match,
     remediation=remediation,
+    applies=applies,
 )

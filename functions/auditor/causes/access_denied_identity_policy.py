@@ -1,7 +1,6 @@
 """No identity-based policy of the caller allows the action (implicit deny)."""
 
-from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, render
-from ._denied import by_policy_type
+from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, by_policy_type, denied_by, render
 
 
 def remediation(call, m):
@@ -25,4 +24,5 @@ CAUSE = Cause(
     policy_types=frozenset({"identity-based"}),
     match=by_policy_type(frozenset({"identity-based"}), explicit=False, fix=True),
     remediation=remediation,
+    applies=denied_by(frozenset({"identity-based"}), explicit=False),
 )

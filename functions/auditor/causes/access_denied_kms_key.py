@@ -9,15 +9,18 @@ source ``secretsmanager.amazonaws.com``, or the ``SecretARN`` encryption context
 
 import re
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, key_arn, policy_statement, render, who
-from ._denied import said
+from ._base import ACCESS_DENIED_CODES, Cause, Match, key_arn, key_condition, policy_statement, render, said, who
 
 _KMS_TEXT = re.compile(r"access to kms is not allowed|\bkms\b.*\bnot allowed\b|customer master key|kms key", re.IGNORECASE)
 _WRITE_ACTIONS = frozenset({"CreateSecret", "PutSecretValue", "UpdateSecret", "RotateSecret", "ReplicateSecretToRegions"})
 _SM = "secretsmanager.amazonaws.com"
-#: Secrets Manager's DecryptionFailure/EncryptionFailure that names a key state is a key-state cause.
-_KEY_STATE_TEXT = re.compile(r"is disabled|pending (?:replica )?deletion|pending import|is unavailable|asymmetric", re.IGNORECASE)
 _SM_FAILURE_CODES = frozenset({"DecryptionFailure", "EncryptionFailure"})
+
+
+def _names_key_problem(call) -> bool:
+    """Secrets Manager's DecryptionFailure/EncryptionFailure naming the key's state, its key store's
+    problem or an asymmetric key is that key-state cause, not a permission."""
+    return bool(key_condition(call)) or "asymmetric" in call.error_message.lower()
 
 
 def _mentions_kms(message: str) -> bool:
@@ -36,6 +39,18 @@ def _for_secrets_manager(call) -> str:
     return ""
 
 
+def applies(call, facts):
+    if facts and facts.key and facts.key.found and facts.key.key_state not in ("", "Enabled"):
+        return False
+    d = call.denial
+    if call.service == "kms":
+        p = call.principal
+        return d is not None and bool(p.invoked_by == _SM or call.secret_arn or call.source_ip == _SM or call.user_agent == _SM)
+    if d is not None and (d.action.startswith("kms:") or _mentions_kms(call.error_message)):
+        return True
+    return call.error_code in _SM_FAILURE_CODES and not _names_key_problem(call)
+
+
 def match(call, facts):
     if facts and facts.key and facts.key.found and facts.key.key_state not in ("", "Enabled"):
         return None  # the key's state, not a permission, is the cause
@@ -52,7 +67,7 @@ def match(call, facts):
     if d is not None and (d.action.startswith("kms:") or _mentions_kms(call.error_message)):
         text = f'Secrets Manager says: "{call.error_message[:120]}"'
         return Match((text, who(call)), "high", _statement(call, _sm_key(call, facts), call.action))
-    if call.error_code in _SM_FAILURE_CODES and not _KEY_STATE_TEXT.search(call.error_message):
+    if call.error_code in _SM_FAILURE_CODES and not _names_key_problem(call):
         text = f"Secrets Manager could not use the secret's KMS key ({call.error_code})"
         why = "most often the caller lacks kms:Decrypt / kms:GenerateDataKey through Secrets Manager, or the key is not usable"
         return Match((text, why, who(call)), "medium", _statement(call, _sm_key(call, facts), call.action))
@@ -94,4 +109,5 @@ CAUSE = Cause(
     error_codes=ACCESS_DENIED_CODES | _SM_FAILURE_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
 )

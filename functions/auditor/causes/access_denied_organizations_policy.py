@@ -1,7 +1,6 @@
 """A service control policy or resource control policy of AWS Organizations denies the call."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, denied_action
-from ._denied import by_policy_type
+from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, denied_action
 
 
 def remediation(call, m):
@@ -26,4 +25,5 @@ CAUSE = Cause(
     policy_types=frozenset({"service control", "resource control"}),
     match=by_policy_type(frozenset({"service control", "resource control"})),
     remediation=remediation,
+    applies=denied_by(frozenset({"service control", "resource control"})),
 )

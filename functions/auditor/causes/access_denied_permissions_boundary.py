@@ -1,7 +1,6 @@
 """The caller's permissions boundary does not allow, or explicitly denies, the action."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, render
-from ._denied import by_policy_type
+from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, render
 
 
 def remediation(call, m):
@@ -24,4 +23,5 @@ CAUSE = Cause(
     policy_types=frozenset({"permissions boundary"}),
     match=by_policy_type(frozenset({"permissions boundary"}), fix=True),
     remediation=remediation,
+    applies=denied_by(frozenset({"permissions boundary"})),
 )

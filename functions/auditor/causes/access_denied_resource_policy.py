@@ -1,9 +1,9 @@
 """No resource-based policy (secret policy or key policy) allows the action (implicit deny)."""
 
-from ._base import IAM_DENIED_DOC, ACCESS_DENIED_CODES, Cause, Match, render
-from ._denied import by_policy_type
+from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, Match, by_policy_type, denied_by, render
 
 _NO_ALLOW = by_policy_type(frozenset({"resource-based"}), explicit=False, fix=True)
+applies = denied_by(frozenset({"resource-based"}), explicit=False)
 
 
 def _hedged(call) -> bool:
@@ -53,4 +53,5 @@ CAUSE = Cause(
     policy_types=frozenset({"resource-based"}),
     match=match,
     remediation=remediation,
+    applies=applies,
 )

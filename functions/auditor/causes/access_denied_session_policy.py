@@ -1,7 +1,6 @@
 """A session policy passed when the temporary credentials were issued limits the call."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, render
-from ._denied import by_policy_type
+from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, render
 
 
 def remediation(call, m):
@@ -24,4 +23,5 @@ CAUSE = Cause(
     policy_types=frozenset({"session"}),
     match=by_policy_type(frozenset({"session"}), fix=True),
     remediation=remediation,
+    applies=denied_by(frozenset({"session"})),
 )

@@ -1,12 +1,15 @@
 """Access denied to temporary credentials, and the message does not name the policy type."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, denied_resource_arn, policy_statement, render, who
-from ._denied import said
+from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, denied_resource_arn, policy_statement, render, said, who
+
+
+def applies(call, facts):
+    d = call.denial
+    return d is not None and not d.policy_type and call.principal.temporary
 
 
 def match(call, facts):
-    d = call.denial
-    if d is None or d.policy_type or not call.principal.temporary:
+    if not applies(call, facts):
         return None
     policy = policy_statement(denied_action(call), denied_resource_arn(call))
     return Match((said(call), who(call), f"denied action: {denied_action(call)}"), "medium", policy)
@@ -32,4 +35,5 @@ CAUSE = Cause(
     error_codes=ACCESS_DENIED_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
 )

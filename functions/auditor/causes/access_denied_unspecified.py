@@ -1,7 +1,10 @@
 """Access denied and nothing more is known: the message names no policy type."""
 
-from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, denied_action, denied_resource_arn, policy_statement, render, who
-from ._denied import said
+from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, denied_action, denied_resource_arn, policy_statement, render, said, who
+
+
+def applies(call, facts):
+    return call.denial is not None
 
 
 def match(call, facts):
@@ -32,4 +35,5 @@ CAUSE = Cause(
     match=match,
     remediation=remediation,
     fallback=True,
+    applies=applies,
 )

@@ -5,14 +5,14 @@ Secrets Manager is eventually consistent. The record alone cannot show this; Des
 the failed call.
 """
 
-from ..facts import parse_time
-from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match
+from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, parse_time
 
 _CODES = frozenset({"ResourceNotFoundException", "InvalidRequestException"}) | ACCESS_DENIED_CODES
 DEFAULT_WINDOW_SECONDS = 600
 
 
-def match(call, facts):
+def _change(call, facts):
+    """(what, when, seconds before the failure, window) of the change the call came too soon after, or None."""
     secret = facts.secret if facts else None
     if secret is None or not secret.found or call.service != "secretsmanager" or call.error_code not in _CODES:
         return None
@@ -26,13 +26,26 @@ def match(call, facts):
             continue
         gap = (failed - moment).total_seconds()
         if -5 <= gap <= window:
-            evidence = (
-                f"the secret exists now (DescribeSecret: {secret.arn or secret.name})",
-                f"it was {label} at {value}, {max(gap, 0):.0f} s before the failed call at {call.event_time} (window {window} s)",
-                f"the call failed with {call.error_code}",
-            )
-            return Match(evidence, "high" if gap <= 60 else "medium")
+            return label, value, gap, window
     return None
+
+
+def applies(call, facts):
+    return facts is not None and _change(call, facts) is not None
+
+
+def match(call, facts):
+    change = _change(call, facts) if facts is not None else None
+    if change is None:
+        return None
+    label, value, gap, window = change
+    secret = facts.secret
+    evidence = (
+        f"the secret exists now (DescribeSecret: {secret.arn or secret.name})",
+        f"it was {label} at {value}, {max(gap, 0):.0f} s before the failed call at {call.event_time} (window {window} s)",
+        f"the call failed with {call.error_code}",
+    )
+    return Match(evidence, "high" if gap <= 60 else "medium")
 
 
 def remediation(call, m):
@@ -53,4 +66,7 @@ CAUSE = Cause(
     error_codes=_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
+    services=frozenset({"secretsmanager"}),
+    needs_facts=True,
 )

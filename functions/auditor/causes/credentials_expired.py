@@ -8,6 +8,10 @@ _CODES = frozenset({"ExpiredToken", "ExpiredTokenException"})
 _TEXT = re.compile(r"security token included in the request is expired|token (?:has )?expired", re.IGNORECASE)
 
 
+def applies(call, facts):
+    return call.error_code in _CODES or ("xpired" in call.error_message and _TEXT.search(call.error_message) is not None)
+
+
 def match(call, facts):
     if call.error_code in _CODES:
         evidence = (f"error code {call.error_code}", who(call))
@@ -37,4 +41,5 @@ CAUSE = Cause(
     error_codes=_CODES | ACCESS_DENIED_CODES | {"UnrecognizedClientException", "InvalidClientTokenId"},
     match=match,
     remediation=remediation,
+    applies=applies,
 )

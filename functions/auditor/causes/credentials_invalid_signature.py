@@ -6,6 +6,14 @@ _SIGNATURE = frozenset({"SignatureDoesNotMatch", "IncompleteSignature", "Invalid
 _UNKNOWN_KEY = frozenset({"InvalidClientTokenId", "UnrecognizedClientException", "InvalidAccessKeyId", "AuthFailure"})
 _MISSING = frozenset({"MissingAuthenticationToken", "MissingAuthenticationTokenException"})
 _CLOCK = frozenset({"RequestExpired", "SignatureExpired"})
+_ANY = _SIGNATURE | _UNKNOWN_KEY | _MISSING | _CLOCK
+
+
+def applies(call, facts):
+    if call.error_code in _ANY:
+        return True
+    text = call.error_message.lower()
+    return "signature expired" in text or "request has expired" in text
 
 
 def match(call, facts):
@@ -42,7 +50,8 @@ CAUSE = Cause(
     topic='"Access denied" messages when sending requests to Secrets Manager',
     doc_url="https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-troubleshooting.html",
     precedence=21,
-    error_codes=_SIGNATURE | _UNKNOWN_KEY | _MISSING | _CLOCK,
+    error_codes=_ANY,
     match=match,
     remediation=remediation,
+    applies=applies,
 )

@@ -10,6 +10,16 @@ _CODES = frozenset({"InvalidKeyUsageException", "EncryptionFailure", "InvalidReq
 _SM = "secretsmanager.amazonaws.com"
 
 
+def applies(call, facts):
+    message = call.error_message
+    if ("symmetric" in message or "SYMMETRIC" in message) and _TEXT.search(message):
+        return True  # the third test of match (data key|cmk|kms key|symmetric) holds whenever "symmetric" is there
+    if call.service == "kms" and call.error_code == "InvalidKeyUsageException" and call.action.startswith("GenerateDataKey"):
+        return True
+    key = facts.key if facts else None
+    return call.error_code == "EncryptionFailure" and key is not None and key.found and key.key_spec not in ("", "SYMMETRIC_DEFAULT")
+
+
 def match(call, facts):
     key = facts.key if facts else None
     confirmed = key is not None and key.found and key.key_spec not in ("", "SYMMETRIC_DEFAULT")
@@ -48,4 +58,5 @@ CAUSE = Cause(
     error_codes=_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
 )

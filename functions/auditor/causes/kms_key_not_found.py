@@ -9,6 +9,12 @@ _SM_CODES = frozenset({"InvalidParameterException", "ValidationException", "Inva
 _SM_INVALID_KEY = ("invalid KMS key", "Invalid keyId")
 
 
+def applies(call, facts):
+    if call.service == "secretsmanager":
+        return call.error_code in _SM_CODES and any(p in call.error_message for p in _SM_INVALID_KEY)
+    return call.service == "kms" and call.error_code in ("NotFoundException", "NotFound")
+
+
 def match(call, facts):
     if call.service == "secretsmanager":
         if call.error_code in _SM_CODES and any(p in call.error_message for p in _SM_INVALID_KEY):
@@ -52,4 +58,5 @@ CAUSE = Cause(
     error_codes=frozenset({"NotFoundException", "NotFound"}) | _SM_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
 )

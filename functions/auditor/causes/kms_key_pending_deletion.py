@@ -1,26 +1,52 @@
-"""The KMS key is scheduled for deletion: every cryptographic operation with it fails."""
+"""The KMS key is scheduled for deletion: every cryptographic operation with it fails.
 
-import re
+The message decides, not the exception's name: KMS raises DisabledException for cryptographic
+operations on a key pending deletion ("<key ARN> is pending deletion.") and
+KMSInvalidStateException for the others (the key-state table's footnotes [2] and [3]). A
+multi-Region primary key waits in PendingReplicaDeletion until its replicas are deleted.
+"""
 
-from ._base import Cause
-from ._key_state import key_state_match
+from ._base import KEY_STATE_CODES, KEY_STATE_DOC, Cause, Match, described_key_state, key_condition, key_evidence
 
-_TEXT = re.compile(r"pending (?:replica )?deletion|scheduled for deletion", re.IGNORECASE)
-_CODES = frozenset({"KMSInvalidStateException", "KMSInvalidState"})
 _STATES = frozenset({"PendingDeletion", "PendingReplicaDeletion"})
 
 
+def _state(call, facts) -> tuple[str, str]:
+    """(the state to act on, the state the message names), or ("", "") when this cause does not apply."""
+    described = described_key_state(facts)
+    if described and described not in _STATES:
+        return "", ""  # DescribeKey says the key is in another state
+    named = key_condition(call)
+    if named in _STATES and (call.service == "secretsmanager" or call.error_code in KEY_STATE_CODES):
+        return named, named
+    if described:
+        return described, ""
+    return "", ""
+
+
+def applies(call, facts):
+    return bool(_state(call, facts)[0])
+
+
 def match(call, facts):
-    return key_state_match(call, facts, _TEXT, _STATES, _CODES, ("eletion", "ELETION"))
+    state, named = _state(call, facts)
+    if not state:
+        return None
+    return Match(key_evidence(call, named, described_key_state(facts)), "high", state=state)
 
 
 def remediation(call, m):
     key = call.resource or call.kms_key_id or "<key id>"
-    return (
-        f"Cancel the deletion now if anything still needs the key: aws kms cancel-key-deletion --key-id {key} and "
-        f"aws kms enable-key --key-id {key}. Once deleted, data encrypted under it (including secret versions) cannot "
-        "be recovered. Find who scheduled it in CloudTrail (ScheduleKeyDeletion)."
-    )
+    if m.state == "PendingReplicaDeletion":
+        first = (f"{key} is a multi-Region primary key scheduled for deletion, waiting for its replica keys to be deleted "
+                 "(PendingReplicaDeletion; it becomes PendingDeletion after them). If anything still needs it, cancel now: "
+                 f"aws kms cancel-key-deletion --key-id {key} in its Region, and the same for each replica scheduled for "
+                 f"deletion (aws kms describe-key shows MultiRegionConfiguration), then aws kms enable-key --key-id {key}.")
+    else:
+        first = (f"Cancel the deletion now if anything still needs the key: aws kms cancel-key-deletion --key-id {key} and "
+                 f"aws kms enable-key --key-id {key} (a cancelled key is Disabled until enabled).")
+    return first + (" Once deleted, data encrypted under it (including secret versions) cannot be recovered. Find who "
+                    "scheduled it in CloudTrail (ScheduleKeyDeletion).")
 
 
 CAUSE = Cause(
@@ -28,9 +54,10 @@ CAUSE = Cause(
     title="The KMS key is pending deletion",
     severity="critical",
     topic="Beyond the troubleshooting pages: KMS key state",
-    doc_url="https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html",
+    doc_url=KEY_STATE_DOC,
     precedence=83,
-    error_codes=_CODES | {"DecryptionFailure", "EncryptionFailure", "InvalidRequestException"},
+    error_codes=KEY_STATE_CODES | {"DecryptionFailure", "EncryptionFailure", "InvalidRequestException"},
     match=match,
     remediation=remediation,
+    applies=applies,
 )

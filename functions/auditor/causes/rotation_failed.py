@@ -1,11 +1,14 @@
 """Secrets Manager reported that a scheduled or requested rotation failed (a service event)."""
 
-from ..records import FAILURE_SERVICE_EVENTS
-from ._base import Cause, Match
+from ._base import FAILURE_SERVICE_EVENTS, Cause, Match
+
+
+def applies(call, facts):
+    return call.service == "secretsmanager" and call.action in FAILURE_SERVICE_EVENTS
 
 
 def match(call, facts):
-    if call.service != "secretsmanager" or call.action not in FAILURE_SERVICE_EVENTS:
+    if not applies(call, facts):
         return None
     what = {
         "RotationFailed": "rotation failed",
@@ -38,4 +41,6 @@ CAUSE = Cause(
     error_codes=FAILURE_SERVICE_EVENTS,
     match=match,
     remediation=remediation,
+    applies=applies,
+    services=frozenset({"secretsmanager"}),
 )

@@ -3,8 +3,12 @@
 from ._base import Cause, Match, who, split_secret_arn as split
 
 
+def applies(call, facts):
+    return call.service == "secretsmanager" and call.error_code == "ResourceNotFoundException"
+
+
 def match(call, facts):
-    if call.service != "secretsmanager" or call.error_code != "ResourceNotFoundException":
+    if not applies(call, facts):
         return None
     given = call.resource
     if not given:
@@ -46,4 +50,6 @@ CAUSE = Cause(
     error_codes=frozenset({"ResourceNotFoundException"}),
     match=match,
     remediation=remediation,
+    applies=applies,
+    services=frozenset({"secretsmanager"}),
 )

@@ -15,6 +15,20 @@ def looks_generated(tail: str) -> bool:
     return any(c.isupper() for c in tail)
 
 
+def applies(call, facts):
+    if call.service != "secretsmanager" or call.error_code != "ResourceNotFoundException":
+        return False
+    parts = split(call.resource)
+    if parts is None:
+        return False
+    secret = facts.secret if facts else None
+    if secret is not None and secret.found:
+        return secret.name == parts[0] and secret.arn != call.resource
+    if secret is not None and not secret.error:
+        return False
+    return not looks_generated(parts[1])
+
+
 def match(call, facts):
     if call.service != "secretsmanager" or call.error_code != "ResourceNotFoundException":
         return None
@@ -63,4 +77,6 @@ CAUSE = Cause(
     error_codes=frozenset({"ResourceNotFoundException"}),
     match=match,
     remediation=remediation,
+    applies=applies,
+    services=frozenset({"secretsmanager"}),
 )

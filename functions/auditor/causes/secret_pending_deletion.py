@@ -8,11 +8,23 @@ _TEXT = re.compile(r"marked for deletion|scheduled for deletion|marked deleted|p
 _CODES = frozenset({"InvalidRequestException", "ResourceNotFoundException", "ResourceExistsException"})
 
 
+def _says_deleted(message: str) -> bool:
+    # Every phrase of _TEXT holds "delet": a plain substring test first spares the regex on
+    # the messages that cannot match (nearly all of them).
+    return "elet" in message.lower() and _TEXT.search(message) is not None
+
+
+def applies(call, facts):
+    if call.service != "secretsmanager":
+        return False
+    return _says_deleted(call.error_message) or bool(facts and facts.secret and facts.secret.found and facts.secret.deleted_date)
+
+
 def match(call, facts):
     if call.service != "secretsmanager":
         return None
     deleted = facts.secret.deleted_date if facts and facts.secret and facts.secret.found else ""
-    if _TEXT.search(call.error_message):
+    if _says_deleted(call.error_message):
         evidence = [f'the message says: "{call.error_message[:140]}"']
     elif deleted:
         evidence = [f"{call.action} failed with {call.error_code}"]
@@ -41,4 +53,6 @@ CAUSE = Cause(
     error_codes=_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
+    services=frozenset({"secretsmanager"}),
 )

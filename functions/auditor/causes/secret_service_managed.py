@@ -37,6 +37,19 @@ def owning_service(call, facts) -> tuple[str, str]:
     return "", ""
 
 
+def applies(call, facts):
+    if call.service != "secretsmanager":
+        return False
+    if "anaged by" in call.error_message and _TEXT.search(call.error_message):
+        return True
+    if "!" not in call.resource and not (facts and facts.secret and facts.secret.owning_service):
+        return False
+    if call.error_code not in ("InvalidRequestException", "ValidationException"):
+        return False
+    service, source = owning_service(call, facts)
+    return bool(service) and source != "the error message"
+
+
 def match(call, facts):
     if call.service != "secretsmanager":
         return None
@@ -76,4 +89,6 @@ CAUSE = Cause(
     error_codes=_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
+    services=frozenset({"secretsmanager"}),
 )

@@ -6,6 +6,10 @@ _CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsExcepti
                     "ThrottledException", "SlowDown"})
 
 
+def applies(call, facts):
+    return call.error_code in _CODES
+
+
 def match(call, facts):
     if call.error_code not in _CODES:
         return None
@@ -32,4 +36,5 @@ CAUSE = Cause(
     error_codes=_CODES,
     match=match,
     remediation=remediation,
+    applies=applies,
 )

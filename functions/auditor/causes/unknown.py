@@ -3,6 +3,10 @@
 from ._base import Cause, Match, who
 
 
+def applies(call, facts):
+    return True
+
+
 def match(call, facts):
     text = f': "{call.error_message[:160]}"' if call.error_message else ""
     return Match((f"no cause in the catalog explains {call.error_code} on {call.service}:{call.action}{text}", who(call)), "low")
@@ -26,4 +30,5 @@ CAUSE = Cause(
     match=match,
     remediation=remediation,
     fallback=True,
+    applies=applies,
 )

@@ -1,6 +1,6 @@
 """The request itself was invalid: a parameter's value, a combination, or the resource's state."""
 
-from ._base import Cause, Match, who
+from ._base import Cause, Match, key_condition, who
 
 _CODES = frozenset({
     "ValidationException", "InvalidParameterException", "InvalidParameterValue", "InvalidParameterCombination",
@@ -11,11 +11,25 @@ _CODES = frozenset({
 })
 
 
+#: KMSInvalidStateException is a key state (kms.key-*) except when the request asks what the key's
+#: state does not allow: CancelKeyDeletion of a key that is not pending deletion (key-state table [4]).
+_KEY_STATE_MISMATCH = frozenset({"NotPendingDeletion"})
+
+
+def applies(call, facts):
+    if call.error_code in _CODES:
+        return True
+    return call.error_code == "KMSInvalidStateException" and key_condition(call) in _KEY_STATE_MISMATCH
+
+
 def match(call, facts):
-    if call.error_code not in _CODES:
+    if not applies(call, facts):
         return None
     text = f": {call.error_message[:160]}" if call.error_message else ""
-    return Match((f"{call.error_code} on {call.service}:{call.action}{text}", who(call)), "high")
+    evidence = (f"{call.error_code} on {call.service}:{call.action}{text}",)
+    if call.error_code == "KMSInvalidStateException":
+        evidence += ("the key is not pending deletion: there is no deletion to cancel (a key state, not a failure of the key)",)
+    return Match(evidence + (who(call),), "high")
 
 
 def remediation(call, m):
@@ -32,7 +46,8 @@ CAUSE = Cause(
     topic="Beyond the troubleshooting pages: request validation",
     doc_url="https://docs.aws.amazon.com/secretsmanager/latest/apireference/CommonErrors.html",
     precedence=91,
-    error_codes=_CODES,
+    error_codes=_CODES | {"KMSInvalidStateException"},
     match=match,
     remediation=remediation,
+    applies=applies,
 )
