@@ -72,13 +72,17 @@ class Log:
     FINDING = "finding"  # message of the one line per failure; field "finding" holds the finding JSON
     FIELD_FINDING = "finding"
     FIELD_OUTCOME = "outcome"  # grouped | opened | updated | joined | parked | retried | redelivered
+    GROUPED = "grouped"  # counted into an incident already open (or, without the table, into the batch's)
+    OPENED = "opened"  # opened an incident
+    UPDATED = "updated"  # counted into an open incident whose update was published
+    JOINED = "joined"  # the other half of a failure counted earlier (SM + KMS, rotation): not a failure of its own
     FIELD_INCIDENT_ID = "incident_id"  # on "finding" lines: the incident the failure was counted into
     RETRIED = "retried"  # the publish failed: SQS redelivers the record, which is logged again
     REDELIVERED = "redelivered"  # a record seen before (logged when it was first seen)
     PARKED = "parked"  # waiting for its partner record: logged again when it is counted
     #: Outcomes whose line is not (yet) a counted failure: the Findings metric skips them, and so
     #: do the dashboard's Logs Insights widgets, so that each failure is one line.
-    NOT_COUNTED = (RETRIED, REDELIVERED, PARKED)
+    NOT_COUNTED = (RETRIED, REDELIVERED, PARKED, JOINED)
     INCIDENT = "incident"  # message of one line per incident state change; field "incident"
     FIELD_INCIDENT = "incident"
     FIELD_STATUS = "status"  # on "incident" lines: opened | updated | resolved

@@ -48,6 +48,8 @@ class Metrics(Protocol):
 
     def seconds(self, name: str, value: float) -> None: ...
 
+    def gauge(self, name: str, value: int) -> None: ...
+
 
 @dataclass
 class Report:
@@ -171,14 +173,14 @@ class Pipeline:
         retried = self._publish(notices, report)
         every = failures + [h.failure for h in halves]
         for failure in every:
-            outcome, incident = outcomes.get(failure.event_id, ("grouped", failure.root.incident_id))
+            outcome, incident = outcomes.get(failure.event_id, (Log.GROUPED, failure.root.incident_id))
             if failure.event_id in retried:
                 outcome = Log.RETRIED
             for extra in failure.finding.joined:
-                outcomes.setdefault(extra.get("event_id", ""), ("joined", incident))
+                outcomes.setdefault(extra.get("event_id", ""), (Log.JOINED, incident))
             self.log.info(Log.FINDING, extra={Log.FIELD_FINDING: failure.finding.to_dict(), Log.FIELD_OUTCOME: outcome,
-                                              "incident_id": incident, "correlation_id": failure.finding.event_id})
-            if outcome not in (Log.RETRIED, "redelivered", "parked"):
+                                              Log.FIELD_INCIDENT_ID: incident, "correlation_id": failure.finding.event_id})
+            if outcome not in Log.NOT_COUNTED:
                 report.counts[("findings", failure.finding.service, failure.finding.cause)] += 1
 
     def _stateless(self, failures: list[Failure], now: float) -> tuple[list[Notice], dict]:

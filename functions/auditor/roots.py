@@ -1,7 +1,7 @@
 """Root causes: the thing that must change to fix a failure. Failures with the same root are
 one incident (one alert while it fails, one "resolved" when it stops).
 
-Each cause chooses its rule (``Cause.root`` in its module); the rules are here, with the
+Each cause names its rule (``root=roots.<rule>`` in its module); the rules are here, with the
 vocabulary they share:
 
 ================================  ==============================================================
@@ -41,7 +41,7 @@ from .changes import key_key, principal_key, secret_key
 from .facts import Facts
 from .records import FailedCall
 
-__all__ = ["Root", "RootRule", "root_of", "RULES"]
+__all__ = ["Root", "RootRule", "root_of"]
 
 ANY = None  # every topic
 
@@ -283,39 +283,6 @@ def _name(key: str) -> str:
     return key
 
 
-#: The rule of each cause. The cause modules name their rule (``Cause.root``); this table is
-#: the fallback for a cause that does not, so an unknown cause id still gets a root.
-RULES: dict[str, RootRule] = {
-    "access-denied.identity-policy": principal_permissions,
-    "access-denied.explicit-deny": by_denying_policy,
-    "access-denied.resource-policy": resource_policy,
-    "access-denied.organizations-policy": org_policy,
-    "access-denied.permissions-boundary": principal_permissions,
-    "access-denied.session-policy": principal_permissions,
-    "access-denied.vpc-endpoint-policy": vpc_endpoint,
-    "access-denied.kms-key": kms_key_access,
-    "access-denied.condition": principal_permissions,
-    "access-denied.temporary-credentials": principal_permissions,
-    "access-denied.unspecified": principal_permissions,
-    "credentials.expired": principal_credentials,
-    "credentials.invalid-signature": principal_credentials,
-    "consistency.not-yet-visible": secret_state,
-    "kms.asymmetric-key": key_spec,
-    "secret.partial-arn": secret_id,
-    "secret.service-managed": secret_owner,
-    "secret.not-found": secret_id,
-    "secret.pending-deletion": secret_state,
-    "kms.key-disabled": key_state,
-    "kms.key-pending-deletion": key_state,
-    "kms.key-not-found": key_id,
-    "kms.invalid-ciphertext": request,
-    "throttling": request_rate,
-    "validation": request,
-    "rotation.failed": rotation,
-    "unknown": unknown,
-}
-
-
 def root_of(cause: str, call: FailedCall, facts: Optional[Facts] = None) -> Root:
     """The root of a classified failure. A step of a rotation (the call names AWSPENDING) belongs
     to the rotation, whatever its own cause: fixing the rotation is what ends it."""
@@ -323,6 +290,5 @@ def root_of(cause: str, call: FailedCall, facts: Optional[Facts] = None) -> Root
         return rotation(call, facts)
     from .causes import BY_ID
 
-    cause_obj = BY_ID.get(cause)
-    rule = getattr(cause_obj, "root", None) or RULES.get(cause, unknown)
-    return rule(call, facts)
+    found = BY_ID.get(cause)
+    return (found.root if found is not None else unknown)(call, facts)

@@ -48,7 +48,7 @@ from typing import Any, Callable, Iterable, Optional
 from .aws import Breaker, error_code, fan_out
 from .aws import client as aws_client
 from .changes import Change
-from .contract import Status, Table
+from .contract import Log, Metric, Status, Table
 from .finding import Finding
 from .incidents import MAX_LISTED, Attribution, Failure, Incident, attribute, change_entries, dumps, epoch, remediation_for
 from .pairing import Half, join
@@ -231,7 +231,7 @@ class _Plan:
     failures: list[Failure]
     op: dict
     notice: Optional[Notice] = None
-    outcome: str = "grouped"
+    outcome: str = Log.GROUPED
 
 
 class State:
@@ -269,7 +269,7 @@ class State:
             for key in wanted:
                 changes_read[key] = _change_entries(state.pop("chg#" + key, None))
             self._remember_open(state, now)
-            extra, join_ops, outcomes, counts = self._resolve_halves(halves, state, now)
+            extra, join_ops, outcomes, counts, parked_pks = self._resolve_halves(halves, state, now)
             for failure in extra:
                 root, members = groups.setdefault(failure.root.key, (failure.root, []))
                 members.append(failure)
@@ -278,7 +278,7 @@ class State:
                 state.update(self.table.read(new_pks))
             plans = self._plan(groups, state, now, token, changes, changes_read)
             ops = [p.op for p in plans] + join_ops
-            ops += self._registry_ops(plans, counts)
+            ops += self._registry_ops(plans, parked_pks)
             if not ops:
                 applied.outcomes.update(outcomes)
                 applied.counts.update(counts)
@@ -295,7 +295,7 @@ class State:
                     if plan.notice is not None:
                         applied.notices.append(plan.notice)
                 break
-            applied.counts["StateRetries"] += 1
+            applied.counts[Metric.STATE_RETRIES] += 1
             _backoff(attempt)
         else:
             raise StateUnavailable(f"TransactWriteItems on {self.table.name}: still conflicting after {ATTEMPTS} attempts")
@@ -383,7 +383,7 @@ class State:
         incident = self._incident(pk, {**_as_item(values, principals, resources), "doc": _S(dumps(doc))}, status=OPEN)
         notice = Notice(Status.OPENED, incident, first.finding, pk, members,
                         release=self._releaser(pk, item, token))
-        return _Plan(pk, root, members, op, notice, "opened")
+        return _Plan(pk, root, members, op, notice, Log.OPENED)
 
     def _update(self, pk, root, members, item, now, token) -> _Plan:
         plan = self._count(pk, root, members, item, now, notify=True, token=token)
@@ -394,7 +394,7 @@ class State:
         incident = self._incident(pk, after, status=OPEN)
         plan.notice = Notice(Status.UPDATED, incident, members[-1].finding, pk, members,
                              release=self._update_releaser(pk, item, token), reason="failures continue")
-        plan.outcome = "updated"
+        plan.outcome = Log.UPDATED
         return plan
 
     def _count(self, pk, root, members, item, now, notify: bool = False, token: str = "") -> _Plan:
@@ -432,13 +432,14 @@ class State:
     def _open_ttl(self) -> int:
         return max(30 * 86400, 4 * self.quiet)
 
-    def _registry_ops(self, plans: list[_Plan], counts: Counter) -> list[dict]:
+    def _registry_ops(self, plans: list[_Plan], parked: set[str]) -> list[dict]:
+        """Adds the incidents this batch opens and the join items it parks a record in to the
+        registries the scheduled run walks."""
         ops = []
-        opened = [p.pk for p in plans if p.outcome == "opened"]
+        opened = [p.pk for p in plans if p.outcome == Log.OPENED]
         if opened:
             ops.append({"Update": {"TableName": self.table.name, "Key": {PK: _S(REGISTRY_OPEN)},
                                    "UpdateExpression": "ADD ids :ids", "ExpressionAttributeValues": {":ids": {"SS": opened}}}})
-        parked = counts.pop("_parked_pks", None)
         if parked:
             ops.append({"Update": {"TableName": self.table.name, "Key": {PK: _S(REGISTRY_PARKED)},
                                    "UpdateExpression": "ADD ids :ids", "ExpressionAttributeValues": {":ids": {"SS": sorted(parked)}}}})
@@ -465,7 +466,8 @@ class State:
 
     # ---- records that belong with a partner -------------------------------------------------
     def _resolve_halves(self, halves: list[Half], state: dict, now: float):
-        """Against what earlier batches left: (failures to count, join item writes, outcomes, counts)."""
+        """Against what earlier batches left: (failures to count, join item writes, outcomes, counts,
+        the join items a record now waits in)."""
         extra: list[Failure] = []
         ops: list[dict] = []
         outcomes: dict[str, tuple[str, str]] = {}
@@ -481,29 +483,29 @@ class State:
             known_ids = {e.get("event_id") for e in entries}
             for half in members:
                 if half.failure.event_id in known_ids:
-                    counts["RedeliveredEvents"] += 1
-                    outcomes[half.failure.event_id] = ("redelivered", "")
+                    counts[Metric.REDELIVERED_EVENTS] += 1
+                    outcomes[half.failure.event_id] = (Log.REDELIVERED, "")
                     continue
                 partner = _nearest(entries, half)
                 if partner is not None and partner["state"] == "counted":
                     partner["state"] = "done"
-                    counts["JoinedRecords"] += 1
-                    outcomes[half.failure.event_id] = ("joined", partner.get("incident", ""))
+                    counts[Metric.JOINED_RECORDS] += 1
+                    outcomes[half.failure.event_id] = (Log.JOINED, partner.get("incident", ""))
                     entries.append(_entry(half, "done", now))
                 elif partner is not None and partner["state"] == "parked":
                     waiting = _failure_from(partner)
                     partner["state"] = "done"
                     merged = join(waiting, half.failure, "sm") if half.side == "kms" else join(half.failure, waiting, half.side)
                     merged.keys = list(half.failure.keys)
-                    counts["JoinedRecords"] += 1
+                    counts[Metric.JOINED_RECORDS] += 1
                     extra.append(merged)
                     entries.append(_entry(half, "done", now, merged.root.incident_id))
                 elif half.failure.root.known:
                     extra.append(half.failure)
                     entries.append(_entry(half, "counted", now, half.failure.root.incident_id))
                 else:
-                    counts["ParkedRecords"] += 1
-                    outcomes[half.failure.event_id] = ("parked", "")
+                    counts[Metric.PARKED_RECORDS] += 1
+                    outcomes[half.failure.event_id] = (Log.PARKED, "")
                     entries.append(_entry(half, "parked", now, failure=half.failure))
                     parked_pks.add(pk)
                 known_ids.add(half.failure.event_id)
@@ -515,9 +517,7 @@ class State:
                 condition = "v = :oldv"
                 values[":oldv"] = _N(_n(item, "v"))
             ops.append(self._update_op(pk, f"SET doc = :doc, v = :v, {TTL} = :exp", condition, values))
-        if parked_pks:
-            counts["_parked_pks"] = parked_pks  # type: ignore[assignment]
-        return extra, ops, outcomes, counts
+        return extra, ops, outcomes, counts, parked_pks
 
     # ---- changes ------------------------------------------------------------------------------
     def _record_changes(self, changes: list[Change], now: float, applied: Applied) -> None:
@@ -547,7 +547,7 @@ class State:
                                 ExpressionAttributeNames={f"#d{i}": name for i, name in enumerate(drop)})
 
         fan_out(write, list(by_key.items()), workers=4)
-        applied.counts["ChangesRecorded"] += len(changes)
+        applied.counts[Metric.CHANGES_RECORDED] += len(changes)
 
     def _late_attribution(self, changes: list[Change], now: float, token: str, applied: Applied) -> list[Notice]:
         """A change that arrives after the incident it started opened (delivery is not ordered):
@@ -602,7 +602,7 @@ class State:
                 if finding is not None:
                     notices.append(Notice(Status.UPDATED, incident, finding, pk, [],
                                           release=self._update_releaser(pk, item, token), reason="change found"))
-                    applied.counts["LateAttributions"] += 1
+                    applied.counts[Metric.LATE_ATTRIBUTIONS] += 1
         return notices
 
     # ---- the scheduled run --------------------------------------------------------------------
@@ -633,7 +633,7 @@ class State:
                    {"Update": {"TableName": self.table.name, "Key": {PK: _S(REGISTRY_OPEN)},
                                "UpdateExpression": "DELETE ids :ids", "ExpressionAttributeValues": {":ids": {"SS": [pk]}}}}]
             if self.table.transact(ops) is not None:
-                applied.counts["StateRetries"] += 1
+                applied.counts[Metric.STATE_RETRIES] += 1
                 still_open += 1  # a failure arrived meanwhile, or another run resolved it
                 continue
             resolved = {**item, "status": _S(RESOLVED), "resolved_at": _N(now)}

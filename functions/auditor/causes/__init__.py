@@ -1,6 +1,7 @@
 """The cause catalog: every module in this package that defines ``CAUSE`` is one cause.
 
-Adding a cause means adding one module here and its fixtures under
+Adding a cause means adding one module here (its ``CAUSE``, whose ``root=`` picks one of
+``auditor.roots``' rules: the incident it counts into) and its fixtures under
 ``tests/fixtures/<cause-id>/``; nothing else is registered by hand. Modules whose name
 starts with ``_`` are shared helpers, not causes.
 """

@@ -13,6 +13,9 @@ code), a pure ``match(call, facts) -> Match | None`` and a ``remediation(call, m
 Match, without building the evidence. The classifier asks every candidate ``applies`` and
 only the winner ``match``; a cause without one gets ``match(...) is not None``. The two must
 agree on every call (tests/unit/test_causes.py checks them against each other).
+
+``root`` is the rule that names the root cause of a failure it explains (one of ``roots``'
+rules): failures with the same root are one incident (auditor.incidents).
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from .. import roots
 from ..facts import Facts, KeyFacts, SecretFacts, parse_time
 from ..records import ACCESS_DENIED_CODES, FAILURE_SERVICE_EVENTS, FailedCall
+from ..roots import RootRule
 
 __all__ = [
     "ACCESS_DENIED_CODES",
@@ -33,6 +38,7 @@ __all__ = [
     "KeyFacts",
     "SecretFacts",
     "parse_time",
+    "roots",
     "by_policy_type",
     "denied_by",
     "KEY_CONDITIONS",
@@ -86,6 +92,8 @@ class Cause:
     error_codes: Optional[frozenset[str]]
     match: Callable[[FailedCall, Optional[Facts]], Optional[Match]]
     remediation: Callable[[FailedCall, Match], str]
+    #: The rule naming the root cause (a rule of ``roots``): failures with the same root are one incident.
+    root: RootRule
     #: A catch-all for its error codes (it matches whenever they do): never named as "also fits".
     fallback: bool = False
     #: For causes that read IAM's access-denied message: the policy types it can name (index key).

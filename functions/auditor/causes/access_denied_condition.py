@@ -5,7 +5,7 @@ It takes IAM policy simulation of the same call with and without the request's c
 (enrichment, behind a flag): allowed without the context, denied with it.
 """
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, said, who
+from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, roots, said, who
 
 
 def applies(call, facts):
@@ -43,6 +43,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.condition",
+    root=roots.principal_permissions,
     title="Access denied: a policy condition (source IP, time of day, ...) was not met",
     severity="high",
     topic='"Access denied" messages when sending requests to Secrets Manager',

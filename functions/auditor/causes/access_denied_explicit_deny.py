@@ -1,6 +1,6 @@
 """An explicit Deny statement in an identity-based or resource-based policy."""
 
-from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, Match, by_policy_type, denied_action, who
+from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, Match, by_policy_type, denied_action, roots, who
 
 _TYPED = by_policy_type(frozenset({"identity-based", "resource-based"}), explicit=True)
 _TYPES = frozenset({"", "identity-based", "resource-based"})
@@ -39,6 +39,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.explicit-deny",
+    root=roots.by_denying_policy,
     title="Access denied: an explicit deny in an identity- or resource-based policy",
     severity="high",
     topic='"Access denied" messages when sending requests to Secrets Manager',

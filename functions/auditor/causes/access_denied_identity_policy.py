@@ -1,6 +1,6 @@
 """No identity-based policy of the caller allows the action (implicit deny)."""
 
-from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, by_policy_type, denied_by, render
+from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, by_policy_type, denied_by, render, roots
 
 
 def remediation(call, m):
@@ -15,6 +15,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.identity-policy",
+    root=roots.principal_permissions,
     title="Access denied: no identity-based policy allows the action",
     severity="high",
     topic='"Access denied" messages when sending requests to Secrets Manager',

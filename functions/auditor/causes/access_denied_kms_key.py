@@ -9,7 +9,7 @@ source ``secretsmanager.amazonaws.com``, or the ``SecretARN`` encryption context
 
 import re
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, key_arn, key_condition, policy_statement, render, said, who
+from ._base import ACCESS_DENIED_CODES, Cause, Match, key_arn, key_condition, policy_statement, render, roots, said, who
 
 _KMS_TEXT = re.compile(r"access to kms is not allowed|\bkms\b.*\bnot allowed\b|customer master key|kms key", re.IGNORECASE)
 _WRITE_ACTIONS = frozenset({"CreateSecret", "PutSecretValue", "UpdateSecret", "RotateSecret", "ReplicateSecretToRegions"})
@@ -101,6 +101,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.kms-key",
+    root=roots.kms_key_access,
     title="Access denied to the KMS key that protects the secret",
     severity="high",
     topic='"Access denied" messages when sending requests to Secrets Manager',

@@ -1,6 +1,6 @@
 """A service control policy or resource control policy of AWS Organizations denies the call."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, denied_action
+from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_action, denied_by, roots
 
 
 def remediation(call, m):
@@ -16,6 +16,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.organizations-policy",
+    root=roots.org_policy,
     title="Access denied: a service control policy or resource control policy",
     severity="high",
     topic='"Access denied" messages when sending requests to Secrets Manager',

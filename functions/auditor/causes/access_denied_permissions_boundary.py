@@ -1,6 +1,6 @@
 """The caller's permissions boundary does not allow, or explicitly denies, the action."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, render
+from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, render, roots
 
 
 def remediation(call, m):
@@ -14,6 +14,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.permissions-boundary",
+    root=roots.principal_permissions,
     title="Access denied: a permissions boundary",
     severity="high",
     topic='"Access denied" messages when sending requests to Secrets Manager',

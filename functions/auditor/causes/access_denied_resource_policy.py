@@ -1,6 +1,6 @@
 """No resource-based policy (secret policy or key policy) allows the action (implicit deny)."""
 
-from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, Match, by_policy_type, denied_by, render
+from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, Match, by_policy_type, denied_by, render, roots
 
 _NO_ALLOW = by_policy_type(frozenset({"resource-based"}), explicit=False, fix=True)
 applies = denied_by(frozenset({"resource-based"}), explicit=False)
@@ -44,6 +44,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.resource-policy",
+    root=roots.resource_policy,
     title="Access denied: no resource-based policy (secret or key policy) allows the action",
     severity="high",
     topic='"Access denied" messages when sending requests to Secrets Manager',

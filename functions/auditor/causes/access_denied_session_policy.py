@@ -1,6 +1,6 @@
 """A session policy passed when the temporary credentials were issued limits the call."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, render
+from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, render, roots
 
 
 def remediation(call, m):
@@ -14,6 +14,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.session-policy",
+    root=roots.principal_permissions,
     title="Access denied for temporary credentials: a session policy",
     severity="high",
     topic='"Access denied" for temporary security credentials',

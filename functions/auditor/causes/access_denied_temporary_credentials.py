@@ -1,6 +1,7 @@
 """Access denied to temporary credentials, and the message does not name the policy type."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, denied_resource_arn, policy_statement, render, said, who
+from ._base import (ACCESS_DENIED_CODES, Cause, Match, denied_action, denied_resource_arn, policy_statement, render,
+                    roots, said, who)
 
 
 def applies(call, facts):
@@ -27,6 +28,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.temporary-credentials",
+    root=roots.principal_permissions,
     title="Access denied for temporary credentials, policy type not stated",
     severity="high",
     topic='"Access denied" for temporary security credentials',

@@ -1,6 +1,7 @@
 """Access denied and nothing more is known: the message names no policy type."""
 
-from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, denied_action, denied_resource_arn, policy_statement, render, said, who
+from ._base import (ACCESS_DENIED_CODES, SM_DOC, Cause, Match, denied_action, denied_resource_arn, policy_statement,
+                    render, roots, said, who)
 
 
 def applies(call, facts):
@@ -26,6 +27,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.unspecified",
+    root=roots.principal_permissions,
     title="Access denied, nothing more is known",
     severity="high",
     topic='"Access denied" messages when sending requests to Secrets Manager',

@@ -7,7 +7,7 @@ request was denied due to a VPC endpoint policy"), the only record of a call the
 that would otherwise have been allowed: such calls are not logged as management events.
 """
 
-from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, render
+from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, render, roots
 
 
 def remediation(call, m):
@@ -33,6 +33,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.vpc-endpoint-policy",
+    root=roots.vpc_endpoint,
     title="Access denied: a VPC endpoint policy",
     severity="high",
     topic='"Access denied" messages when sending requests to Secrets Manager',

@@ -5,7 +5,7 @@ Secrets Manager is eventually consistent. The record alone cannot show this; Des
 the failed call.
 """
 
-from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, parse_time
+from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, parse_time, roots
 
 _CODES = frozenset({"ResourceNotFoundException", "InvalidRequestException"}) | ACCESS_DENIED_CODES
 DEFAULT_WINDOW_SECONDS = 600
@@ -58,6 +58,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="consistency.not-yet-visible",
+    root=roots.secret_state,
     title="The change was not yet visible (eventual consistency)",
     severity="low",
     topic="Changes I make aren't always immediately visible",

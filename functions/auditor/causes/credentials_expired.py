@@ -2,7 +2,7 @@
 
 import re
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, who
+from ._base import ACCESS_DENIED_CODES, Cause, Match, roots, who
 
 _CODES = frozenset({"ExpiredToken", "ExpiredTokenException"})
 _TEXT = re.compile(r"security token included in the request is expired|token (?:has )?expired", re.IGNORECASE)
@@ -33,6 +33,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="credentials.expired",
+    root=roots.principal_credentials,
     title="Temporary security credentials expired",
     severity="medium",
     topic='"Access denied" for temporary security credentials',

@@ -1,6 +1,6 @@
 """The request was not signed correctly, or its access key / token is unknown or invalid."""
 
-from ._base import Cause, Match, who
+from ._base import Cause, Match, roots, who
 
 _SIGNATURE = frozenset({"SignatureDoesNotMatch", "IncompleteSignature", "InvalidSignatureException", "InvalidSignature"})
 _UNKNOWN_KEY = frozenset({"InvalidClientTokenId", "UnrecognizedClientException", "InvalidAccessKeyId", "AuthFailure"})
@@ -45,6 +45,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="credentials.invalid-signature",
+    root=roots.principal_credentials,
     title="Request not signed correctly, or an unknown or invalid access key",
     severity="medium",
     topic='"Access denied" messages when sending requests to Secrets Manager',

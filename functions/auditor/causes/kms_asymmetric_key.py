@@ -2,7 +2,7 @@
 
 import re
 
-from ._base import SM_DOC, Cause, Match, who
+from ._base import SM_DOC, Cause, Match, roots, who
 
 _TEXT = re.compile(r"asymmetric", re.IGNORECASE)
 _CODES = frozenset({"InvalidKeyUsageException", "EncryptionFailure", "InvalidRequestException", "ValidationException",
@@ -50,6 +50,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="kms.asymmetric-key",
+    root=roots.key_spec,
     title="Cannot generate a data key with an asymmetric KMS key",
     severity="medium",
     topic="Cannot generate a data key with an asymmetric KMS key when creating a secret",

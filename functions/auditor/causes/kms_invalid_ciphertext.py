@@ -1,6 +1,6 @@
 """The ciphertext is not valid for this key: corrupted, truncated, or encrypted under another key or context."""
 
-from ._base import Cause, Match, who
+from ._base import Cause, Match, roots, who
 
 _CODES = frozenset({"InvalidCiphertextException", "IncorrectKeyException", "InvalidCiphertext"})
 #: A Decrypt with a key in an external key store reports a bad ciphertext or encryption context as
@@ -34,6 +34,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="kms.invalid-ciphertext",
+    root=roots.request,
     title="Invalid ciphertext, wrong key or wrong encryption context",
     severity="medium",
     topic="Beyond the troubleshooting pages: KMS input",

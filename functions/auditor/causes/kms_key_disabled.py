@@ -10,8 +10,8 @@ credentials, the external key missing or disabled, ...). A DisabledException who
 no state is a disabled key; a message naming a key pending deletion is kms.key-pending-deletion.
 """
 
-from ._base import (KEY_STATE_CODES, KEY_STATE_DOC, KEY_STORE_CONDITIONS, Cause, Match, described_key_state, key_condition,
-                    key_evidence)
+from ._base import (KEY_STATE_CODES, KEY_STATE_DOC, KEY_STORE_CONDITIONS, Cause, Match, described_key_state,
+                    key_condition, key_evidence, roots)
 
 _STATES = frozenset({"Disabled", "PendingImport", "Unavailable", "Creating", "Updating"})
 _ANY = _STATES | KEY_STORE_CONDITIONS
@@ -98,6 +98,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="kms.key-disabled",
+    root=roots.key_state,
     title="The KMS key is disabled or in an invalid state",
     severity="high",
     topic="Beyond the troubleshooting pages: KMS key state",

@@ -1,6 +1,6 @@
 """The KMS key (or alias) does not exist in this account and region."""
 
-from ._base import Cause, Match, who
+from ._base import Cause, Match, roots, who
 
 
 _SM_CODES = frozenset({"InvalidParameterException", "ValidationException", "InvalidRequestException"})
@@ -50,6 +50,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="kms.key-not-found",
+    root=roots.key_id,
     title="The KMS key does not exist",
     severity="high",
     topic="Beyond the troubleshooting pages: KMS key state",

@@ -6,7 +6,7 @@ KMSInvalidStateException for the others (the key-state table's footnotes [2] and
 multi-Region primary key waits in PendingReplicaDeletion until its replicas are deleted.
 """
 
-from ._base import KEY_STATE_CODES, KEY_STATE_DOC, Cause, Match, described_key_state, key_condition, key_evidence
+from ._base import KEY_STATE_CODES, KEY_STATE_DOC, Cause, Match, described_key_state, key_condition, key_evidence, roots
 
 _STATES = frozenset({"PendingDeletion", "PendingReplicaDeletion"})
 
@@ -51,6 +51,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="kms.key-pending-deletion",
+    root=roots.key_state,
     title="The KMS key is pending deletion",
     severity="critical",
     topic="Beyond the troubleshooting pages: KMS key state",

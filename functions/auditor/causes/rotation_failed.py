@@ -1,6 +1,6 @@
 """Secrets Manager reported that a scheduled or requested rotation failed (a service event)."""
 
-from ._base import FAILURE_SERVICE_EVENTS, Cause, Match
+from ._base import FAILURE_SERVICE_EVENTS, Cause, Match, roots
 
 
 def applies(call, facts):
@@ -33,6 +33,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="rotation.failed",
+    root=roots.rotation,
     title="Secret rotation failed",
     severity="high",
     topic="Troubleshoot AWS Secrets Manager rotation",

@@ -1,6 +1,6 @@
 """The secret does not exist (in this account and region), as far as the caller can see."""
 
-from ._base import Cause, Match, who, split_secret_arn as split
+from ._base import Cause, Match, roots, split_secret_arn as split, who
 
 
 def applies(call, facts):
@@ -42,6 +42,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="secret.not-found",
+    root=roots.secret_id,
     title="The secret does not exist",
     severity="medium",
     topic="Beyond the troubleshooting pages: the secret does not exist",

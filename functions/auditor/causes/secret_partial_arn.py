@@ -7,7 +7,7 @@ record alone this is a heuristic: the random suffix mixes upper and lower case, 
 with no upper-case letter is more likely part of the name. DescribeSecret by name confirms it.
 """
 
-from ._base import SM_DOC, Cause, Match, split_secret_arn as split, who
+from ._base import SM_DOC, Cause, Match, roots, split_secret_arn as split, who
 
 
 def looks_generated(tail: str) -> bool:
@@ -69,6 +69,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="secret.partial-arn",
+    root=roots.secret_id,
     title="Partial ARN of a secret whose name ends in a hyphen and six characters",
     severity="medium",
     topic="An AWS CLI or AWS SDK operation can't find my secret from a partial ARN",

@@ -2,7 +2,7 @@
 
 import re
 
-from ._base import Cause, Match, who
+from ._base import Cause, Match, roots, who
 
 _TEXT = re.compile(r"marked for deletion|scheduled for deletion|marked deleted|pending deletion|because it was deleted|was deleted", re.IGNORECASE)
 _CODES = frozenset({"InvalidRequestException", "ResourceNotFoundException", "ResourceExistsException"})
@@ -45,6 +45,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="secret.pending-deletion",
+    root=roots.secret_state,
     title="The secret is scheduled for deletion",
     severity="high",
     topic="Beyond the troubleshooting pages: a secret scheduled for deletion",

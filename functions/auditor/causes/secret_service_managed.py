@@ -2,7 +2,7 @@
 
 import re
 
-from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, who
+from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, roots, who
 
 _TEXT = re.compile(r"managed by (?:an? |the )?(?P<by>[\w .-]*?)(?:,|\.| and | service\b|$)", re.IGNORECASE)
 _ENDPOINT = re.compile(r"\b([a-z0-9-]+)\.amazonaws\.com\b")
@@ -81,6 +81,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="secret.service-managed",
+    root=roots.secret_owner,
     title="The secret is managed by another AWS service",
     severity="low",
     topic="This secret is managed by an AWS service, and you must use that service to update it",

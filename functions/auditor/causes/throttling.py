@@ -1,6 +1,6 @@
 """The request rate exceeded the service's quota."""
 
-from ._base import Cause, Match, who
+from ._base import Cause, Match, roots, who
 
 _CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
                     "ThrottledException", "SlowDown"})
@@ -28,6 +28,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="throttling",
+    root=roots.request_rate,
     title="Throttled: request rate above the quota",
     severity="medium",
     topic="Beyond the troubleshooting pages: quotas",

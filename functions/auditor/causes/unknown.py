@@ -1,6 +1,6 @@
 """An error no cause in the catalog explains: still a finding, so the catalog can grow."""
 
-from ._base import Cause, Match, who
+from ._base import Cause, Match, roots, who
 
 
 def applies(call, facts):
@@ -21,6 +21,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="unknown",
+    root=roots.unknown,
     title="Unclassified failure",
     severity="low",
     topic="No documented cause matched",

@@ -1,6 +1,6 @@
 """The request itself was invalid: a parameter's value, a combination, or the resource's state."""
 
-from ._base import Cause, Match, key_condition, who
+from ._base import Cause, Match, key_condition, roots, who
 
 _CODES = frozenset({
     "ValidationException", "InvalidParameterException", "InvalidParameterValue", "InvalidParameterCombination",
@@ -41,6 +41,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="validation",
+    root=roots.request,
     title="Invalid request",
     severity="low",
     topic="Beyond the troubleshooting pages: request validation",
