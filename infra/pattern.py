@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from auditor.contract import (API_CALL, AUDITED_SOURCES, CHANGE_EVENTS, FAILURE_SERVICE_EVENTS, GLOBAL_EVENT_SOURCES,
-                              SERVICE_EVENT)
+                              NETWORK_ACTIVITY, SERVICE_EVENT)
 
 DETECTION_PATTERN: dict[str, Any] = {
     "source": list(AUDITED_SOURCES),
@@ -28,6 +28,10 @@ DETECTION_PATTERN: dict[str, Any] = {
             "detail-type": [SERVICE_EVENT],
             "detail": {"eventSource": ["secretsmanager.amazonaws.com"], "eventName": list(FAILURE_SERVICE_EVENTS)},
         },
+        # Calls a VPC endpoint's policy refused, when the trail logs network activity events for
+        # these services (CloudTrail's only error code for them: VpceAccessDenied).
+        # https://docs.aws.amazon.com/awscloudtrail/latest/userguide/logging-network-events-with-cloudtrail.html
+        {"detail-type": [NETWORK_ACTIVITY], "detail": {"errorCode": [{"exists": True}]}},
     ],
 }
 

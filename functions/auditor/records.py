@@ -485,6 +485,10 @@ def _clip(value: Any, limit: int = 80) -> str:
     return repr(value[:limit])
 
 
+#: CloudTrail's eventType -> the detail-type EventBridge gives it.
+_DETAIL_TYPE_OF = {"AwsServiceEvent": SERVICE_EVENT, "AwsVpceEvent": NETWORK_ACTIVITY}
+
+
 def to_eventbridge(record: dict, event_id: str | None = None) -> dict:
     """Wrap a bare CloudTrail record the way EventBridge delivers it to a rule target."""
     import uuid
@@ -494,7 +498,7 @@ def to_eventbridge(record: dict, event_id: str | None = None) -> dict:
     return {
         "version": "0",
         "id": event_id or str(uuid.uuid4()),
-        "detail-type": SERVICE_EVENT if record.get("eventType") == "AwsServiceEvent" else API_CALL,
+        "detail-type": _DETAIL_TYPE_OF.get(record.get("eventType"), API_CALL) if type(record.get("eventType")) is str else API_CALL,
         "source": f"aws.{service}",
         "account": record.get("recipientAccountId", ""),
         "time": record.get("eventTime", ""),

@@ -141,7 +141,8 @@ def _key_root(kind: str, label: str, topics: frozenset[str]) -> RootRule:
         key = key_of(call, facts)
         if not key:
             secret = secret_of(call)
-            return Root(kind, f"key-of:{secret}", label.format(f"the KMS key of {_name(secret)}"),
+            whose = _name(secret) if secret else "a secret the record does not name"
+            return Root(kind, f"key-of:{secret}", label.format(f"the KMS key of {whose}"),
                         ((secret, _t("key"), 0),), known=False)
         return Root(kind, key, label.format(f"KMS {_name(key)}"), ((key, topics, 0), (key, ANY, 1)))
 

@@ -10,24 +10,36 @@ organization's failures is thousands to millions of small objects, not the recor
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
 from .changes import Change
 from .classify import classify
+from .finding import Finding
 from .incidents import Book, Failure, Incident
-from .pairing import half_of, pair
+from .pairing import Half, half_of, pair
 from .records import FailedCall
 from .roots import affected, root_of
 
-__all__ = ["Triage"]
+__all__ = ["Triage", "Unit", "unit_of"]
+
+#: What one record contributes: a failure, half of one (its partner may be in another file), or a change.
+Unit = Union[Failure, Half, Change]
+
+
+def unit_of(call: FailedCall, finding: Finding) -> Union[Failure, Half]:
+    """A classified failed call as the incidents count it (built where the record was read: a
+    CLI worker process hands back this, not the record)."""
+    failure = Failure(finding, root_of(finding.cause, call), [call.origin], [call.event_id],
+                      call.principal.identity_arn or call.principal.arn, affected(call))
+    return half_of(call, failure) or failure
 
 
 class Triage:
-    """Feed outcomes (FailedCall, Change; anything else is ignored), then ``incidents()``."""
+    """Feed outcomes (FailedCall, Change; anything else is ignored) or units, then ``incidents()``."""
 
     def __init__(self, quiet_seconds: int):
         self.book = Book(quiet_seconds)
-        self._halves = []
+        self._halves: list[Half] = []
         self._seen: set[str] = set()  # event ids: a record in two files of the input is one failure
         self.failures = 0
         self.changes = 0
@@ -35,24 +47,27 @@ class Triage:
     def add(self, outcome) -> None:
         kind = type(outcome)
         if kind is Change:
-            self.book.add_change(outcome)
-            self.changes += 1
+            self.take(outcome)
         elif kind is FailedCall:
-            self.add_failure(outcome, classify(outcome))
+            self.take(unit_of(outcome, classify(outcome)))
 
-    def add_failure(self, call: FailedCall, finding) -> None:
-        if call.event_id:
-            if call.event_id in self._seen:
+    def take(self, unit: Unit) -> None:
+        kind = type(unit)
+        if kind is Change:
+            self.book.add_change(unit)
+            self.changes += 1
+            return
+        failure = unit.failure if kind is Half else unit
+        event_id = failure.event_id
+        if event_id:
+            if event_id in self._seen:
                 return
-            self._seen.add(call.event_id)
+            self._seen.add(event_id)
         self.failures += 1
-        failure = Failure(finding, root_of(finding.cause, call), [call.origin], [call.event_id],
-                          call.principal.identity_arn or call.principal.arn, affected(call))
-        half = half_of(call, failure)
-        if half is None:
-            self.book.add_failure(failure)
+        if kind is Half:
+            self._halves.append(unit)
         else:
-            self._halves.append(half)
+            self.book.add_failure(unit)
 
     def incidents(self, now: Optional[float] = None) -> list[Incident]:
         """Every incident of the input, oldest first; ``now`` (epoch s) decides which are still

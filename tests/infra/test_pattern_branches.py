@@ -1,4 +1,4 @@
-"""The pattern's two branches ("$or"), from the synthesized template, on the default bus of a
+"""The pattern's branches ("$or"), from the synthesized template, on the default bus of a
 moto server: each branch matches only its own kind of event, so a rotation event without an
 error and an API call named like a rotation failure do not slip through the other branch.
 
@@ -53,6 +53,8 @@ MATCH = dict([
     variant("kms-decrypt-denied", eventSource="kms.amazonaws.com", eventName="Decrypt", errorCode="AccessDeniedException"),
     variant("sm-rotation-failed", eventName="RotationFailed", eventType="AwsServiceEvent", readOnly=None),
     variant("sm-rotation-abandoned", eventName="RotationAbandoned", eventType="AwsServiceEvent", readOnly=None),
+    variant("kms-vpce-denied", eventSource="kms.amazonaws.com", eventName="Decrypt", eventType="AwsVpceEvent",
+            eventCategory="NetworkActivity", errorCode="VpceAccessDenied", vpcEndpointId="vpce-0a1b2c3d4e5f67890"),
 ])
 NO_MATCH = dict([
     variant("sm-success"),
@@ -63,6 +65,9 @@ NO_MATCH = dict([
     variant("sm-service-event-with-error-code", eventName="RotationStarted", eventType="AwsServiceEvent", errorCode="InternalFailure"),
     variant("s3-denied", eventSource="s3.amazonaws.com", eventName="GetObject", errorCode="AccessDenied"),
     variant("iam-denied", eventSource="iam.amazonaws.com", eventName="GetRole", errorCode="AccessDenied"),
+    variant("sm-vpce-allowed", eventType="AwsVpceEvent", eventCategory="NetworkActivity", vpcEndpointId="vpce-0a1b2c3d4e5f67890"),
+    variant("s3-vpce-denied", eventSource="s3.amazonaws.com", eventName="GetObject", eventType="AwsVpceEvent",
+            eventCategory="NetworkActivity", errorCode="VpceAccessDenied"),
 ])
 
 

@@ -1,12 +1,13 @@
 """The command line: the Lambda's classifier over CloudTrail history, no AWS needed.
 
-    auditor classify PATH... [--format table|jsonl] [--jobs N] [--max-file-mb N]
+    auditor classify PATH... [--format table|jsonl] [--jobs N] [--max-file-mb N] [--incidents [--quiet-minutes N]]
     auditor classify s3://bucket/[prefix/] [--since 7d] [--until ...] [--accounts ...] [--regions ...]
     auditor classify athena-results.csv            (an Athena query's results: the ``record`` column)
     auditor lookup [--since 24h] [--until ...] [--regions us-east-1,eu-west-1]
     auditor causes [--format table|jsonl]
 
-Findings go to stdout; the summary, malformed records, unreadable inputs and progress go to
+Findings go to stdout (with ``--incidents``: the incidents they make, the changes of the same
+input attributed, once everything is read); the summary, malformed records, unreadable inputs and progress go to
 stderr. Exit status: 0 when every input was read, 2 when one could not be (the others are
 still processed), 1 on a usage error.
 
@@ -18,7 +19,7 @@ The package, by what changes together (data flows one way: source -> records -> 
     sources.py       local paths, stdin and streams, S3 objects, LookupEvents pages -> named inputs
     s3_trail.py      a trail bucket's layout: which prefixes to list, downloads in order
     lookup_events.py CloudTrail LookupEvents, paginated and rate limited
-    stages.py        one input's records -> parsed outcomes -> the stage (Classify) -> a Part
+    stages.py        one input's records -> parsed outcomes -> the stage (Classify, Incidents) -> a Part
     workers.py       that, for many inputs, in worker processes, in order
     output.py        table / JSON Lines on stdout; problems, progress and the summary on stderr
 """
@@ -32,6 +33,7 @@ import sys
 from typing import Iterable
 
 from ..aws import ACCOUNT_ID
+from ..config import DEFAULT_QUIET_SECONDS
 from ..documents import DEFAULT_LIMIT, MiB
 from .output import safe
 from .windows import UsageError
@@ -42,6 +44,9 @@ EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2
 MAX_JOBS = 256
 #: The largest --max-file-mb accepted (1 TiB): beyond any file this reads, within every buffer's range.
 MAX_FILE_MB = 1 << 20
+#: --quiet-minutes: the function's default INCIDENT_QUIET_SECONDS, in minutes.
+DEFAULT_QUIET_MINUTES = DEFAULT_QUIET_SECONDS // 60
+MAX_QUIET_MINUTES = 90 * 24 * 60
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,6 +75,25 @@ def _megabytes(text: str) -> float:
     if not (math.isfinite(value) and 0 < value <= MAX_FILE_MB):
         raise argparse.ArgumentTypeError(f"must be a positive number of MiB up to {MAX_FILE_MB}, not {text!r}")
     return value
+
+
+def _minutes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of minutes: {text!r}") from None
+    if not 1 <= value <= MAX_QUIET_MINUTES:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_QUIET_MINUTES} minutes, not {value}")
+    return value
+
+
+def _incident_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--incidents", action="store_true",
+                   help="group the failures into incidents (one per root cause, the change that started it found "
+                   "in the same input) and print those instead of one line per failure")
+    p.add_argument("--quiet-minutes", type=_minutes, default=DEFAULT_QUIET_MINUTES, metavar="N",
+                   help="with --incidents: an incident ends after N minutes without a failure of its root cause "
+                   "(default %(default)s, the function's default)")
 
 
 def _accounts(text: str) -> set[str]:
@@ -104,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="s3:// paths: ... and until (same forms; default: now, or the end of the date the URL names)")
     p.add_argument("--accounts", type=_accounts, help="s3:// paths: comma-separated account ids to read (default all)")
     p.add_argument("--regions", type=_regions, help="s3:// paths: comma-separated regions to read (default all)")
+    _incident_options(p)
     p.set_defaults(run="classify")
     lk = sub.add_parser("lookup", help="classify recent Secrets Manager and KMS events from CloudTrail LookupEvents")
     lk.add_argument("--since", default="24h", help="how far back (24h, 7d, an ISO time; LookupEvents keeps 90 days)")
@@ -113,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     lk.add_argument("--max-file-mb", type=_megabytes, default=DEFAULT_LIMIT / MiB, metavar="N",
                     help="read at most N MiB of events from one LookupEvents page (default %(default)g)")
     lk.add_argument("--quiet", action="store_true", help="no summary or progress on stderr")
+    _incident_options(lk)
     lk.set_defaults(run="lookup")
     c = sub.add_parser("causes", help="list the cause catalog")
     c.add_argument("--format", choices=("table", "jsonl"), default="table")

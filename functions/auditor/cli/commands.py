@@ -3,6 +3,7 @@
     classify PATH...      sources.local_inputs  -> stages.Classify -> output.Run
     classify s3://...     s3_trail (the window's day folders) -> sources.s3_objects -> the same
     lookup                lookup_events pages, regions in parallel -> sources.page -> the same
+    ... --incidents       the same sources -> stages.Incidents -> triage.Triage -> output.Run, at the end
     causes                the catalog
 
 Every argument is checked before anything is read (a bad one is a ``UsageError``: exit 1).
@@ -18,8 +19,8 @@ from typing import Optional
 
 from ..documents import LOG_SUFFIXES
 from . import lookup_events, s3_trail, sources, windows
-from .output import Part, Run
-from .stages import Classify, process
+from .output import ENCODE_ERRORS, INCIDENT_HEADER, RENDER_INCIDENT, TABLE_HEADER, Part, Run
+from .stages import Classify, Incidents, process
 from .workers import in_order
 
 __all__ = ["S3_DOWNLOADS", "S3_IN_FLIGHT", "cmd_causes", "cmd_classify", "cmd_lookup"]
@@ -44,9 +45,42 @@ def _encoding(stream) -> str:
     return getattr(stream, "encoding", None) or "utf-8"
 
 
-def _status(run: Run) -> int:
+def _status(run: Run, triage=None) -> int:
+    if triage is not None:
+        _incidents(run, triage)
     run.finish()
     return EXIT_UNREADABLE if run.unreadable else EXIT_OK
+
+
+def _stage_and_run(args, unit: str = "file(s)", expected: int = 0):
+    """(the stage, the run, the triage or None): findings as they come, or incidents at the end."""
+    if not args.incidents:
+        stage = Classify(args.format, _encoding(sys.stdout))
+        return stage, Run(args.format, args.quiet, sys.stdout, sys.stderr, expected=expected, unit=unit), None
+    from ..triage import Triage
+
+    triage = Triage(args.quiet_minutes * 60)
+
+    def collect(units: list) -> None:
+        for item in units:
+            triage.take(item)
+
+    run = Run(args.format, args.quiet, sys.stdout, sys.stderr, expected=expected, unit=unit,
+              header=INCIDENT_HEADER if args.format == "table" else TABLE_HEADER, collect=collect)
+    return Incidents(), run, triage
+
+
+def _incidents(run: Run, triage) -> None:
+    """The incidents of everything read, oldest first, and a line of totals on stderr."""
+    render, errors = RENDER_INCIDENT[run.fmt], ENCODE_ERRORS[run.fmt]
+    found = triage.incidents()
+    for incident in found:
+        run.write((render(incident) + "\n").encode(run.encoding, errors))
+    still = sum(1 for i in found if i.status == "open")
+    changes = sum(1 for i in found if i.attribution.change is not None)
+    run.note(f"{len(found)} incident(s) from {triage.failures} failed call(s), {still} still failing at the input's last "
+             f"failure, {changes} with the change that started it found among {triage.changes} change(s) read",
+             always=not run.quiet)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,18 +113,17 @@ def cmd_classify(args) -> int:
     windows.check_order(args.since, args.until)
     plans = [plan_s3(p, args) for p in args.paths if p.startswith("s3://")]
     limit = args.max_file_bytes
-    stage = Classify(args.format, _encoding(sys.stdout))
+    items = sources.local_inputs([p for p in args.paths if not p.startswith("s3://")])
+    stage, run, triage = _stage_and_run(args, expected=len(items))
     work = partial(process, stage=stage, limit=limit)
     error = partial(_failure, stage)
-    items = sources.local_inputs([p for p in args.paths if not p.startswith("s3://")])
-    run = Run(args.format, args.quiet, sys.stdout, sys.stderr, expected=len(items))
     files = sum(1 for i in items if type(i) is sources.LocalFile)
     jobs = min(args.jobs, files) if files > 1 else 1
     for part in in_order((sources.prepare(i, limit) for i in items), work, jobs, error, _weight, limit):
         run.emit(part)
     for plan in plans:
         _classify_s3(plan, args, run, work, error)
-    return _status(run)
+    return _status(run, triage)
 
 
 def _classify_s3(plan: S3Plan, args, run: Run, work, error) -> None:
@@ -155,8 +188,7 @@ def cmd_lookup(args) -> int:
 
         regions = [boto3.session.Session().region_name or "us-east-1"]
     limit = args.max_file_bytes
-    stage = Classify(args.format, _encoding(sys.stdout))
-    run = Run(args.format, args.quiet, sys.stdout, sys.stderr, unit="page(s)")
+    stage, run, triage = _stage_and_run(args, unit="page(s)")
     results: queue.Queue = queue.Queue(maxsize=64)
     done = object()
 
@@ -185,7 +217,7 @@ def cmd_lookup(args) -> int:
             running -= 1
         else:
             run.emit(item)
-    return _status(run)
+    return _status(run, triage)
 
 
 # ---------------------------------------------------------------------------------------------

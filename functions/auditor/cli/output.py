@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["ENCODE_ERRORS", "MAX_MALFORMED_SHOWN", "Part", "RENDER", "Run", "TABLE_HEADER", "Tally", "safe"]
+__all__ = ["ENCODE_ERRORS", "INCIDENT_HEADER", "MAX_MALFORMED_SHOWN", "Part", "RENDER", "RENDER_INCIDENT", "Run",
+           "TABLE_HEADER", "Tally", "safe"]
 
 MAX_MALFORMED_SHOWN = 20
 
@@ -57,6 +58,7 @@ class Part:
     lines: list = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
     text: bytes = b""
+    units: list = field(default_factory=list)  # --incidents: failures and changes, grouped at the end
 
     def seal(self, encoding: str = "utf-8", errors: str = "backslashreplace") -> "Part":
         if self.lines:
@@ -129,12 +131,51 @@ TABLE_HEADER = "  ".join(
 
 
 # ---------------------------------------------------------------------------------------------
+# stdout with --incidents: one line per incident, oldest first
+# ---------------------------------------------------------------------------------------------
+def render_incident_jsonl(incident) -> str:
+    import json
+
+    return json.dumps(incident.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def render_incident_table(incident) -> str:
+    change = incident.attribution.change
+    if change:
+        actor = change["actor"].rsplit(":", 1)[-1]
+        actor = actor.removeprefix("assumed-role/").removeprefix("user/")
+        started = f"{change['action']} by {actor}, {change['lead']} before"
+    else:
+        started = "-"
+    return "  ".join(
+        (
+            _clip(incident.status, 8).ljust(8),
+            _clip(incident.first_failure, 20).ljust(20),
+            _clip(incident.last_failure, 20).ljust(20),
+            str(incident.failures).rjust(8),
+            str(incident.principal_count).rjust(7),
+            _clip(incident.cause, 34).ljust(34),
+            _clip(incident.root.label, 70).ljust(70),
+            _clip(started, 80),
+        )
+    )
+
+
+RENDER_INCIDENT: dict[str, Callable] = {"jsonl": render_incident_jsonl, "table": render_incident_table}
+INCIDENT_HEADER = "  ".join(
+    ("STATUS".ljust(8), "FIRST FAILURE".ljust(20), "LAST FAILURE".ljust(20), "FAILURES", "CALLERS", "CAUSE".ljust(34),
+     "ROOT CAUSE".ljust(70), "STARTED BY")
+)
+
+
+# ---------------------------------------------------------------------------------------------
 # The run: findings as they come, problems as they happen, the summary at the end
 # ---------------------------------------------------------------------------------------------
 class Run:
     """Writes findings as they come, keeps the tally, shows progress on a terminal."""
 
-    def __init__(self, fmt: str, quiet: bool, out, err, expected: int = 0, unit: str = "file(s)"):
+    def __init__(self, fmt: str, quiet: bool, out, err, expected: int = 0, unit: str = "file(s)",
+                 header: str = TABLE_HEADER, collect: Callable[[list], None] | None = None):
         self.out, self.err = out, err
         self.sink = getattr(out, "buffer", None)  # sealed parts are bytes: written below the text layer
         self.encoding = getattr(out, "encoding", None) or "utf-8"
@@ -143,8 +184,10 @@ class Run:
         self.total, self.expected, self.done = Tally(), expected, 0
         self.started = time.monotonic()
         self.unit = unit
-        if fmt == "table":
-            self.write((TABLE_HEADER + "\n").encode(self.encoding, "backslashreplace"))
+        self.fmt = fmt
+        self.collect = collect  # --incidents: receives each part's units
+        if fmt == "table" and header:
+            self.write((header + "\n").encode(self.encoding, "backslashreplace"))
 
     def write(self, data: bytes) -> None:
         """Bytes to stdout, in order (the text layer is never written to, so never ahead of them)."""
@@ -167,6 +210,8 @@ class Run:
             part.seal(self.encoding)
         if part.text:
             self.write(part.text)
+        if part.units and self.collect is not None:
+            self.collect(part.units)
         self.total.merge(part.tally)
         self.done += counted
         for name, reason in part.tally.unreadable:

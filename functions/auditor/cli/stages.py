@@ -12,9 +12,9 @@ malformed record with its origin, and the input goes on.
 A stage sees every record's outcome *and* the record itself: a successful change (a key policy
 put, a key disabled, an SCP attached) is the outcome ``Change``, any other successful call
 ``Skipped("successful call")`` with its record right there. :class:`Classify` renders the
-findings and counts the rest as the summary always has; another stage (grouping the findings
-and the changes of the input into incidents) plugs in beside it with its own Part and output,
-the flow unchanged.
+findings and counts the rest as the summary always has; :class:`Incidents` (``--incidents``)
+hands back each classified failure and each change as a unit (``auditor.triage``) for the main
+process to group into incidents across every input, the flow unchanged.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from typing import Any, Callable, Iterator
 from ..classify import classify
 from ..documents import Unreadable, iter_documents
 from ..records import OTHER_SERVICE, SERVICES, SUCCESS, Change, FailedCall, Malformed, Outcome, Skipped, parse_record
+from ..triage import unit_of
 from .output import ENCODE_ERRORS, RENDER, Part
 from .sources import Events, Failed, describe, read
 
-__all__ = ["Classify", "LIMIT_HINT", "process"]
+__all__ = ["Classify", "Incidents", "LIMIT_HINT", "process"]
 
 #: Said after "larger than the N MiB limit".
 LIMIT_HINT = "raise it with --max-file-mb"
@@ -52,18 +53,47 @@ class Classify:
         return part.seal(self.encoding, ENCODE_ERRORS[self.fmt])
 
     def take(self, part: Part, origin: str, record: Any, outcome: Outcome) -> None:
+        if type(outcome) is FailedCall:
+            finding = classify(outcome)
+            part.tally.findings[finding.cause] += 1
+            part.lines.append(self.render(finding, outcome))
+        else:
+            _count(part, outcome)
+
+
+@dataclass(frozen=True)
+class Incidents:
+    """Failed calls -> classified failures, successful changes -> changes, handed back as units
+    (``auditor.triage.unit_of``): grouping needs every input, so it happens in the main process."""
+
+    def part(self) -> Part:
+        return Part()
+
+    def done(self, part: Part) -> Part:
+        return part
+
+    def take(self, part: Part, origin: str, record: Any, outcome: Outcome) -> None:
         kind = type(outcome)
         if kind is FailedCall:
             finding = classify(outcome)
             part.tally.findings[finding.cause] += 1
-            part.lines.append(self.render(finding, outcome))
-        elif kind is Skipped:
-            part.tally.skipped[outcome.reason] += 1
-        elif kind is Change:  # a successful change (an incident's evidence): counted as the call it is
-            ours = outcome.source.partition(".")[0] in SERVICES
-            part.tally.skipped[(SUCCESS if ours else OTHER_SERVICE).reason] += 1
-        else:
-            part.tally.add_malformed(outcome.origin, outcome.reason)
+            part.units.append(unit_of(outcome, finding))
+            return
+        if kind is Change:
+            part.units.append(outcome)
+        _count(part, outcome)
+
+
+def _count(part: Part, outcome: Outcome) -> None:
+    """What is not a finding, as the summary counts it."""
+    kind = type(outcome)
+    if kind is Skipped:
+        part.tally.skipped[outcome.reason] += 1
+    elif kind is Change:  # a successful change (an incident's evidence): counted as the call it is
+        ours = outcome.source.partition(".")[0] in SERVICES
+        part.tally.skipped[(SUCCESS if ours else OTHER_SERVICE).reason] += 1
+    else:
+        part.tally.add_malformed(outcome.origin, outcome.reason)
 
 
 def process(item, stage, limit: int) -> Part:
