@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from aws_cdk import aws_logs as logs
 
+from auditor.aws import ACCOUNT_ID
 from auditor.contract import GLOBAL_EVENTS_REGION
 
 #: Retention periods CloudWatch Logs accepts, in days -> the CDK enum member.
@@ -50,7 +51,6 @@ class Organization:
 
 
 _ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
-_ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _OU = re.compile(r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$")
 
@@ -83,12 +83,12 @@ def _organization(raw: Any) -> "Organization | None":
         raise ConfigError(f"context 'organization.callAs' is {call_as!r}: expected DELEGATED_ADMIN or SELF")
     org = Organization(
         id=field_("id", _ORG_ID, "an organization id like o-a1b2c3d4e5"),
-        audit_account=field_("auditAccount", _ACCOUNT, "a 12-digit account id"),
+        audit_account=field_("auditAccount", ACCOUNT_ID, "a 12-digit account id"),
         home_region=field_("homeRegion", _REGION, "a region name like us-east-1"),
         regions=list_("regions", _REGION, "region names"),
         organizational_units=list_("organizationalUnits", _OU, "OU ids (ou-xxxx-xxxxxxxx) or the root id (r-xxxx)"),
         call_as=call_as,
-        management_account=field_("managementAccount", _ACCOUNT, "a 12-digit account id") if "managementAccount" in value else None,
+        management_account=field_("managementAccount", ACCOUNT_ID, "a 12-digit account id") if "managementAccount" in value else None,
     )
     if org.management_account == org.audit_account and org.home_region == GLOBAL_EVENTS_REGION:
         raise ConfigError(f"context 'organization.managementAccount' is the audit account and 'homeRegion' is {GLOBAL_EVENTS_REGION}: "
@@ -221,6 +221,6 @@ def load(get: Callable[[str], Any]) -> AuditorConfig:
         findings_spike_threshold=_int("findingsSpikeThreshold", ctx("findingsSpikeThreshold", DEFAULTS.findings_spike_threshold), 1, 1_000_000),
         max_concurrency=_int("maxConcurrency", ctx("maxConcurrency", DEFAULTS.max_concurrency), 2, 1000),
         organization=organization,
-        account=_optional("account", ctx("account", None), _ACCOUNT, "a 12-digit account id"),
+        account=_optional("account", ctx("account", None), ACCOUNT_ID, "a 12-digit account id"),
         region=_optional("region", ctx("region", None), _REGION, "a region name like eu-west-1"),
     )
