@@ -57,14 +57,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {safe(message)}\n")
 
 
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_JOBS:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_JOBS}, not {value}")
-    return value
+def _whole(low: int, high: int, unit: str = ""):
+    """An argparse type: a whole number from ``low`` to ``high``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number{' of ' + unit if unit else ''}: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}{' ' + unit if unit else ''}, not {value}")
+        return value
+    return parse
+
+
+_jobs = _whole(1, MAX_JOBS)
+_minutes = _whole(1, MAX_QUIET_MINUTES, "minutes")
 
 
 def _megabytes(text: str) -> float:
@@ -74,16 +81,6 @@ def _megabytes(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not (math.isfinite(value) and 0 < value <= MAX_FILE_MB):
         raise argparse.ArgumentTypeError(f"must be a positive number of MiB up to {MAX_FILE_MB}, not {text!r}")
-    return value
-
-
-def _minutes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of minutes: {text!r}") from None
-    if not 1 <= value <= MAX_QUIET_MINUTES:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_QUIET_MINUTES} minutes, not {value}")
     return value
 
 
