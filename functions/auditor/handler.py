@@ -13,7 +13,7 @@ import json
 import os
 from typing import Optional
 
-import boto3  # noqa: F401 - every invocation publishes with it: load it at init, not on the first event
+import botocore.session  # noqa: F401 - every invocation publishes with it: load it at init, not on the first event
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 

@@ -3,7 +3,9 @@
 This module owns every read and write of it: which incident a batch's failures belong to,
 whether that opens, updates or only counts it, what changed before it, which records wait for
 their partner, and the scheduled resolution. It replaces the per-fingerprint windows: one
-place owns dedup and incident state.
+place owns dedup and incident state. Two parts live in modules of their own, imported only
+when needed (an event's cold start compiles neither): the scheduled run (auditor.sweep) and the
+recording of changes and their late naming (auditor.change_log).
 
 Items:
 
@@ -519,180 +521,24 @@ class State:
             ops.append(self._update_op(pk, f"SET doc = :doc, v = :v, {TTL} = :exp", condition, values))
         return extra, ops, outcomes, counts, parked_pks
 
-    # ---- changes ------------------------------------------------------------------------------
+    # ---- changes (recorded, and named late): auditor.change_log -------------------------------
     def _record_changes(self, changes: list[Change], now: float, applied: Applied) -> None:
-        by_key: dict[str, dict[str, dict]] = {}
-        for change in changes:
-            for key, entry in change_entries(change):
-                by_key.setdefault(key, {})[change.event_id or str(len(by_key))] = entry
-        expires = now + self.retention * 86400
+        from .change_log import record_changes  # only batches with changes need it
 
-        def write(item: tuple[str, dict[str, dict]]) -> None:
-            key, entries = item
-            # One attribute per change (``c#<event id>``): a redelivered change overwrites itself,
-            # and no map has to exist first. Pruned to the newest MAX_CHANGES.
-            names = {f"#e{i}": "c#" + event_id for i, event_id in enumerate(entries)}
-            values = {f":e{i}": _S(dumps(entry)) for i, entry in enumerate(entries.values())}
-            values[":exp"] = _N(expires)
-            sets = ", ".join(f"#e{i} = :e{i}" for i in range(len(entries)))
-            current = self.table.call("update_item", TableName=self.table.name, Key={PK: _S("chg#" + key)},
-                                      UpdateExpression=f"SET {sets}, {TTL} = :exp", ExpressionAttributeNames=names,
-                                      ExpressionAttributeValues=values, ReturnValues="ALL_NEW").get("Attributes", {})
-            stored = dict(_change_entries(current, keep_names=True))
-            if len(stored) > MAX_CHANGES:
-                oldest = sorted(stored, key=lambda name: stored[name].get("event_time", ""))
-                drop = oldest[: len(stored) - MAX_CHANGES]
-                self.table.call("update_item", TableName=self.table.name, Key={PK: _S("chg#" + key)},
-                                UpdateExpression="REMOVE " + ", ".join(f"#d{i}" for i in range(len(drop))),
-                                ExpressionAttributeNames={f"#d{i}": name for i, name in enumerate(drop)})
-
-        fan_out(write, list(by_key.items()), workers=4)
-        applied.counts[Metric.CHANGES_RECORDED] += len(changes)
+        record_changes(self, changes, now, applied)
 
     def _late_attribution(self, changes: list[Change], now: float, token: str, applied: Applied) -> list[Notice]:
-        """A change that arrives after the incident it started opened (delivery is not ordered):
-        the incident names it in an update; a change after the first failure is kept as a later
-        change (a fix, perhaps), shown when it resolves."""
-        registry = self.table.read([REGISTRY_OPEN]).get(REGISTRY_OPEN)
-        open_pks = _ss(registry, "ids")
-        if not open_pks:
-            return []
-        entries = [e for change in changes for e in change_entries(change)]
-        notices = []
-        for pk, item in self.table.read(open_pks).items():
-            if _s(item, "status") != OPEN:
-                continue
-            doc = _doc(item)
-            root = _root(doc.get("root", {}))
-            first = _s(item, "first_failure")
-            mine = [(k, c) for k, c in entries if any(k == s[0] and (s[1] is None or c.get("topic") in s[1]) for s in root.searches)]
-            if not mine:
-                continue
-            before = [(k, c) for k, c in mine if (epoch(c.get("event_time", "")) or 0) <= (epoch(first) or 0)]
-            later = [c for k, c in mine if (k, c) not in before]
-            current = (doc.get("attribution") or {}).get("change")
-            found = attribute(root, first, before + ([("", current)] if current else []), self.retention) if before else None
-            improved = found is not None and found.change is not None and (
-                current is None or found.change.get("event_id") != current.get("event_id"))
-            if not improved and not later:
-                continue
-            if improved:
-                doc["attribution"] = found.to_dict()
-                finding = _finding_from(doc.get("finding", {}))
-                if finding is not None:
-                    doc["remediation"] = remediation_for(root, finding, found)
-            doc["later"] = (doc.get("later", []) + [{k: c.get(k) for k in ("event_id", "event_time", "action", "actor", "summary")}
-                                                    for c in later])[-5:]
-            values = {":doc": _S(dumps(doc)), ":open": _S(OPEN), ":seq": _N(_n(item, "seq"))}
-            expression = "SET doc = :doc"
-            if improved:
-                values.update({":now": _N(now), ":claim": _S(token)})
-                expression += ", last_notified = :now, claim = :claim"
-            try:
-                self.table.call("update_item", TableName=self.table.name, Key={PK: _S(pk)}, UpdateExpression=expression,
-                                ConditionExpression="#status = :open AND seq = :seq",
-                                ExpressionAttributeNames={"#status": "status"}, ExpressionAttributeValues=values)
-            except StateUnavailable:
-                raise
-            except Exception:  # noqa: BLE001 - ConditionalCheckFailed: it resolved or reopened meanwhile
-                continue
-            if improved:
-                incident = self._incident(pk, {**item, "doc": _S(dumps(doc))}, status=OPEN)
-                finding = _finding_from(doc.get("finding", {}))
-                if finding is not None:
-                    notices.append(Notice(Status.UPDATED, incident, finding, pk, [],
-                                          release=self._update_releaser(pk, item, token), reason="change found"))
-                    applied.counts[Metric.LATE_ATTRIBUTIONS] += 1
-        return notices
+        from .change_log import late_attribution
 
-    # ---- the scheduled run --------------------------------------------------------------------
+        return late_attribution(self, changes, now, token, applied)
+
+    # ---- the scheduled run: auditor.sweep -----------------------------------------------------
     def sweep(self, now: float) -> tuple[list[Failure], Applied]:
-        """Records that waited long enough for their partner (processed alone now), and the
-        open incidents quiet for ``quiet`` seconds (resolved). Returns the waiting failures (the
-        caller counts them through ``apply``) and what resolving did."""
-        applied = Applied()
-        token = uuid.uuid4().hex[:16]
-        registries = self.table.read([REGISTRY_OPEN, REGISTRY_PARKED])
-        waiting = self._unpark(_ss(registries.get(REGISTRY_PARKED), "ids"), now)
-        open_pks = _ss(registries.get(REGISTRY_OPEN), "ids")
-        items = self.table.read(open_pks) if open_pks else {}
-        stale, still_open = [], 0
-        for pk, item in items.items():
-            if _s(item, "status") != OPEN:
-                stale.append(pk)
-                continue
-            if now - _n(item, "last_arrival") < self.quiet:
-                still_open += 1
-                continue
-            values = {":resolved": _S(RESOLVED), ":open": _S(OPEN), ":seq": _N(_n(item, "seq")), ":now": _N(now),
-                      ":claim": _S(token), ":la": _N(_n(item, "last_arrival")), ":exp": _N(now + self.retention * 86400),
-                      ":ids": {"SS": [pk]}}
-            ops = [self._update_op(pk, f"SET #status = :resolved, resolved_at = :now, claim = :claim, {TTL} = :exp",
-                                   "#status = :open AND seq = :seq AND last_arrival = :la",
-                                   {k: v for k, v in values.items() if k != ":ids"}),
-                   {"Update": {"TableName": self.table.name, "Key": {PK: _S(REGISTRY_OPEN)},
-                               "UpdateExpression": "DELETE ids :ids", "ExpressionAttributeValues": {":ids": {"SS": [pk]}}}}]
-            if self.table.transact(ops) is not None:
-                applied.counts[Metric.STATE_RETRIES] += 1
-                still_open += 1  # a failure arrived meanwhile, or another run resolved it
-                continue
-            resolved = {**item, "status": _S(RESOLVED), "resolved_at": _N(now)}
-            incident = self._incident(pk, resolved, status=RESOLVED)
-            finding = _finding_from(_doc(item).get("finding", {}))
-            if finding is None:
-                continue
-            applied.notices.append(Notice(Status.RESOLVED, incident, finding, pk, [],
-                                          release=self._resolve_releaser(pk, token)))
-            applied.resolved_seconds.append(now - _n(item, "opened_at", int(now)))
-        if stale:
-            self.table.call("update_item", TableName=self.table.name, Key={PK: _S(REGISTRY_OPEN)},
-                            UpdateExpression="DELETE ids :ids", ExpressionAttributeValues={":ids": {"SS": stale}})
-        applied.open_incidents = still_open
-        return waiting, applied
+        """Records that waited long enough for their partner, and the open incidents quiet for
+        ``quiet`` seconds (resolved): see :func:`auditor.sweep.sweep`."""
+        from .sweep import sweep  # the scheduled run only: not compiled on an event's cold start
 
-    def _resolve_releaser(self, pk: str, token: str) -> Callable[[], None]:
-        def release() -> None:
-            self.table.transact([
-                self._update_op(pk, "SET #status = :open REMOVE resolved_at", "claim = :claim AND #status = :resolved",
-                                {":open": _S(OPEN), ":resolved": _S(RESOLVED), ":claim": _S(token)}),
-                {"Update": {"TableName": self.table.name, "Key": {PK: _S(REGISTRY_OPEN)},
-                            "UpdateExpression": "ADD ids :ids", "ExpressionAttributeValues": {":ids": {"SS": [pk]}}}}])
-        return release
-
-    def _unpark(self, join_pks: list[str], now: float) -> list[Failure]:
-        """Parked records whose wait is over: marked counted (a late partner is absorbed) and
-        returned to be counted alone; join items with nothing parked leave the registry."""
-        if not join_pks:
-            return []
-        out: list[Failure] = []
-        done: list[str] = []
-        for pk, item in self.table.read(join_pks).items():
-            entries = _join_entries(item)
-            due = [e for e in entries if e.get("state") == "parked" and now - e.get("arrived", 0) >= self.join_wait]
-            ready = []
-            for entry in due:
-                failure = _failure_from(entry)
-                entry["state"] = "counted"
-                if failure is not None:
-                    entry["incident"] = failure.root.incident_id
-                    ready.append(failure)
-            if due:
-                try:
-                    self.table.call("update_item", TableName=self.table.name, Key={PK: _S(pk)},
-                                    UpdateExpression="SET doc = :doc, v = :v", ConditionExpression="v = :oldv",
-                                    ExpressionAttributeValues={":doc": _S(dumps(entries)), ":v": _N(_n(item, "v") + 1),
-                                                               ":oldv": _N(_n(item, "v"))})
-                except StateUnavailable:
-                    raise
-                except Exception:  # noqa: BLE001 - a partner arrived meanwhile: the next run decides again
-                    continue
-                out += ready
-            if not any(e.get("state") == "parked" for e in entries):
-                done.append(pk)
-        if done:
-            self.table.call("update_item", TableName=self.table.name, Key={PK: _S(REGISTRY_PARKED)},
-                            UpdateExpression="DELETE ids :ids", ExpressionAttributeValues={":ids": {"SS": done}})
-        return out
+        return sweep(self, now)
 
     # ---- an incident as the messages show it --------------------------------------------------
     def _incident(self, pk: str, item: dict, status: str) -> Incident:
