@@ -121,7 +121,7 @@ _STAGES = r"""
 import json, sys, time
 T = time.perf_counter
 marks = {}
-t = T(); import boto3; marks["import boto3"] = T() - t
+t = T(); import botocore.session; marks["import botocore (the handler's AWS SDK)"] = T() - t
 t = T(); import aws_lambda_powertools.logging, aws_lambda_powertools.metrics; marks["import Powertools"] = T() - t
 t = T(); import auditor.handler as h; marks["import auditor (compiled from source)"] = T() - t
 from auditor import aws, state, publish, enrich
