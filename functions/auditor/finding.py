@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -72,6 +73,9 @@ class Finding:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
+# Memoised: a failure stream repeats (the same role failing on the same secret until someone
+# fixes it), and hashing costs more than the lookup. Bounded: the inputs come from the records.
+@functools.lru_cache(maxsize=4096)
 def fingerprint(identity: str, service: str, action: str, resource: str, cause: str) -> str:
     """The dedup key: who (the role, not the session), what, on what, and why.
 

@@ -14,6 +14,7 @@ or a message, even when CloudTrail failed to redact them.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Union
@@ -91,7 +92,7 @@ for _phrase in _TYPE_PHRASES:
 del _phrase
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)  # frozen: parse_denial hands the same one to every call with its message
 class Denial:
     """What an access-denied message says: which policy type, explicit or implicit."""
 
@@ -106,6 +107,9 @@ class Denial:
     hedged: bool = False
 
 
+# Memoised: the same caller denied the same action on the same resource repeats its message until
+# someone fixes it. Bounded: messages come from the records (and are at most MAX_MESSAGE long).
+@functools.lru_cache(maxsize=1024)
 def parse_denial(message: str) -> Denial:
     """Read policy type, explicitness, action and resource out of an access-denied message.
 

@@ -214,28 +214,21 @@ def policy_statement(action: str, resource: str, condition: Optional[dict] = Non
 
 
 _ENCODER = json.JSONEncoder(separators=(", ", ": "))  # built once: json.dumps with options builds one per call
-_quote = json.encoder.encode_basestring_ascii  # what _ENCODER quotes every string with (ensure_ascii)
-
-
-def _json(value) -> str:
-    """``_ENCODER.encode(value)``, written out for what statements hold (strings, and dicts of
-    them, nested): the encoder's own path costs more than the statement is long."""
-    if type(value) is dict:
-        text, separator = "{", ""
-        for key, item in value.items():
-            if type(key) is not str:
-                return _ENCODER.encode(value)
-            text += separator + _quote(key) + ": " + (_quote(item) if type(item) is str else _json(item))
-            separator = ", "
-        return text + "}"
-    if type(value) is str:
-        return _quote(value)
-    return _ENCODER.encode(value)
+# The C encoder behind _ENCODER, built once too: _ENCODER.encode builds a new one on every call,
+# which costs more than a statement is long (json.encoder.c_make_encoder is None without the _json
+# accelerator; then _ENCODER.encode it is). No circular-reference check: statements are built here.
+_make_encoder = json.encoder.c_make_encoder
+_C_ENCODER = _make_encoder and _make_encoder(None, _ENCODER.default, json.encoder.encode_basestring_ascii, None,
+                                             _ENCODER.key_separator, _ENCODER.item_separator, False, False, True)
 
 
 def render(stmt: Optional[dict]) -> str:
     """A policy statement as the remediation prints it (JSON, ``", "`` and ``": "`` separators)."""
-    return _json(stmt) if stmt else ""
+    if not stmt:
+        return ""
+    if _C_ENCODER is None:
+        return _ENCODER.encode(stmt)
+    return "".join(_C_ENCODER(stmt, 0))
 
 
 # ---------------------------------------------------------------------------------------------
