@@ -25,7 +25,7 @@ import os
 import subprocess
 import uuid
 
-from .common import HANDLER_ENV, PY, median, start_moto, timed
+from .common import HANDLER_ENV, PY, median, start_moto, stop, timed
 
 _AUDITOR = r"""
 import json, sys
@@ -89,8 +89,7 @@ def function_environment():
         env.pop("AWS_SESSION_TOKEN", None)
         yield env, topic
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server)
 
 
 def measure(rounds: int) -> dict:

@@ -70,6 +70,17 @@ def start_moto() -> tuple[subprocess.Popen, str]:
     raise RuntimeError("moto_server did not start")
 
 
+def stop(server: subprocess.Popen) -> None:
+    """Stop a server started here: SIGTERM, then SIGKILL if it has not exited within 10 s (a
+    moto holding a large state can take longer than that to shut down on a loaded machine)."""
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def timed(fn) -> float:
     started = time.perf_counter()
     fn()

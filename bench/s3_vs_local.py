@@ -74,8 +74,7 @@ def measure(corpus_dir, rounds: int = 3, jobs: int | None = None, endpoint: str 
                 "ratio": statistics.median(a / b for a, b in zip(s3_t, local_t))}
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
+            stop(server)
 
 
 def main() -> int:

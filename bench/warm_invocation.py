@@ -19,7 +19,7 @@ import uuid
 
 from demo.stand_in import findings_stack
 
-from .common import HANDLER_ENV, LambdaContext, median, start_moto, timed
+from .common import HANDLER_ENV, LambdaContext, median, start_moto, stop, timed
 from .corpus import corpus
 
 
@@ -42,8 +42,7 @@ def moto_server():
                 else:
                     os.environ[k] = v
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server)
 
 
 def stack() -> None:
