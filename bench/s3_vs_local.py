@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import start_moto
+from bench.common import start_moto, stop
 
 PY = Path(sys.executable)
 AUDITOR = str(PY.with_name("auditor"))
