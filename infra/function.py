@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Optional
 
-from aws_cdk import Aws, Duration, IgnoreMode, RemovalPolicy
+import jsii
+from aws_cdk import Annotations, AssetHashType, Aws, BundlingOptions, Duration, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -18,21 +20,43 @@ from constructs import Construct
 
 from auditor.contract import NAMESPACE, SERVICE, Env
 
+from . import bytecode
 from .config import AuditorConfig
 from .state import STATE_ACTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The asset holds the auditor package's ``.py`` sources and nothing else (no caches, no
-#: ``*.egg-info`` an editable install drops beside it, no data files). Git-ignore semantics,
-#: because only they tell directories (trailing ``/``) from files: re-include every directory
-#: under ``auditor/``, then only its ``.py`` files; glob mode cannot express this.
-ASSET_EXCLUDES = ["*", "!/auditor/", "!/auditor/**/", "!/auditor/**/*.py", "__pycache__/", "*.egg-info/"]
-ASSET_IGNORE_MODE = IgnoreMode.GIT
+#: The function's runtime; its bytecode is built by an interpreter of the same version.
+RUNTIME = lambda_.Runtime.PYTHON_3_13
 
 
-def function_code(directory: Path = ROOT / "functions") -> lambda_.Code:
-    """The function's code asset: the ``auditor`` package's sources under ``directory``."""
-    return lambda_.Code.from_asset(str(directory), exclude=ASSET_EXCLUDES, ignore_mode=ASSET_IGNORE_MODE)
+@jsii.implements(ILocalBundling)
+class _PackageBundler:
+    """Builds the asset on this machine (no Docker): infra/bytecode.py."""
+
+    def __init__(self, directory: Path, interpreter: Optional[str]) -> None:
+        self.directory, self.interpreter = directory, interpreter
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:  # noqa: ARG002 - the interface's
+        bytecode.build(self.directory, Path(output_dir), self.interpreter)
+        return True
+
+
+def function_code(directory: Path = ROOT / "functions", *, interpreter: Optional[str] = None,
+                  scope: Optional[Construct] = None) -> lambda_.Code:
+    """The function's code asset: the ``auditor`` package's sources under ``directory``, with
+    their bytecode when ``interpreter`` (default: one of the runtime's version, found on this
+    machine) can compile it; without, a warning on ``scope``. The asset's hash is its content's."""
+    version = RUNTIME.name.removeprefix("python")
+    interpreter = interpreter or bytecode.interpreter_for(version)
+    if interpreter is None and scope is not None:
+        Annotations.of(scope).add_warning_v2(
+            "auditor:no-bytecode",
+            f"No Python {version} interpreter here (none runs the CDK app, no python{version} on the PATH): the "
+            f"function ships its sources without bytecode, and each cold start compiles them (about 50 ms more). "
+            f"Synthesize with Python {version} to ship the bytecode.")
+    return lambda_.Code.from_asset(
+        str(directory), asset_hash_type=AssetHashType.OUTPUT,
+        bundling=BundlingOptions(image=RUNTIME.bundling_image, local=_PackageBundler(directory, interpreter)))
 
 
 def powertools_version(requirements: Path = ROOT / "requirements.txt") -> str:
@@ -75,10 +99,10 @@ class AuditorFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            runtime=lambda_.Runtime.PYTHON_3_13,
+            runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
             handler="auditor.handler.handler",
-            code=function_code(),
+            code=function_code(scope=self),
             layers=[lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", layer_arn)],
             memory_size=256,
             timeout=Duration.seconds(30),
