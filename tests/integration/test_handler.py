@@ -146,3 +146,20 @@ def test_the_functions_own_account_comes_from_its_arn_without_calling_sts(stack,
     (finding,) = logged_findings(capsys.readouterr().out)
     assert asked == []
     assert not any("another account" in e or "own account is unknown" in e for e in finding["evidence"]), finding["evidence"]
+
+
+def test_init_leaves_garbage_collection_on_with_what_it_built_frozen():
+    """Init runs without collections and freezes what it built (a cold-start saving); if it
+    ever failed to switch collection back on, a warm container would grow until Lambda killed
+    it. A fresh interpreter, as Lambda starts one."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import gc; import auditor.handler; "
+             "print(gc.isenabled(), gc.get_freeze_count() > 10000, gc.get_threshold()[0] > 0)")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": "auditor",
+           "FINDINGS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:findings"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "True"]
