@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 SERVICES = frozenset({"secretsmanager", "kms"})
+#: The usual eventSource of each service -> the service (parse_record splits any other at its first dot).
+_SERVICE_OF = {f"{service}.amazonaws.com": service for service in SERVICES}
 DETAIL_TYPES = frozenset({API_CALL, SERVICE_EVENT, NETWORK_ACTIVITY})
 
 #: Secrets Manager service events that report a failure (no errorCode of their own).
@@ -275,7 +277,8 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
     """One CloudTrail record (bare, or wrapped in an EventBridge envelope) -> an outcome."""
     if type(obj) is not dict:
         return Malformed(origin, f"record is a JSON {json_type(obj)}, not an object")
-    if "detail" in obj and "eventSource" not in obj:
+    source = obj.get("eventSource")
+    if source is None and "detail" in obj and "eventSource" not in obj:
         detail_type = obj.get("detail-type")
         # Any JSON value can sit here: test the type before using it as a set member (a dict or a
         # list is unhashable, and one such record must not fail the batch it came in).
@@ -284,10 +287,12 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
         obj = obj["detail"]
         if type(obj) is not dict:
             return Malformed(origin, "EventBridge event whose detail is not an object")
-    source = obj.get("eventSource")
+        source = obj.get("eventSource")
     if type(source) is not str or not source:
         return Malformed(origin, "record has no eventSource")
-    service = source.partition(".")[0]
+    service = _SERVICE_OF.get(source)  # our two sources' names, without splitting them
+    if service is None:
+        service = source.partition(".")[0]
     if service not in SERVICES:
         changes = CHANGE_ACTIONS.get(source)  # IAM, Organizations, EC2: only their changes are ours
         if changes is None:
@@ -378,6 +383,12 @@ _KEY_ARN = re.compile(r"^arn:[\w-]+:kms:[^:]*:\d*:key/[\w-]+$")
 _KEY_ID = re.compile(r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$")
 
 
+# Memoised: a key's ARN repeats on every call made with the key. Bounded: ARNs come from the records.
+@functools.lru_cache(maxsize=4096)
+def _is_key_arn(arn: str) -> bool:
+    return _KEY_ARN.match(arn) is not None
+
+
 def _key_arn(obj: dict, resource: str, account: str, region: str) -> str:
     """The key's ARN: from ``resources`` (CloudTrail resolves aliases there), else the key id or
     ARN the request named; '' for an alias nothing resolved."""
@@ -386,9 +397,9 @@ def _key_arn(obj: dict, resource: str, account: str, region: str) -> str:
         for item in found:
             if type(item) is dict and item.get("type") == "AWS::KMS::Key":
                 arn = item.get("ARN")
-                if type(arn) is str and _KEY_ARN.match(arn):
+                if type(arn) is str and _is_key_arn(arn):
                     return arn[:256]
-    if _KEY_ARN.match(resource):
+    if _is_key_arn(resource):
         return resource
     if _KEY_ID.match(resource) and account and region:
         return f"arn:aws:kms:{region}:{account}:key/{resource}"
