@@ -109,11 +109,29 @@ class Denial:
     hedged: bool = False
 
 
+_CALLER_SAYS = " is not authorized to perform"
+
+
+def parse_denial(message: str) -> Denial:
+    """Read policy type, explicitness, action and resource out of an access-denied message.
+
+    IAM's form is "User: <caller ARN> is not authorized to perform: ...". The caller's ARN differs
+    with every session name, and nothing read here can lie in it or start in it (every phrase
+    looked for holds a space, the ARN none, and none starts like the text after it), so the
+    message from the space after it on is read (and memoised) instead: same Denial.
+    """
+    if message.startswith("User: "):
+        cut = message.find(" ", 6)
+        if cut > 0 and message.startswith(_CALLER_SAYS, cut):
+            return _parse_denial(message[cut:])
+    return _parse_denial(message)
+
+
 # Memoised: the same caller denied the same action on the same resource repeats its message until
 # someone fixes it. Bounded: messages come from the records (and are at most MAX_MESSAGE long).
 @functools.lru_cache(maxsize=1024)
-def parse_denial(message: str) -> Denial:
-    """Read policy type, explicitness, action and resource out of an access-denied message.
+def _parse_denial(message: str) -> Denial:
+    """parse_denial, of the message as given.
 
     Plain string scanning rather than regular expressions: this runs for every denial, and
     the phrases are fixed by IAM.

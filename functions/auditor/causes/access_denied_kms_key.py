@@ -7,7 +7,6 @@ allowed", and the KMS denial Secrets Manager made on the caller's behalf (``invo
 source ``secretsmanager.amazonaws.com``, or the ``SecretARN`` encryption context).
 """
 
-import functools
 import re
 
 from ._base import ACCESS_DENIED_CODES, Cause, Match, key_arn, key_condition, policy_statement, render, roots, said, who
@@ -24,8 +23,6 @@ def _names_key_problem(call) -> bool:
     return bool(key_condition(call)) or "asymmetric" in call.error_message.lower()
 
 
-# Memoised: a pure function of the message, and a stream repeats its messages. Bounded: they come from the records.
-@functools.lru_cache(maxsize=4096)
 def _mentions_kms(message: str) -> bool:
     # cheap substring gate before the case-insensitive regex
     return ("KMS" in message or "kms" in message or "aster key" in message) and _KMS_TEXT.search(message) is not None
