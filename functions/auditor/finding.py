@@ -78,12 +78,15 @@ class Finding(_Later):
         except AttributeError:
             return self
         filler[0](self, *filler[1:])  # raises, and keeps the filler, if the cause's text fails
-        del self._filler
+        try:
+            del self._filler
+        except AttributeError:  # another thread filled them in at the same time (the same values)
+            pass
         return self
 
     def __reduce__(self):
         # Pickled (the CLI's worker processes) with every field filled in; the filler stays behind.
-        return Finding, tuple(getattr(self, f) for f in _FIELDS)
+        return type(self), tuple(getattr(self, f) for f in _FIELDS)
 
     @classmethod
     def later(cls, event_id: str, event_time: str, account: str, region: str, service: str, action: str,
