@@ -333,7 +333,9 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
             return SUCCESS
     elif type(error_code) is not str:
         return Malformed(origin, f"errorCode is a JSON {json_type(error_code)}, not a string")
-    return _failed_call(obj, service, action, _text(error_code, 256), origin)
+    if len(error_code) > 256 or not error_code.isascii():  # a str (tested above): bounded as _text bounds it
+        error_code = _text(error_code, 256)
+    return _failed_call(obj, service, action, error_code, origin)
 
 
 #: (field, bound) read from every failed record, in FailedCall's order.
