@@ -53,16 +53,42 @@ def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
     denial = call.denial
     key = (call.error_code, denial.policy_type if denial is not None else None, call.service, facts is not None)
     tried = _INDEX.get(key) or candidates(*key)
-    # Each candidate is asked the cheap question (applies); only the winner builds its evidence.
-    for position, cause in enumerate(tried):
+    # Each candidate is asked the cheap question (applies); the winner's evidence, remediation and
+    # fingerprint are written when the finding is first read (Finding.later, _explain).
+    for cause in tried:
         if cause.applies(call, facts):
             break
     else:  # pragma: no cover - "unknown" always applies
         raise AssertionError("the catalog has no catch-all cause")
+    return Finding.later(
+        call.event_id,
+        call.event_time,
+        call.account,
+        call.region,
+        call.service,
+        call.action,
+        call.error_code,
+        call.error_message,
+        call.principal,
+        call.source_ip,
+        call.user_agent,
+        call.resource,
+        cause.id,
+        cause.title,
+        cause.severity,
+        cause.doc_url,
+        cause.topic,
+        (_explain, call, facts, cause, tried),
+    )
+
+
+def _explain(finding: Finding, call: FailedCall, facts: Optional[Facts], cause: Cause, tried: tuple[Cause, ...]) -> None:
+    """Fill in what ``classify`` left for later: the winner's evidence (with the more general causes
+    that also fit, and the facts' notes), confidence, policy statement and remediation, and the fingerprint."""
     found = cause.match(call, facts)
     evidence = found.evidence
     runners_up = []  # the evidence names the first three more general causes that also fit
-    for other in tried[position + 1 :]:
+    for other in tried[tried.index(cause) + 1 :]:
         if not other.fallback and other.applies(call, facts):
             runners_up.append(other.id)
             if len(runners_up) == 3:
@@ -71,7 +97,13 @@ def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
         evidence += (f"{cause.id} is more specific than {', '.join(runners_up)}, which also fit",)
     if facts is not None and facts.notes:
         evidence += facts.notes
-    return _finding(call, cause, found, evidence)
+    remediation = cause.remediation(call, found)
+    principal = call.principal
+    finding.fingerprint = fingerprint(principal.identity_arn, call.service, call.action, call.resource, cause.id)
+    finding.confidence = found.confidence
+    finding.evidence = evidence
+    finding.remediation = remediation
+    finding.policy = found.policy
 
 
 def _finding(call: FailedCall, cause: Cause, found, evidence: tuple[str, ...]) -> Finding:

@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 SERVICES = frozenset({"secretsmanager", "kms"})
+#: The usual eventSource of each service -> the service (parse_record splits any other at its first dot).
+_SERVICE_OF = {f"{service}.amazonaws.com": service for service in SERVICES}
 DETAIL_TYPES = frozenset({API_CALL, SERVICE_EVENT, NETWORK_ACTIVITY})
 
 #: Secrets Manager service events that report a failure (no errorCode of their own).
@@ -107,11 +109,29 @@ class Denial:
     hedged: bool = False
 
 
+_CALLER_SAYS = " is not authorized to perform"
+
+
+def parse_denial(message: str) -> Denial:
+    """Read policy type, explicitness, action and resource out of an access-denied message.
+
+    IAM's form is "User: <caller ARN> is not authorized to perform: ...". The caller's ARN differs
+    with every session name, and nothing read here can lie in it or start in it (every phrase
+    looked for holds a space, the ARN none, and none starts like the text after it), so the
+    message from the space after it on is read (and memoised) instead: same Denial.
+    """
+    if message.startswith("User: "):
+        cut = message.find(" ", 6)
+        if cut > 0 and message.startswith(_CALLER_SAYS, cut):
+            return _parse_denial(message[cut:])
+    return _parse_denial(message)
+
+
 # Memoised: the same caller denied the same action on the same resource repeats its message until
 # someone fixes it. Bounded: messages come from the records (and are at most MAX_MESSAGE long).
 @functools.lru_cache(maxsize=1024)
-def parse_denial(message: str) -> Denial:
-    """Read policy type, explicitness, action and resource out of an access-denied message.
+def _parse_denial(message: str) -> Denial:
+    """parse_denial, of the message as given.
 
     Plain string scanning rather than regular expressions: this runs for every denial, and
     the phrases are fixed by IAM.
@@ -275,7 +295,8 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
     """One CloudTrail record (bare, or wrapped in an EventBridge envelope) -> an outcome."""
     if type(obj) is not dict:
         return Malformed(origin, f"record is a JSON {json_type(obj)}, not an object")
-    if "detail" in obj and "eventSource" not in obj:
+    source = obj.get("eventSource")
+    if source is None and "detail" in obj and "eventSource" not in obj:
         detail_type = obj.get("detail-type")
         # Any JSON value can sit here: test the type before using it as a set member (a dict or a
         # list is unhashable, and one such record must not fail the batch it came in).
@@ -284,10 +305,12 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
         obj = obj["detail"]
         if type(obj) is not dict:
             return Malformed(origin, "EventBridge event whose detail is not an object")
-    source = obj.get("eventSource")
+        source = obj.get("eventSource")
     if type(source) is not str or not source:
         return Malformed(origin, "record has no eventSource")
-    service = source.partition(".")[0]
+    service = _SERVICE_OF.get(source)  # our two sources' names, without splitting them
+    if service is None:
+        service = source.partition(".")[0]
     if service not in SERVICES:
         changes = CHANGE_ACTIONS.get(source)  # IAM, Organizations, EC2: only their changes are ours
         if changes is None:
@@ -310,7 +333,9 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
             return SUCCESS
     elif type(error_code) is not str:
         return Malformed(origin, f"errorCode is a JSON {json_type(error_code)}, not a string")
-    return _failed_call(obj, service, action, _text(error_code, 256), origin)
+    if len(error_code) > 256 or not error_code.isascii():  # a str (tested above): bounded as _text bounds it
+        error_code = _text(error_code, 256)
+    return _failed_call(obj, service, action, error_code, origin)
 
 
 #: (field, bound) read from every failed record, in FailedCall's order.
@@ -378,6 +403,12 @@ _KEY_ARN = re.compile(r"^arn:[\w-]+:kms:[^:]*:\d*:key/[\w-]+$")
 _KEY_ID = re.compile(r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$")
 
 
+# Memoised: a key's ARN repeats on every call made with the key. Bounded: ARNs come from the records.
+@functools.lru_cache(maxsize=4096)
+def _is_key_arn(arn: str) -> bool:
+    return _KEY_ARN.match(arn) is not None
+
+
 def _key_arn(obj: dict, resource: str, account: str, region: str) -> str:
     """The key's ARN: from ``resources`` (CloudTrail resolves aliases there), else the key id or
     ARN the request named; '' for an alias nothing resolved."""
@@ -386,9 +417,9 @@ def _key_arn(obj: dict, resource: str, account: str, region: str) -> str:
         for item in found:
             if type(item) is dict and item.get("type") == "AWS::KMS::Key":
                 arn = item.get("ARN")
-                if type(arn) is str and _KEY_ARN.match(arn):
+                if type(arn) is str and _is_key_arn(arn):
                     return arn[:256]
-    if _KEY_ARN.match(resource):
+    if _is_key_arn(resource):
         return resource
     if _KEY_ID.match(resource) and account and region:
         return f"arn:aws:kms:{region}:{account}:key/{resource}"

@@ -251,3 +251,26 @@ def test_access_denied_messages_name_the_policy_type(message, policy_type, expli
 def test_denial_names_the_action_and_resource():
     d = parse_denial(DENIED["errorMessage"])
     assert d.action == "secretsmanager:GetSecretValue" and d.resource == "prod/api-key"
+
+
+# parse_denial reads IAM's "User: <caller ARN> is not authorized to perform: ..." from the space after
+# the ARN (one memo entry per denial, not per session): the same Denial as reading the whole message.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from auditor.records import _parse_denial  # noqa: E402
+
+_WORDS = st.sampled_from(["xplicit", "deny", "explicit deny", " in a", "an", "the", "service control", "policy", "VPC",
+                          "endpoint", "because no", "ecause", "no", "identity-based", "resource-based", "session",
+                          "permissions boundary", "transitively through", "arn:aws:iam::1:policy/p", "kms:Decrypt", "on",
+                          "resource:", "resource", "*", "not authorized to perform", "no resource-based policies allow",
+                          "due to a VPC endpoint policy", ":", ".", "\"", "a b"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.characters(blacklist_characters=" "), max_size=30) | st.lists(_WORDS, max_size=4).map("".join),
+       st.lists(_WORDS | st.text(max_size=8), max_size=12).map(" ".join))
+def test_denial_of_iam_form_is_read_after_the_caller(caller, rest):
+    for message in (f"User: {caller} is not authorized to perform{rest}", f"User: {caller} is not authorized to perform: {rest}",
+                    f"User: {caller} {rest}", f"User: {caller}{rest}"):
+        assert parse_denial(message) == _parse_denial.__wrapped__(message), message

@@ -20,6 +20,7 @@ rules): failures with the same root are one incident (auditor.incidents).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -129,6 +130,8 @@ def who(call: FailedCall) -> str:
 _SECRET_ARN = re.compile(r"^arn:[\w-]+:secretsmanager:[^:]*:[^:]*:secret:(?P<name>.+)$")
 
 
+# Memoised: a pure function of the ARN, and a stream repeats its secrets. Bounded: ARNs come from the records.
+@functools.lru_cache(maxsize=4096)
 def split_secret_arn(resource: str):
     """(the secret name as given in an ARN, its -XXXXXX tail) when ``resource`` is a secret ARN
     whose name ends in a hyphen and six characters (Secrets Manager's random suffix, or part of
@@ -337,6 +340,14 @@ def key_condition(call: FailedCall) -> str:
     message = call.error_message
     if call.service != "kms" and "KMS" not in message and "kms" not in message:
         return ""
+    return _condition_named(message)
+
+
+# Memoised: a pure function of the message, and KMS repeats its messages (one per key and state).
+# Bounded: messages come from the records.
+@functools.lru_cache(maxsize=4096)
+def _condition_named(message: str) -> str:
+    """The condition of KEY_CONDITIONS the message names first ("" when none)."""
     text = message.lower()
     for phrase, condition in KEY_CONDITIONS:
         if phrase in text:

@@ -1,5 +1,6 @@
 """The secret is scheduled for deletion (or deleted): it cannot be used until restored."""
 
+import functools
 import re
 
 from ._base import Cause, Match, roots, who
@@ -8,6 +9,8 @@ _TEXT = re.compile(r"marked for deletion|scheduled for deletion|marked deleted|p
 _CODES = frozenset({"InvalidRequestException", "ResourceNotFoundException", "ResourceExistsException"})
 
 
+# Memoised: a pure function of the message, and a stream repeats its messages. Bounded: they come from the records.
+@functools.lru_cache(maxsize=4096)
 def _says_deleted(message: str) -> bool:
     # Every phrase of _TEXT holds "delet": a plain substring test first spares the regex on
     # the messages that cannot match (nearly all of them).
