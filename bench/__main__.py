@@ -90,6 +90,8 @@ def main(argv=None) -> int:
                      f"N={r['n']} ({r['failures']} failures, {r['bytes'] / 1e6:.0f} MB), {r['rounds']} rounds"))
         say(f"classify_vs_parse: json.loads {r['json_loads_s']:.3f} s, parse+classify {r['parse_classify_s']:.3f} s "
             f"({r['n'] / r['parse_classify_s'] / 1000:.0f}k records/s), ratio {r['ratio']:.3f}")
+        say(f"  for information, with every finding's explanation written too (evidence, remediation, fingerprint: "
+            f"what reading every finding costs): ratio {r['explained_ratio']:.3f}")
         if args.profile or r["ratio"] > TARGETS["classify_vs_parse"]:
             say("  cProfile of parse+classify (json.loads included), top 20 by tottime:")
             say(classify_vs_parse.profile(args.n, args.seed))

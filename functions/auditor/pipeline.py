@@ -164,8 +164,10 @@ class Pipeline:
             except StateUnavailable as exc:
                 report.counts[Metric.STATE_UNAVAILABLE] = 1
                 self.log.warning("incident state unavailable: notifying every root cause of the batch",
-                                 extra={"error": str(exc)})
+                                 extra={"error": str(exc), "changes_not_recorded": len(changes)})
         if applied is None:
+            # Without the table a change has nowhere to be kept: counted as ignored, not lost silently.
+            report.counts[Metric.IGNORED_EVENTS] += len(changes)
             notices, outcomes = self._stateless(failures + [h.failure for h in halves], now)
         else:
             notices, outcomes = applied.notices, applied.outcomes

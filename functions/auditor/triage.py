@@ -49,7 +49,7 @@ class Triage:
         if kind is Change:
             self.take(outcome)
         elif kind is FailedCall:
-            self.take(unit_of(outcome, classify(outcome)))
+            self.take(unit_of(outcome, classify(outcome).settle()))  # a cause's error raised here, by its record
 
     def take(self, unit: Unit) -> None:
         kind = type(unit)

@@ -103,3 +103,31 @@ def test_the_pipeline_still_reports_a_cause_error_in_its_text_as_the_unknown_cau
         object.__setattr__(cause, "remediation", original)
     assert finding.cause == "unknown" and "the classifier failed on this record (RuntimeError)" in finding.evidence
     assert sum(report.counts.values()) == 1
+
+
+def test_the_cli_with_incidents_counts_a_cause_error_in_its_text_against_that_record_only(tmp_path):
+    """--incidents keeps each failure beyond its record (pickled back from a worker): the
+    finding is settled inside the record's guard, so a cause's bug costs that record (named
+    malformed) and the input's other records are grouped as usual."""
+    from auditor.cli.sources import LocalFile
+    from auditor.cli.stages import Incidents, process
+
+    good = json.loads(sorted((FIXTURES / "access-denied.identity-policy").glob("*.json"))[0].read_text())
+    bad = json.loads(sorted((FIXTURES / "throttling").glob("*.json"))[0].read_text())
+    log = tmp_path / "trail.json"
+    log.write_text(json.dumps({"Records": [good, bad, dict(good, eventID="second-good")]}))
+    cause = BY_ID["throttling"]
+    original = cause.remediation
+
+    def broken(call, found):
+        raise RuntimeError("bug in a remediation")
+
+    object.__setattr__(cause, "remediation", broken)
+    try:
+        part = process(LocalFile(str(log)), Incidents(), 1 << 20)
+        units = pickle.loads(pickle.dumps(part.units))  # as a worker hands them back
+    finally:
+        object.__setattr__(cause, "remediation", original)
+    assert not part.tally.unreadable
+    assert part.tally.malformed_count == 1 and "RuntimeError" in part.tally.malformed[0]
+    assert len(units) == 2 and part.tally.findings == {"access-denied.identity-policy": 2}

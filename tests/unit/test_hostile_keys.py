@@ -120,3 +120,20 @@ def test_a_poison_message_between_two_good_ones_loses_nothing(monkeypatch, poiso
     assert c.get("MalformedEvents", 0) + c.get("IgnoredEvents", 0) + c.get("Findings", 0) + c.get("RedeliveredEvents", 0) == 3
     if c.get("MalformedEvents"):
         assert "malformed event dropped" in log.getvalue()
+
+
+def test_a_change_between_two_failures_without_a_table_is_counted_ignored(monkeypatch):
+    """Found by the property test above: the 'poison' was a successful DeleteSecret (errorCode
+    null), a change. With no incident state to keep it in, it is counted as ignored, not dropped
+    silently, and the neighbours are notified."""
+    published, counter, log = Published(), Counter(), io.StringIO()
+    monkeypatch.setattr(handler, "_pipeline", Pipeline(publisher=published, metrics=counter, logger=handler.logger))
+    handler.logger.registered_handler.setStream(log)
+    change = to_eventbridge(dict(BASES[0], eventID="change-0", errorCode=None, errorMessage=None,
+                                 eventSource="secretsmanager.amazonaws.com", eventName="DeleteSecret",
+                                 requestParameters={"secretId": "neighbour-0"}, responseElements=None))
+    batch = {"Records": [_sqs(GOOD[0], "m-good-0"), _sqs(change, "m-change"), _sqs(GOOD[1], "m-good-1")]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert handler.handler(batch, Context()) == {"batchItemFailures": []}
+    assert {f.resource for f in published.findings} >= {"neighbour-0", "neighbour-1"}
+    assert counter.counts.get("IgnoredEvents") == 1 and counter.counts.get("Findings") == 2

@@ -75,7 +75,9 @@ class Incidents:
     def take(self, part: Part, origin: str, record: Any, outcome: Outcome) -> None:
         kind = type(outcome)
         if kind is FailedCall:
-            finding = classify(outcome)
+            # settled here, in this record's guard (process): the unit outlives it (pickled back
+            # from a worker), and a cause's error must cost this record, not the whole input
+            finding = classify(outcome).settle()
             part.tally.findings[finding.cause] += 1
             part.units.append(unit_of(outcome, finding))
             return
