@@ -50,6 +50,8 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 @dataclass(frozen=True)
 class Config:
+    """The function's settings, read once at init from its environment (contract.Env) and validated."""
+
     topic_arn: str
     table_name: str = ""  # no table: every batch notifies its root causes (no state, no storms protection)
     region: Optional[str] = None

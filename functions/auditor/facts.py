@@ -15,6 +15,8 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class SecretFacts:
+    """What DescribeSecret said of the secret a failed call named (its metadata, never its value)."""
+
     found: bool = False
     error: str = ""  # the lookup's error code when it failed (AccessDeniedException, Throttling, ...)
     arn: str = ""
@@ -28,6 +30,8 @@ class SecretFacts:
 
 @dataclass(frozen=True, slots=True)
 class KeyFacts:
+    """What DescribeKey said of the KMS key a failed call named."""
+
     found: bool = False
     error: str = ""
     key_id: str = ""
@@ -51,6 +55,8 @@ class SimulationFacts:
 
 @dataclass(frozen=True, slots=True)
 class Facts:
+    """The read-only lookups' answers for one failed call: the secret, the key, the policy simulation."""
+
     secret: SecretFacts | None = None
     key: KeyFacts | None = None
     simulation: SimulationFacts | None = None

@@ -137,6 +137,9 @@ def change_entries(change: Change) -> list[tuple[str, dict]]:
 # --------------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Incident:
+    """One root cause as every output shows it: what broke, since when, who and what is affected,
+    what changed before it, and the one remediation for its root."""
+
     id: str
     root: Root
     status: str  # open | resolved

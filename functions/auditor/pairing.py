@@ -39,6 +39,9 @@ _KEY_KINDS = frozenset({"key-policy", "key-state", "key-spec"})
 
 @dataclass(slots=True)
 class Half:
+    """One record of a failure that CloudTrail reports twice (a Secrets Manager call and the KMS
+    call made for it; a rotation's failing call and its RotationFailed event), until its partner joins it."""
+
     failure: Failure
     join: str  # the join key
     side: str  # sm | kms | rotation-event | rotation-call

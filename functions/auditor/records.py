@@ -200,6 +200,8 @@ def _policy_type(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Principal:
+    """Who made the call (CloudTrail's userIdentity), as the catalog reads it."""
+
     arn: str
     type: str  # userIdentity.type: IAMUser, AssumedRole, FederatedUser, Root, AWSService, ...
     temporary: bool

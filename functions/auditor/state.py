@@ -90,6 +90,9 @@ class Notice:
 
 @dataclass
 class Applied:
+    """What the incident state made of a batch: the notices to publish, each failure's outcome
+    (and incident), and the counts for the metrics."""
+
     notices: list[Notice] = field(default_factory=list)
     outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)  # event id -> (outcome, incident id)
     counts: Counter = field(default_factory=Counter)
@@ -228,6 +231,8 @@ def _backoff(attempt: int) -> None:
 # --------------------------------------------------------------------------------------------
 @dataclass
 class _Plan:
+    """What this batch writes for one incident, and the notice and outcome that write stands for."""
+
     pk: str
     root: Root
     failures: list[Failure]

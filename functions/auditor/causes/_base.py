@@ -84,6 +84,9 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class Cause:
+    """One documented cause: what it is, the cheap test for whether it applies, its evidence, its
+    remediation, and the root rule its incidents group by."""
+
     id: str
     title: str
     severity: str  # critical | high | medium | low | info
