@@ -60,7 +60,12 @@ def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
             break
     else:  # pragma: no cover - "unknown" always applies
         raise AssertionError("the catalog has no catch-all cause")
-    return Finding.later(
+    return _later(call, cause, (_explain, call, facts, cause, tried))
+
+
+def _later(call: FailedCall, cause: Cause, filler: tuple) -> Finding:
+    """The finding of ``call`` by ``cause``, what the cause says of it left to ``filler``."""
+    return Finding.later(  # positional: this runs once per failure, and keyword passing costs
         call.event_id,
         call.event_time,
         call.account,
@@ -78,7 +83,7 @@ def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
         cause.severity,
         cause.doc_url,
         cause.topic,
-        (_explain, call, facts, cause, tried),
+        filler,
     )
 
 
@@ -97,9 +102,14 @@ def _explain(finding: Finding, call: FailedCall, facts: Optional[Facts], cause: 
         evidence += (f"{cause.id} is more specific than {', '.join(runners_up)}, which also fit",)
     if facts is not None and facts.notes:
         evidence += facts.notes
+    _fill(finding, call, cause, found, evidence)
+
+
+def _fill(finding: Finding, call: FailedCall, cause: Cause, found, evidence: tuple[str, ...]) -> None:
+    """Set the fields of ``finding.LATER`` from the cause's ``found`` (its match) and ``evidence``:
+    all or, when the cause's text fails, none (the next read raises the same way)."""
     remediation = cause.remediation(call, found)
-    principal = call.principal
-    finding.fingerprint = fingerprint(principal.identity_arn, call.service, call.action, call.resource, cause.id)
+    finding.fingerprint = fingerprint(call.principal.identity_arn, call.service, call.action, call.resource, cause.id)
     finding.confidence = found.confidence
     finding.evidence = evidence
     finding.remediation = remediation
@@ -107,28 +117,5 @@ def _explain(finding: Finding, call: FailedCall, facts: Optional[Facts], cause: 
 
 
 def _finding(call: FailedCall, cause: Cause, found, evidence: tuple[str, ...]) -> Finding:
-    principal = call.principal
-    return Finding(  # positional: this runs once per failure, and keyword passing costs
-        call.event_id,
-        call.event_time,
-        call.account,
-        call.region,
-        call.service,
-        call.action,
-        call.error_code,
-        call.error_message,
-        principal,
-        call.source_ip,
-        call.user_agent,
-        call.resource,
-        cause.id,
-        cause.title,
-        cause.severity,
-        found.confidence,
-        evidence,
-        cause.remediation(call, found),
-        found.policy,
-        cause.doc_url,
-        cause.topic,
-        fingerprint(principal.identity_arn, call.service, call.action, call.resource, cause.id),
-    )
+    """The finding of ``call`` by ``cause`` with everything filled in now, from ``found``."""
+    return _later(call, cause, (_fill, call, cause, found, evidence)).settle()

@@ -3,6 +3,7 @@ what an eagerly built finding holds, and a cause's error in its text still surfa
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -60,9 +61,10 @@ def test_settle_fills_in_once_and_unknown_attributes_still_fail():
         finding._filler  # noqa: B018 - gone once filled in
 
 
-def test_a_cause_error_in_its_text_surfaces_when_read_and_again_after():
-    call = _call("throttling")
-    cause = BY_ID["throttling"]
+@contextlib.contextmanager
+def broken_remediation(cause_id: str = "throttling"):
+    """The cause's remediation text raises while inside (a bug in a cause's text); yields the original."""
+    cause = BY_ID[cause_id]
     original = cause.remediation
 
     def broken(call, found):
@@ -70,6 +72,14 @@ def test_a_cause_error_in_its_text_surfaces_when_read_and_again_after():
 
     object.__setattr__(cause, "remediation", broken)  # Cause is frozen
     try:
+        yield original
+    finally:
+        object.__setattr__(cause, "remediation", original)
+
+
+def test_a_cause_error_in_its_text_surfaces_when_read_and_again_after():
+    call = _call("throttling")
+    with broken_remediation() as original:
         finding = classify(call)  # the cause is decided without its text
         assert finding.cause == "throttling"
         for _ in range(2):  # nothing half filled in: the next read fails the same way
@@ -77,9 +87,7 @@ def test_a_cause_error_in_its_text_surfaces_when_read_and_again_after():
                 finding.settle()
             with pytest.raises(RuntimeError):
                 finding.evidence  # noqa: B018
-    finally:
-        object.__setattr__(cause, "remediation", original)
-    assert finding.settle().remediation == original(call, cause.match(call, None))
+    assert finding.settle().remediation == original(call, BY_ID["throttling"].match(call, None))
 
 
 def test_the_pipeline_still_reports_a_cause_error_in_its_text_as_the_unknown_cause():
@@ -88,19 +96,10 @@ def test_the_pipeline_still_reports_a_cause_error_in_its_text_as_the_unknown_cau
     from auditor.pipeline import Pipeline, Report
 
     call = _call("throttling")
-    cause = BY_ID["throttling"]
-    original = cause.remediation
-
-    def broken(call, found):
-        raise RuntimeError("bug in a remediation")
-
-    object.__setattr__(cause, "remediation", broken)
-    try:
+    with broken_remediation():
         report = Report()
         pipeline = Pipeline(publisher=None, metrics=None, logger=logging.getLogger("test"))
         finding = pipeline._classify(call, None, report)
-    finally:
-        object.__setattr__(cause, "remediation", original)
     assert finding.cause == "unknown" and "the classifier failed on this record (RuntimeError)" in finding.evidence
     assert sum(report.counts.values()) == 1
 
@@ -116,18 +115,9 @@ def test_the_cli_with_incidents_counts_a_cause_error_in_its_text_against_that_re
     bad = json.loads(sorted((FIXTURES / "throttling").glob("*.json"))[0].read_text())
     log = tmp_path / "trail.json"
     log.write_text(json.dumps({"Records": [good, bad, dict(good, eventID="second-good")]}))
-    cause = BY_ID["throttling"]
-    original = cause.remediation
-
-    def broken(call, found):
-        raise RuntimeError("bug in a remediation")
-
-    object.__setattr__(cause, "remediation", broken)
-    try:
+    with broken_remediation():
         part = process(LocalFile(str(log)), Incidents(), 1 << 20)
         units = pickle.loads(pickle.dumps(part.units))  # as a worker hands them back
-    finally:
-        object.__setattr__(cause, "remediation", original)
     assert not part.tally.unreadable
     assert part.tally.malformed_count == 1 and "RuntimeError" in part.tally.malformed[0]
     assert len(units) == 2 and part.tally.findings == {"access-denied.identity-policy": 2}
