@@ -17,6 +17,7 @@ No CDK import here: the benchmark builds its copy of the asset with this module 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -74,8 +75,10 @@ def build(directory: Path, output: Path, interpreter: Optional[str]) -> bool:
         return False
     # -s/-p: the file names compiled in are Lambda's (/var/task/auditor/...), not this build's
     # temporary folder, so the bytes (and the asset hash) do not depend on where it was built.
+    # PYTHONHASHSEED fixed: the order a set of constants is written in must not vary between builds.
     done = subprocess.run([interpreter, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
-                           "-s", str(output), "-p", LAMBDA_TASK_ROOT, str(output / PACKAGE)], capture_output=True, text=True)
+                           "-s", str(output), "-p", LAMBDA_TASK_ROOT, str(output / PACKAGE)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONHASHSEED": "0"})
     if done.returncode != 0:
         raise RuntimeError(f"compiling the function's package with {interpreter} failed:\n{done.stdout}{done.stderr}")
     return True
