@@ -120,7 +120,7 @@ def breakdown(logs) -> dict:
     from auditor.classify import classify
     from auditor.cli.sources import LocalFile
     from auditor.cli.stages import Classify, process
-    from auditor.documents import DEFAULT_LIMIT, iter_outcomes
+    from auditor.cli.documents import DEFAULT_LIMIT, iter_outcomes
     from auditor.records import FailedCall, parse_record
 
     files = sorted(logs.glob("*.json.gz"))

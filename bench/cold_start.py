@@ -57,7 +57,7 @@ import os; os.write(int(sys.argv[2]), b"1")
 
 def _event(role: str) -> dict:
     from demo import scenarios as s
-    from auditor.records import to_eventbridge
+    from demo.envelope import to_eventbridge
 
     record = s.identity_denied(0, role, "prod/orders/db", seed=role)
     return {"Records": [{"messageId": str(uuid.uuid4()), "eventSource": "aws:sqs", "body": json.dumps(to_eventbridge(record))}]}

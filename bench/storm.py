@@ -118,7 +118,7 @@ def measure(total: int = TOTAL) -> dict:
 
 
 def s_to_eb(record: dict) -> dict:
-    from auditor.records import to_eventbridge
+    from demo.envelope import to_eventbridge
 
     return to_eventbridge(record)
 

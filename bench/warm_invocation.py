@@ -59,7 +59,8 @@ def stack() -> None:
 
 
 def failure_events(n: int, seed: int, events: int) -> list[dict]:
-    from auditor.records import FailedCall, parse_record, to_eventbridge
+    from auditor.records import FailedCall, parse_record
+    from demo.envelope import to_eventbridge
 
     out = []
     for raw in corpus(n, seed).lines:

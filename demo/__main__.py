@@ -117,7 +117,7 @@ class Context:
 
 
 def put_on_bus(events, records: list[dict]) -> None:
-    from auditor.records import to_eventbridge
+    from demo.envelope import to_eventbridge
 
     for start in range(0, len(records), 10):
         entries = []

@@ -25,17 +25,23 @@ from pathlib import Path
 from typing import Optional
 
 PACKAGE = "auditor"
+#: The command line's subpackage: never shipped in the function.
+CLI = "cli"
 #: Where Lambda unpacks the function's code.
 LAMBDA_TASK_ROOT = "/var/task"
 
 
 def sources(directory: Path) -> list[Path]:
     """The package's ``.py`` files under ``directory`` (relative paths): nothing an editable
-    install, a test run or an editor leaves beside them (caches, ``*.egg-info``, swap files)."""
+    install, a test run or an editor leaves beside them (caches, ``*.egg-info``, swap files),
+    and not the command line (``auditor/cli/``: its readers of files, S3 and LookupEvents never
+    run in the function, and tests/unit/test_layers.py checks that the handler imports none of it)."""
     root = directory / PACKAGE
     found = []
     for path in sorted(root.rglob("*.py")):
         relative = path.relative_to(directory)
+        if relative.parts[:2] == (PACKAGE, CLI):
+            continue
         if path.is_file() and not any(part == "__pycache__" or part.endswith(".egg-info") or part.startswith(".")
                                       for part in relative.parts):
             found.append(relative)

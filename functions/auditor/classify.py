@@ -13,8 +13,9 @@ from .causes import BY_ID, CATALOG, Cause
 from .facts import Facts
 from .finding import Finding, fingerprint
 from .records import FailedCall
+from .roots import Root, rotation, unknown
 
-__all__ = ["classify", "classify_unknown", "candidates"]
+__all__ = ["classify", "classify_unknown", "candidates", "root_of"]
 
 _WILDCARDS = tuple(c for c in CATALOG if c.error_codes is None)
 _INDEX: dict[tuple[str, Optional[str], Optional[str], bool], tuple[Cause, ...]] = {}
@@ -119,3 +120,13 @@ def _fill(finding: Finding, call: FailedCall, cause: Cause, found, evidence: tup
 def _finding(call: FailedCall, cause: Cause, found, evidence: tuple[str, ...]) -> Finding:
     """The finding of ``call`` by ``cause`` with everything filled in now, from ``found``."""
     return _later(call, cause, (_fill, call, cause, found, evidence)).settle()
+
+
+def root_of(cause: str, call: FailedCall, facts: Optional[Facts] = None) -> Root:
+    """The root of a classified failure: the rule its cause names (``Cause.root``, in the
+    cause's module). A step of a rotation (the call names AWSPENDING) belongs to the rotation,
+    whatever its own cause: fixing the rotation is what ends it."""
+    if call.rotation_step and call.service == "secretsmanager":
+        return rotation(call, facts)
+    found = BY_ID.get(cause)
+    return (found.root if found is not None else unknown)(call, facts)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 
 from .aws import Breaker, error_code
 from .aws import client as aws_client
-from .causes._base import split_secret_arn as split
+from .causes._arns import split_secret_arn as split
 from .facts import Facts, KeyFacts, SecretFacts, SimulationFacts
 from .records import ACCESS_DENIED_CODES, FailedCall
 

@@ -31,13 +31,13 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 
 from .aws import fan_out
 from .changes import Change
-from .classify import classify, classify_unknown
+from .classify import classify, classify_unknown, root_of
 from .contract import Log, Metric, Status
 from .finding import Finding
 from .incidents import Attribution, Failure, Incident, remediation_for
 from .pairing import half_of, pair
 from .records import FailedCall, Malformed, parse_record
-from .roots import affected, root_of
+from .roots import affected
 from .state import Notice, State, StateUnavailable
 
 

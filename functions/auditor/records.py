@@ -3,8 +3,8 @@
 One job: turn whatever CloudTrail or EventBridge hands us into a ``FailedCall`` (a failed
 Secrets Manager or KMS call, or a failure service event), a ``Malformed`` outcome that names
 where the bad record came from, or one of two "nothing to see" outcomes (a successful call,
-another service's record). Nothing here raises for bad input; nothing here does I/O except
-``read_path``.
+another service's record). Nothing here raises for bad input; nothing here does I/O.
+Access-denied messages are read by ``auditor.denial``.
 
 Only identifiers are copied out of ``requestParameters`` (secret id, key id, encryption
 context's SecretARN, ...). Values that could carry secret material (SecretString,
@@ -21,8 +21,10 @@ from typing import Any, Union
 
 from .changes import CHANGE_ACTIONS, Change, parse_change
 from .contract import API_CALL, FAILURE_SERVICE_EVENTS as _FAILURE_SERVICE_EVENTS, NETWORK_ACTIVITY, SERVICE_EVENT
+from .denial import ACCESS_DENIED_CODES, Denial, parse_denial
 
 __all__ = [
+    "ACCESS_DENIED_CODES",
     "Change",
     "Denial",
     "FailedCall",
@@ -32,7 +34,6 @@ __all__ = [
     "SUCCESS",
     "Skipped",
     "parse_record",
-    "to_eventbridge",
 ]
 
 SERVICES = frozenset({"secretsmanager", "kms"})
@@ -42,13 +43,6 @@ DETAIL_TYPES = frozenset({API_CALL, SERVICE_EVENT, NETWORK_ACTIVITY})
 
 #: Secrets Manager service events that report a failure (no errorCode of their own).
 FAILURE_SERVICE_EVENTS = frozenset(_FAILURE_SERVICE_EVENTS)
-
-#: Error codes that mean "the authorization check said no". VpceAccessDenied: a CloudTrail network
-#: activity event of a call the VPC endpoint's policy refused (the only error code those events carry:
-#: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/logging-network-events-with-cloudtrail.html).
-ACCESS_DENIED_CODES = frozenset(
-    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation", "VpceAccessDenied"}
-)
 
 TEMPORARY_IDENTITY_TYPES = frozenset({"AssumedRole", "FederatedUser", "WebIdentityUser", "SAMLUser"})
 
@@ -70,129 +64,6 @@ def _text(value: Any, limit: int = MAX_TEXT) -> str:
     if not value.isascii():
         value = value.encode("utf-8", "replace").decode("utf-8")
     return value
-
-
-#: Policy-type phrases as they appear (lower-cased) after "explicit deny in a" / "because no",
-#: with the canonical name. Order matters: longer phrases first.
-_TYPE_PHRASES = (
-    ("identity-based", "identity-based"),
-    ("identity based", "identity-based"),
-    ("resource-based", "resource-based"),
-    ("resource based", "resource-based"),
-    ("service control", "service control"),
-    ("resource control", "resource control"),
-    ("permissions boundary", "permissions boundary"),
-    ("permission boundary", "permissions boundary"),
-    ("session", "session"),
-    ("vpc endpoint", "vpc endpoint"),
-)
-
-#: _TYPE_PHRASES by their first four characters (no two groups share them), in the same order.
-_PHRASES_BY_HEAD: dict[str, tuple[tuple[str, str], ...]] = {}
-for _phrase in _TYPE_PHRASES:
-    _PHRASES_BY_HEAD[_phrase[0][:4]] = _PHRASES_BY_HEAD.get(_phrase[0][:4], ()) + (_phrase,)
-del _phrase
-
-
-@dataclass(frozen=True, slots=True)  # frozen: parse_denial hands the same one to every call with its message
-class Denial:
-    """What an access-denied message says: which policy type, explicit or implicit."""
-
-    policy_type: str  # identity-based, resource-based, service control, resource control,
-    #                   permissions boundary, session, vpc endpoint; "" when the message does not say
-    explicit: bool
-    action: str  # e.g. "kms:Decrypt", as the message names it ("" if absent)
-    resource: str
-    policy_arn: str  # the denying policy's ARN when AWS includes it
-    #: KMS would not say which of several reasons applies ("the resource does not exist in this
-    #: Region, no resource-based policies allow access, or a resource-based policy explicitly denies access")
-    hedged: bool = False
-
-
-_CALLER_SAYS = " is not authorized to perform"
-
-
-def parse_denial(message: str) -> Denial:
-    """Read policy type, explicitness, action and resource out of an access-denied message.
-
-    IAM's form is "User: <caller ARN> is not authorized to perform: ...". The caller's ARN differs
-    with every session name, and nothing read here can lie in it or start in it (every phrase
-    looked for holds a space, the ARN none, and none starts like the text after it), so the
-    message from the space after it on is read (and memoised) instead: same Denial.
-    """
-    if message.startswith("User: "):
-        cut = message.find(" ", 6)
-        if cut > 0 and message.startswith(_CALLER_SAYS, cut):
-            return _parse_denial(message[cut:])
-    return _parse_denial(message)
-
-
-# Memoised: the same caller denied the same action on the same resource repeats its message until
-# someone fixes it. Bounded: messages come from the records (and are at most MAX_MESSAGE long).
-@functools.lru_cache(maxsize=1024)
-def _parse_denial(message: str) -> Denial:
-    """parse_denial, of the message as given.
-
-    Plain string scanning rather than regular expressions: this runs for every denial, and
-    the phrases are fixed by IAM.
-    """
-    policy_type, explicit, policy_arn, hedged = "", False, "", False
-    # Fixed phrases, matched without lower-casing the whole message ("Explicit"/"explicit" both end in "xplicit").
-    at = message.find("xplicit deny")
-    if at >= 0:
-        # "with an explicit deny in a(n) <type> policy[: <arn>]", or, in older messages, just
-        # "with an explicit deny" (explicit, type unnamed).
-        explicit = True
-        if message.startswith(" in ", at + 12):
-            policy_type = _policy_type(_without_article(message[at + 16 : at + 80].lower()))
-            # "...in a VPC endpoint policy transitively through a service control policy": IAM's
-            # guide says to look for the Deny in the SCP, so the type after "through" is the one to fix.
-            through = message.find("transitively through ", at)
-            if through >= 0:
-                policy_type = _policy_type(_without_article(message[through + 21 : through + 80].lower())) or policy_type
-            arn_at = message.find("arn:", at)
-            if policy_type and arn_at >= 0 and message[at:arn_at].count(" ") <= 8:
-                policy_arn = message[arn_at:].split(None, 1)[0].rstrip(".,;)")
-    else:
-        at = message.find("ecause no ")
-        if at >= 0:
-            text = message[at + 10 : at + 60].lower()
-            for phrase, canonical in _PHRASES_BY_HEAD.get(text[:4], ()):  # _policy_type(text), inline
-                if text.startswith(phrase):
-                    policy_type = canonical
-                    break
-        elif "no resource-based policies allow" in message:
-            # KMS, when it cannot tell which: "... because the resource does not exist in this Region,
-            # no resource-based policies allow access, or a resource-based policy explicitly denies access"
-            policy_type, hedged = "resource-based", True
-        elif "due to a VPC endpoint policy" in message:
-            # A network activity event: "The request was denied due to a VPC endpoint policy" (whether
-            # explicitly or for want of an Allow, it does not say; nor which action or resource).
-            policy_type = "vpc endpoint"
-    action = resource = ""
-    at = message.find("not authorized to perform")
-    if at >= 0:
-        words = message[at + 25 :].lstrip(": ").split(None, 4)
-        if words and ":" in words[0]:
-            action = words[0]
-            if len(words) >= 3 and words[1] == "on" and words[2].startswith("resource"):
-                target = words[3] if words[2] in ("resource:", "resource") and len(words) > 3 else ""
-                resource = target.strip('"').rstrip(".,;")
-    return Denial(policy_type, explicit, action, resource, policy_arn, hedged)
-
-
-def _without_article(text: str) -> str:
-    for article in ("a ", "an ", "the "):
-        if text.startswith(article):
-            return text[len(article) :]
-    return text
-
-
-def _policy_type(text: str) -> str:
-    for phrase, canonical in _PHRASES_BY_HEAD.get(text[:4], ()):
-        if text.startswith(phrase):
-            return canonical
-    return ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -520,26 +391,3 @@ def _clip(value: Any, limit: int = 80) -> str:
     if type(value) is not str:
         return f"(a JSON {json_type(value)})"
     return repr(value[:limit])
-
-
-#: CloudTrail's eventType -> the detail-type EventBridge gives it.
-_DETAIL_TYPE_OF = {"AwsServiceEvent": SERVICE_EVENT, "AwsVpceEvent": NETWORK_ACTIVITY}
-
-
-def to_eventbridge(record: dict, event_id: str | None = None) -> dict:
-    """Wrap a bare CloudTrail record the way EventBridge delivers it to a rule target."""
-    import uuid
-
-    source = record.get("eventSource", "")
-    service = source.partition(".")[0] if isinstance(source, str) else ""
-    return {
-        "version": "0",
-        "id": event_id or str(uuid.uuid4()),
-        "detail-type": _DETAIL_TYPE_OF.get(record.get("eventType"), API_CALL) if type(record.get("eventType")) is str else API_CALL,
-        "source": f"aws.{service}",
-        "account": record.get("recipientAccountId", ""),
-        "time": record.get("eventTime", ""),
-        "region": record.get("awsRegion", ""),
-        "resources": [],
-        "detail": record,
-    }

@@ -41,7 +41,7 @@ from .changes import key_key, principal_key, secret_key
 from .facts import Facts
 from .records import FailedCall
 
-__all__ = ["Root", "RootRule", "root_of"]
+__all__ = ["Root", "RootRule", "affected", "key_of", "rotation", "secret_of"]
 
 ANY = None  # every topic
 
@@ -282,14 +282,3 @@ def _name(key: str) -> str:
     if kind == "key-of":
         return _name(rest)
     return key
-
-
-def root_of(cause: str, call: FailedCall, facts: Optional[Facts] = None) -> Root:
-    """The root of a classified failure. A step of a rotation (the call names AWSPENDING) belongs
-    to the rotation, whatever its own cause: fixing the rotation is what ends it."""
-    if call.rotation_step and call.service == "secretsmanager":
-        return rotation(call, facts)
-    from .causes import BY_ID
-
-    found = BY_ID.get(cause)
-    return (found.root if found is not None else unknown)(call, facts)

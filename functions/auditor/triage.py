@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Iterable, Optional, Union
 
 from .changes import Change
-from .classify import classify
+from .classify import classify, root_of
 from .finding import Finding
 from .incidents import Book, Failure, Incident
 from .pairing import Half, half_of, pair
 from .records import FailedCall
-from .roots import affected, root_of
+from .roots import affected
 
 __all__ = ["Triage", "Unit", "unit_of"]
 

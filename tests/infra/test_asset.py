@@ -33,7 +33,8 @@ def test_synthesized_asset_holds_the_auditor_package_sources(default_synth, temp
 
     files = staged_files(asset)
     sources = sorted(p.relative_to(REPO / "functions").as_posix() for p in (REPO / "functions" / "auditor").rglob("*.py")
-                     if "__pycache__" not in p.parts)
+                     if "__pycache__" not in p.parts and "cli" not in p.relative_to(REPO / "functions" / "auditor").parts[:1])
+    assert not any(f.startswith("auditor/cli/") for f in files)  # the command line never ships in the function
     if interpreter_for(RUNTIME.name.removeprefix("python")) is None:  # this machine: sources only, and a warning
         assert files == sources  # every source ships
         warnings = [e["data"] for path in outdir.glob("*.metadata.json") for entries in json.loads(path.read_text()).values()
@@ -56,6 +57,8 @@ def test_exclusions_hold_against_a_tree_of_leftovers(tmp_path):
         "auditor/handler.py": True,
         "auditor/causes/__init__.py": True,
         "auditor/causes/deep/rule.py": True,
+        "auditor/cli/__init__.py": False,  # the command line: never in the function
+        "auditor/cli/sources.py": False,
         "auditor/__pycache__/handler.cpython-313.pyc": False,
         "auditor/causes/__pycache__/x.cpython-313.pyc": False,
         "auditor/stale.pyc": False,

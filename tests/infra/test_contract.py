@@ -72,7 +72,7 @@ class Emitted:
 
 
 def sqs_batch(records: list, prefix: str) -> dict:
-    from auditor.records import to_eventbridge
+    from demo.envelope import to_eventbridge
 
     return {"Records": [{"messageId": f"{prefix}-{i}", "receiptHandle": "r", "eventSource": "aws:sqs", "attributes": {},
                          "messageAttributes": {}, "body": r if isinstance(r, str) else json.dumps(to_eventbridge(r))}

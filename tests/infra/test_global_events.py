@@ -174,7 +174,7 @@ def test_cfn_lint_is_clean_on_every_template_of_the_regional_synthesis(regional_
 def test_an_iam_change_travels_from_us_east_1_to_the_auditors_queue_and_nothing_else_does(global_stack, regional_synth, aws):
     """us-east-1 default bus -(global rule)-> eu-west-1 default bus -(change rule)-> ingestion queue, on moto
     (each region's default bus stood in for by a bus of its own)."""
-    from auditor.records import to_eventbridge
+    from demo.envelope import to_eventbridge
     from demo import scenarios as s
 
     events, sqs = aws("events"), aws("sqs")

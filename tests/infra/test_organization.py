@@ -282,7 +282,7 @@ def test_member_failures_reach_the_subscriber_once_through_central_bus_and_queue
     from auditor.pipeline import Pipeline
     from auditor.state import State
     from auditor.publish import Publisher
-    from auditor.records import to_eventbridge
+    from demo.envelope import to_eventbridge
 
     from ..integration.conftest import make_stack
     from ..unit.conftest import fixture_records
@@ -381,7 +381,7 @@ def test_cfn_lint_is_clean_on_the_management_stack(management_synth):
 def test_member_and_management_changes_reach_the_ingestion_queue_through_the_central_bus(management_synth, aws):
     """Member bus -(forwarder change rule)-> central bus -(central change rule)-> ingestion queue, and the
     management account's us-east-1 bus -(its global rule)-> the same central bus (moto server)."""
-    from auditor.records import to_eventbridge
+    from demo.envelope import to_eventbridge
     from demo import scenarios as s
 
     central, outdir = management_synth[0], management_synth[3]

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from auditor.records import to_eventbridge
+from demo.envelope import to_eventbridge
 from infra.pattern import detection_pattern
 
 pytestmark = [pytest.mark.infra, pytest.mark.integration]

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from auditor.records import to_eventbridge
+from demo.envelope import to_eventbridge
 from infra.pattern import detection_pattern
 
 from ..unit.conftest import fixture_records

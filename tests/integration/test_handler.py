@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from auditor.records import to_eventbridge
+from demo.envelope import to_eventbridge
 
 from .conftest import Context, emf, metric_total
 

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from auditor.pipeline import Pipeline
 from auditor.publish import Publisher
-from auditor.records import to_eventbridge
+from demo.envelope import to_eventbridge
 from auditor.state import State
 
 from demo import scenarios as s

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from auditor.records import to_eventbridge
+from demo.envelope import to_eventbridge
 
 from demo import scenarios as s
 from .conftest import Context, emf, metric_total

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from auditor.records import to_eventbridge
+from demo.envelope import to_eventbridge
 
 from ..unit.linkify import live_links
 from ..unit.test_publish import CHATBOT_SCHEMA

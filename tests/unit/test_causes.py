@@ -61,38 +61,43 @@ def _imports(path: Path):
             yield node.lineno, node.level, node.module or ""
 
 
+#: The catalog's shared modules: what causes may import (each a job of its own).
+SHARED = frozenset(p.stem for p in CAUSES_DIR.glob("_*.py") if p.stem != "__init__")
+
+
 @pytest.mark.parametrize("path", CAUSE_MODULES, ids=lambda p: p.stem)
-def test_a_cause_imports_only_the_shared_helper_module_and_the_standard_library(path):
-    """Causes stay independent: what they share lives in causes/_base.py, and a cause imports
-    nothing else of the project (no other cause, no helper of another cause, not the parser)."""
+def test_a_cause_imports_only_the_shared_helper_modules_and_the_standard_library(path):
+    """Causes stay independent: what they share lives in the catalog's shared modules (``_base``,
+    ``_arns``, ``_statements``, ``_denied``, ``_key_state``), and a cause imports nothing else of
+    the project (no other cause, not the parser, not the facts directly)."""
     wrong = []
     for line, level, module in _imports(path):
-        if level == 1 and module == "_base":
+        if level == 1 and module in SHARED:
             continue
         if level == 0 and (module == "__future__" or module.partition(".")[0] in sys.stdlib_module_names):
             continue
         wrong.append(f"line {line}: {'.' * level}{module}")
-    assert not wrong, f"{path.name} imports {wrong}; import shared helpers from ._base only"
+    assert not wrong, f"{path.name} imports {wrong}; import shared helpers from {sorted(SHARED)} only"
     assert "importlib" not in path.read_text() and "__import__" not in path.read_text()
 
 
 def test_the_import_check_catches_what_it_must():
     bad = CAUSES_DIR.parent.parent.parent / "tests" / "unit" / "_probe_cause.py"
     try:
-        for source in ("from ._denied import said\n", "from ..records import FailedCall\n", "from . import throttling\n",
+        for source in ("from ._other_helper import said\n", "from ..records import FailedCall\n", "from . import throttling\n",
                        "import auditor.records\n", "def f():\n    from .throttling import match\n", "import boto3\n"):
             bad.write_text(source)
             with pytest.raises(AssertionError):
-                test_a_cause_imports_only_the_shared_helper_module_and_the_standard_library(bad)
+                test_a_cause_imports_only_the_shared_helper_modules_and_the_standard_library(bad)
         bad.write_text("from __future__ import annotations\nimport re\nfrom ._base import Cause\n")
-        test_a_cause_imports_only_the_shared_helper_module_and_the_standard_library(bad)
+        test_a_cause_imports_only_the_shared_helper_modules_and_the_standard_library(bad)
     finally:
         bad.unlink(missing_ok=True)
 
 
-def test_every_cause_module_defines_a_cause_and_the_only_helper_module_is_base():
+def test_every_cause_module_defines_a_cause_and_the_shared_modules_are_the_known_ones():
     helpers = {p.stem for p in CAUSES_DIR.glob("_*.py")} - {"__init__"}
-    assert helpers == {"_base"}, f"shared helpers live in causes/_base.py only, found {sorted(helpers)}"
+    assert helpers == {"_base", "_arns", "_statements", "_denied", "_key_state"}, sorted(helpers)
     assert {p.stem for p in CAUSE_MODULES} == {c.id.replace(".", "_").replace("-", "_") for c in CATALOG}
 
 
@@ -329,7 +334,7 @@ _JSON_VALUES = st.recursive(st.text() | st.integers() | st.none() | st.booleans(
 @settings(max_examples=400, deadline=None)
 @given(st.dictionaries(st.text(), _JSON_VALUES, min_size=1, max_size=5))
 def test_render_prints_what_the_json_encoder_prints(stmt):
-    from auditor.causes._base import _ENCODER, render
+    from auditor.causes._statements import _ENCODER, render
 
     assert render(stmt) == _ENCODER.encode(stmt) == json.dumps(stmt, separators=(", ", ": "))
 
@@ -343,7 +348,7 @@ _NAMES = st.text(alphabet=st.sampled_from("aB3-_/!é\n:xyzZ09"), max_size=14)
 @settings(max_examples=600, deadline=None)
 @given(_ARN_HEAD, _NAMES)
 def test_split_secret_arn_is_the_regular_expressions_it_replaced(head, name):
-    from auditor.causes._base import _SECRET_ARN, split_secret_arn
+    from auditor.causes._arns import _SECRET_ARN, split_secret_arn
 
     resource = head + name
     m = _SECRET_ARN.match(resource)
@@ -357,7 +362,7 @@ def test_split_secret_arn_is_the_regular_expressions_it_replaced(head, name):
 def test_partition_of_is_the_regular_expression_it_replaced(arns):
     from types import SimpleNamespace
 
-    from auditor.causes._base import _ARN_PARTITION, partition_of
+    from auditor.causes._arns import _ARN_PARTITION, partition_of
 
     call = SimpleNamespace(principal=SimpleNamespace(arn=arns[0]), resource=arns[1], secret_arn=arns[2])
     expected = next((m.group(1) for m in map(_ARN_PARTITION.match, arns) if m), "aws")

@@ -7,7 +7,8 @@ import pytest
 
 from auditor.changes import CHANGE_ACTIONS, Change, key_key, principal_key, secret_key
 from auditor.contract import CHANGE_EVENTS
-from auditor.records import OTHER_SERVICE, SUCCESS, parse_record, to_eventbridge
+from auditor.records import OTHER_SERVICE, SUCCESS, parse_record
+from demo.envelope import to_eventbridge
 from demo import scenarios as s
 
 

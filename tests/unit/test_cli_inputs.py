@@ -42,7 +42,7 @@ for info in pkgutil.walk_packages(auditor.__path__, "auditor."):
         importlib.import_module(info.name)
 name, mode, trigger = sys.argv[1:4]
 argv = sys.argv[sys.argv.index("--") + 1:]
-import auditor.records as records, auditor.documents as documents
+import auditor.records as records, auditor.cli.documents as documents
 original = getattr(records, name, None) or getattr(documents, name)
 
 def hit(args):

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from auditor.causes import BY_ID
 from auditor.classify import classify
-from auditor.documents import iter_outcomes
-from auditor.records import Change, FailedCall, Malformed, Skipped, parse_record, to_eventbridge
+from auditor.cli.documents import iter_outcomes
+from auditor.records import Change, FailedCall, Malformed, Skipped, parse_record
+from demo.envelope import to_eventbridge
 
 from .test_records import DENIED
 

@@ -77,7 +77,7 @@ def test_the_handler_never_raises_and_counts_every_event(monkeypatch, event):
 
 def test_a_batch_with_one_malformed_record_delivers_the_others(monkeypatch):
     from .test_records import DENIED
-    from auditor.records import to_eventbridge
+    from demo.envelope import to_eventbridge
 
     published, counter, log = wired(monkeypatch)
     good = [to_eventbridge(dict(DENIED, eventID=f"e{i}", requestParameters={"secretId": f"s{i}"})) for i in range(3)]

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 import auditor.handler as handler
 from auditor.classify import classify
 from auditor.pipeline import Pipeline
-from auditor.records import Change, FailedCall, Malformed, Skipped, parse_record, to_eventbridge
+from auditor.records import Change, FailedCall, Malformed, Skipped, parse_record
+from demo.envelope import to_eventbridge
 
 from .conftest import fixture_records
 from .test_hostile_handler import Context, Counter, Published

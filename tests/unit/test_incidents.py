@@ -11,7 +11,8 @@ from auditor.incidents import Book, Failure, attribute, change_entries
 from auditor.pairing import half_of, pair
 from auditor.records import parse_record
 from auditor import roots
-from auditor.roots import affected, root_of
+from auditor.classify import root_of
+from auditor.roots import affected
 from demo import scenarios as s
 
 from .conftest import fixture_records

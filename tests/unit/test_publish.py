@@ -16,7 +16,8 @@ from auditor.classify import classify
 from auditor.facts import Facts
 from auditor.finding import Finding
 from auditor.incidents import Attribution, Incident
-from auditor.publish import _size, email_text, message, subject_for
+from auditor.publish import _size
+from auditor.render import email_text, message, subject_for
 from auditor.roots import Root
 from auditor.state import Notice
 from auditor.records import FailedCall, Principal, parse_record

@@ -7,16 +7,10 @@ import json
 
 import pytest
 
-from auditor.documents import DEFAULT_LIMIT, MiB, Unreadable, iter_documents, iter_outcomes, read_bounded
-from auditor.records import (
-    OTHER_SERVICE,
-    SUCCESS,
-    FailedCall,
-    Malformed,
-    parse_denial,
-    parse_record,
-    to_eventbridge,
-)
+from auditor.cli.documents import DEFAULT_LIMIT, MiB, Unreadable, iter_documents, iter_outcomes, read_bounded
+from auditor.denial import parse_denial
+from auditor.records import OTHER_SERVICE, SUCCESS, FailedCall, Malformed, parse_record
+from demo.envelope import to_eventbridge
 
 DENIED = {
     "eventVersion": "1.09",
@@ -258,7 +252,7 @@ def test_denial_names_the_action_and_resource():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from auditor.records import _parse_denial  # noqa: E402
+from auditor.denial import _parse_denial  # noqa: E402
 
 _WORDS = st.sampled_from(["xplicit", "deny", "explicit deny", " in a", "an", "the", "service control", "policy", "VPC",
                           "endpoint", "because no", "ecause", "no", "identity-based", "resource-based", "session",

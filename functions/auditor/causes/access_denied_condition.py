@@ -5,7 +5,9 @@ It takes IAM policy simulation of the same call with and without the request's c
 (enrichment, behind a flag): allowed without the context, denied with it.
 """
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, denied_action, roots, said, who
+from ._arns import denied_action
+from ._base import ACCESS_DENIED_CODES, Cause, Match, roots, who
+from ._denied import said
 
 
 def applies(call, facts):

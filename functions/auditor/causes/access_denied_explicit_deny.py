@@ -1,6 +1,8 @@
 """An explicit Deny statement in an identity-based or resource-based policy."""
 
-from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, Match, by_policy_type, denied_action, roots, who
+from ._arns import denied_action
+from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, Match, roots, who
+from ._denied import by_policy_type
 
 _TYPED = by_policy_type(frozenset({"identity-based", "resource-based"}), explicit=True)
 _TYPES = frozenset({"", "identity-based", "resource-based"})

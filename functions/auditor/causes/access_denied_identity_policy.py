@@ -1,6 +1,8 @@
 """No identity-based policy of the caller allows the action (implicit deny)."""
 
-from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, by_policy_type, denied_by, render, roots
+from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, roots
+from ._denied import by_policy_type, denied_by
+from ._statements import render
 
 
 def remediation(call, m):

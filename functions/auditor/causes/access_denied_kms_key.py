@@ -9,7 +9,11 @@ source ``secretsmanager.amazonaws.com``, or the ``SecretARN`` encryption context
 
 import re
 
-from ._base import ACCESS_DENIED_CODES, Cause, Match, key_arn, key_condition, policy_statement, render, roots, said, who
+from ._arns import key_arn
+from ._base import ACCESS_DENIED_CODES, Cause, Match, roots, who
+from ._denied import said
+from ._key_state import key_condition
+from ._statements import policy_statement, render
 
 _KMS_TEXT = re.compile(r"access to kms is not allowed|\bkms\b.*\bnot allowed\b|customer master key|kms key", re.IGNORECASE)
 _WRITE_ACTIONS = frozenset({"CreateSecret", "PutSecretValue", "UpdateSecret", "RotateSecret", "ReplicateSecretToRegions"})

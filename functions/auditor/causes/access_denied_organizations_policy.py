@@ -1,6 +1,8 @@
 """A service control policy or resource control policy of AWS Organizations denies the call."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_action, denied_by, roots
+from ._arns import denied_action
+from ._base import ACCESS_DENIED_CODES, Cause, roots
+from ._denied import by_policy_type, denied_by
 
 
 def remediation(call, m):

@@ -1,6 +1,8 @@
 """No resource-based policy (secret policy or key policy) allows the action (implicit deny)."""
 
-from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, Match, by_policy_type, denied_by, render, roots
+from ._base import ACCESS_DENIED_CODES, IAM_DENIED_DOC, Cause, Match, roots
+from ._denied import by_policy_type, denied_by
+from ._statements import render
 
 _NO_ALLOW = by_policy_type(frozenset({"resource-based"}), explicit=False, fix=True)
 applies = denied_by(frozenset({"resource-based"}), explicit=False)

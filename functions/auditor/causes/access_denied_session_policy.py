@@ -1,6 +1,8 @@
 """A session policy passed when the temporary credentials were issued limits the call."""
 
-from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, render, roots
+from ._base import ACCESS_DENIED_CODES, Cause, roots
+from ._denied import by_policy_type, denied_by
+from ._statements import render
 
 
 def remediation(call, m):

@@ -1,7 +1,9 @@
 """Access denied and nothing more is known: the message names no policy type."""
 
-from ._base import (ACCESS_DENIED_CODES, SM_DOC, Cause, Match, denied_action, denied_resource_arn, policy_statement,
-                    render, roots, said, who)
+from ._arns import denied_action, denied_resource_arn
+from ._base import ACCESS_DENIED_CODES, SM_DOC, Cause, Match, roots, who
+from ._denied import said
+from ._statements import policy_statement, render
 
 
 def applies(call, facts):

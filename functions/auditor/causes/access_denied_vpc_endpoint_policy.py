@@ -7,7 +7,9 @@ request was denied due to a VPC endpoint policy"), the only record of a call the
 that would otherwise have been allowed: such calls are not logged as management events.
 """
 
-from ._base import ACCESS_DENIED_CODES, Cause, by_policy_type, denied_by, render, roots
+from ._base import ACCESS_DENIED_CODES, Cause, roots
+from ._denied import by_policy_type, denied_by
+from ._statements import render
 
 
 def remediation(call, m):

@@ -10,8 +10,8 @@ credentials, the external key missing or disabled, ...). A DisabledException who
 no state is a disabled key; a message naming a key pending deletion is kms.key-pending-deletion.
 """
 
-from ._base import (KEY_STATE_CODES, KEY_STATE_DOC, KEY_STORE_CONDITIONS, Cause, Match, described_key_state,
-                    key_condition, key_evidence, roots)
+from ._base import Cause, Match, roots
+from ._key_state import (KEY_STATE_CODES, KEY_STATE_DOC, KEY_STORE_CONDITIONS, described_key_state, key_condition, key_evidence)
 
 _STATES = frozenset({"Disabled", "PendingImport", "Unavailable", "Creating", "Updating"})
 _ANY = _STATES | KEY_STORE_CONDITIONS

@@ -6,7 +6,8 @@ KMSInvalidStateException for the others (the key-state table's footnotes [2] and
 multi-Region primary key waits in PendingReplicaDeletion until its replicas are deleted.
 """
 
-from ._base import KEY_STATE_CODES, KEY_STATE_DOC, Cause, Match, described_key_state, key_condition, key_evidence, roots
+from ._base import Cause, Match, roots
+from ._key_state import KEY_STATE_CODES, KEY_STATE_DOC, described_key_state, key_condition, key_evidence
 
 _STATES = frozenset({"PendingDeletion", "PendingReplicaDeletion"})
 

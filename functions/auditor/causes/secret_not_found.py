@@ -1,6 +1,7 @@
 """The secret does not exist (in this account and region), as far as the caller can see."""
 
-from ._base import Cause, Match, roots, split_secret_arn as split, who
+from ._arns import split_secret_arn as split
+from ._base import Cause, Match, roots, who
 
 
 def applies(call, facts):

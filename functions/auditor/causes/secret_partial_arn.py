@@ -7,7 +7,8 @@ record alone this is a heuristic: the random suffix mixes upper and lower case, 
 with no upper-case letter is more likely part of the name. DescribeSecret by name confirms it.
 """
 
-from ._base import SM_DOC, Cause, Match, roots, split_secret_arn as split, who
+from ._arns import split_secret_arn as split
+from ._base import SM_DOC, Cause, Match, roots, who
 
 
 def looks_generated(tail: str) -> bool:

@@ -1,6 +1,7 @@
 """The request itself was invalid: a parameter's value, a combination, or the resource's state."""
 
-from ._base import Cause, Match, key_condition, roots, who
+from ._base import Cause, Match, roots, who
+from ._key_state import key_condition
 
 _CODES = frozenset({
     "ValidationException", "InvalidParameterException", "InvalidParameterValue", "InvalidParameterCombination",

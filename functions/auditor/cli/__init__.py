@@ -34,7 +34,7 @@ from typing import Iterable
 
 from ..aws import ACCOUNT_ID
 from ..config import DEFAULT_QUIET_SECONDS
-from ..documents import DEFAULT_LIMIT, MiB
+from .documents import DEFAULT_LIMIT, MiB
 from .output import safe
 from .windows import UsageError
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from functools import partial
 from typing import Optional
 
-from ..documents import LOG_SUFFIXES
+from .documents import LOG_SUFFIXES
 from . import lookup_events, s3_trail, sources, windows
 from .output import ENCODE_ERRORS, INCIDENT_HEADER, RENDER_INCIDENT, TABLE_HEADER, Part, Run
 from .stages import Classify, Incidents, process

@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 from ..aws import ACCOUNT_ID, client, fan_out
-from ..documents import DEFAULT_LIMIT, read_bounded, too_large
+from .documents import DEFAULT_LIMIT, read_bounded, too_large
 from .windows import shifted
 
 __all__ = ["ENUMERATED_DAYS", "TrailBucket", "layout", "ordered", "split_s3_url"]

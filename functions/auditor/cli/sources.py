@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from ..aws import error_code
-from ..documents import LOG_SUFFIXES, Unreadable, read_bounded, too_large
+from .documents import LOG_SUFFIXES, Unreadable, read_bounded, too_large
 
 __all__ = ["Events", "Failed", "LocalFile", "Loaded", "Stream", "describe", "local_inputs", "page", "prepare", "read",
            "s3_objects", "walk"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ..classify import classify
-from ..documents import Unreadable, iter_documents
+from .documents import Unreadable, iter_documents
 from ..records import OTHER_SERVICE, SERVICES, SUCCESS, Change, FailedCall, Malformed, Outcome, Skipped, parse_record
 from ..triage import unit_of
 from .output import ENCODE_ERRORS, RENDER, Part

@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .records import Malformed, Outcome, json_type, parse_record
+from ..records import Malformed, Outcome, json_type, parse_record
 
 __all__ = ["DEFAULT_LIMIT", "LOG_SUFFIXES", "MiB", "Unreadable", "iter_documents", "iter_outcomes", "read_bounded",
            "too_large"]

@@ -1,0 +1,34 @@
+"""The least-privilege policy statement a remediation prints, and how it is printed (the JSON an
+engineer pastes, with ``", "`` and ``": "`` separators)."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+__all__ = ["policy_statement", "render"]
+
+
+def policy_statement(action: str, resource: str, condition: Optional[dict] = None) -> dict:
+    stmt: dict = {"Effect": "Allow", "Action": action, "Resource": resource}
+    if condition:
+        stmt["Condition"] = condition
+    return stmt
+
+
+_ENCODER = json.JSONEncoder(separators=(", ", ": "))  # built once: json.dumps with options builds one per call
+# The C encoder behind _ENCODER, built once too: _ENCODER.encode builds a new one on every call,
+# which costs more than a statement is long (json.encoder.c_make_encoder is None without the _json
+# accelerator; then _ENCODER.encode it is). No circular-reference check: statements are built here.
+_make_encoder = json.encoder.c_make_encoder
+_C_ENCODER = _make_encoder and _make_encoder(None, _ENCODER.default, json.encoder.encode_basestring_ascii, None,
+                                             _ENCODER.key_separator, _ENCODER.item_separator, False, False, True)
+
+
+def render(stmt: Optional[dict]) -> str:
+    """A policy statement as the remediation prints it (JSON, ``", "`` and ``": "`` separators)."""
+    if not stmt:
+        return ""
+    if _C_ENCODER is None:
+        return _ENCODER.encode(stmt)
+    return "".join(_C_ENCODER(stmt, 0))
