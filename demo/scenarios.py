@@ -16,7 +16,14 @@ REGION = "eu-west-1"
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}"
 ADMIN = f"arn:aws:sts::{ACCOUNT}:assumed-role/platform-admin/alice@example.com"
-T0 = datetime(2026, 11, 30, 9, 0, 0, tzinfo=timezone.utc)
+#: The story's time zero: two minutes before this process started (rounded to the second), so that
+#: the records are fresh news to a function running now (it never pages old news: docs/incidents.md).
+T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=2)
+
+
+def since_t0() -> float:
+    """Seconds from the story's time zero to now: ``at(since_t0())`` is the present."""
+    return datetime.now(timezone.utc).timestamp() - T0.timestamp()
 
 
 def at(seconds: float) -> str:

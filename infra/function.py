@@ -18,15 +18,18 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from auditor.contract import NAMESPACE, SERVICE, Env
+from auditor.contract import NAMESPACE, SERVICE, Env, Table
 
 from . import bytecode
 from .config import AuditorConfig
-from .state import STATE_ACTIONS
+from .state import INDEX_ACTIONS, STATE_ACTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The function's runtime; its bytecode is built by an interpreter of the same version.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
+#: The function's timeout (its environment says it: the state table's timeouts and the scheduled
+#: run's pages are sized from it).
+TIMEOUT = Duration.seconds(30)
 
 
 @jsii.implements(ILocalBundling)
@@ -80,6 +83,7 @@ def environment(config: AuditorConfig, *, topic_arn: str, table_name: str) -> di
         Env.POWERTOOLS_SERVICE_NAME: SERVICE,
         Env.POWERTOOLS_METRICS_NAMESPACE: NAMESPACE,
         Env.POWERTOOLS_LOG_LEVEL: "INFO",
+        Env.TIMEOUT_SECONDS: str(int(TIMEOUT.to_seconds())),
     }
 
 
@@ -105,7 +109,7 @@ class AuditorFunction(Construct):
             code=function_code(scope=self),
             layers=[lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", layer_arn)],
             memory_size=256,
-            timeout=Duration.seconds(30),
+            timeout=TIMEOUT,
             tracing=lambda_.Tracing.ACTIVE,
             role=self.role,
             log_group=self.log_group,
@@ -119,6 +123,8 @@ class AuditorFunction(Construct):
         self.role.add_to_policy(iam.PolicyStatement(
             sid="UseTopicKeyForPublish", actions=["kms:GenerateDataKey*", "kms:Decrypt"], resources=[topic_key.key_arn]))
         self.role.add_to_policy(iam.PolicyStatement(sid="IncidentState", actions=list(STATE_ACTIONS), resources=[table.table_arn]))
+        self.role.add_to_policy(iam.PolicyStatement(sid="IncidentStateDueIndex", actions=list(INDEX_ACTIONS),
+                                                    resources=[f"{table.table_arn}/index/{Table.DUE_INDEX}"]))
         self.role.add_to_policy(iam.PolicyStatement(
             sid="DescribeSecretsNeverRead", actions=["secretsmanager:DescribeSecret"],
             resources=[f"arn:{partition}:secretsmanager:*:{account}:secret:*"]))

@@ -1,6 +1,6 @@
-"""The incident state: one DynamoDB table that ``auditor.state`` owns (open incidents, the recent
-changes that may have started them, records waiting for their partner, the registries the
-scheduled run reads). Its key and TTL attribute are ``auditor.contract.Table``'s."""
+"""The incident state: one DynamoDB table that ``auditor.storage`` owns (incidents, the recent
+changes that may have started them, records waiting for their partner) and its sparse ``due``
+index, which the scheduled run queries. Its names are ``auditor.contract.Table``'s."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from constructs import Construct
 
 from auditor.contract import Table
 
-#: What ``auditor.state`` calls on its table, and nothing more: BatchGetItem (consistent reads of
-#: a batch's incidents and join items, the registries), UpdateItem (every claim, count, change
-#: and resolution; also each ``Update`` of a TransactWriteItems, which IAM authorizes as the
-#: item's own action), PutItem and DeleteItem (releasing the claim of an alert that could not be
-#: published). No Scan, Query, GetItem or BatchWriteItem: the code makes none of those calls;
-#: tests/infra/test_least_privilege.py reads the code to keep this list exact.
-STATE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
+#: What the function calls on its table, and nothing more: BatchGetItem (consistent reads of a
+#: batch's incidents, join items and changes), UpdateItem (every count, claim, confirmation,
+#: change and resolution; also each ``Update`` of a TransactWriteItems, which IAM authorizes as
+#: the item's own action). No Scan, GetItem, PutItem, DeleteItem or BatchWriteItem: the code makes
+#: none of those calls; tests/infra/test_least_privilege.py reads the code to keep this list exact.
+STATE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:UpdateItem")
+#: ... and on its ``due`` index only: Query (the scheduled run).
+INDEX_ACTIONS = ("dynamodb:Query",)
 
 
 class IncidentState(Construct):
@@ -36,4 +37,14 @@ class IncidentState(Construct):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=RemovalPolicy.DESTROY,
+        )
+        # Sparse (only items with a due_shard are in it), sharded (no single hot partition: an
+        # incident's timer is armed under its own shard), sorted by time; the status is
+        # projected so that the scheduled run counts open incidents from the index alone.
+        self.table.add_global_secondary_index(
+            index_name=Table.DUE_INDEX,
+            partition_key=dynamodb.Attribute(name=Table.DUE_SHARD, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=Table.DUE_AT, type=dynamodb.AttributeType.NUMBER),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=["status"],
         )

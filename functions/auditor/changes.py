@@ -188,9 +188,15 @@ def _iam(obj: dict, params: dict, action: str, account: str, region: str) -> lis
     return keys
 
 
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+
+
 def _organizations(obj: dict, params: dict, action: str, account: str, region: str) -> list[tuple[str, str]]:
     policy = _s(params.get("policyId"), 128)
     keys = [(f"org-policy:{policy}", "policy")] if policy else []
+    target = _s(params.get("targetId"), 64)
+    if _ACCOUNT_ID.match(target):  # attached to (or detached from) one account: its failures can find it
+        keys.append((f"org-policies:{target}", "policy"))
     return keys + [("org-policies", "policy")]
 
 

@@ -61,6 +61,8 @@ class Config:
     consistency_window_seconds: int = 600
     simulate_policies: bool = False
     trace_subsegments: bool = False
+    bus_name: str = ""  # the incidents bus: every message also goes there as an EventBridge event (docs/events.md)
+    timeout_seconds: int = 30  # the function's own: the state table's timeouts and the scheduled run are sized from it
     namespace: str = NAMESPACE
     service: str = SERVICE
 
@@ -81,6 +83,8 @@ class Config:
             consistency_window_seconds=_int(env, Env.CONSISTENCY_WINDOW_SECONDS, 600, 0, 86400),
             simulate_policies=_bool(env, Env.SIMULATE_POLICIES, False),
             trace_subsegments=_bool(env, Env.TRACE_SUBSEGMENTS, False),
+            bus_name=(env.get("INCIDENT_BUS_NAME") or "").strip(),
+            timeout_seconds=_int(env, Env.TIMEOUT_SECONDS, 30, 3, 900),
             namespace=env.get(Env.POWERTOOLS_METRICS_NAMESPACE) or NAMESPACE,
             service=env.get(Env.POWERTOOLS_SERVICE_NAME) or SERVICE,
         )

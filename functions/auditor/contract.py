@@ -32,6 +32,8 @@ class Env:
     POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
     POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+    #: The function's timeout: the state table's timeouts and the scheduled run's work are sized from it.
+    TIMEOUT_SECONDS = "AUDITOR_TIMEOUT_SECONDS"
 
 
 class Metric:
@@ -57,6 +59,9 @@ class Metric:
     CLASSIFIER_ERRORS = "ClassifierErrors"
     STATE_UNAVAILABLE = "StateUnavailable"  # the state table could not be used: notified anyway
     STATE_RETRIES = "StateRetries"  # a write met another invocation's and was decided again
+    STATE_TIMEOUTS = "StateTimeouts"  # a state call outlived its timeout and was sent again (same idempotency token)
+    LATE_FAILURES = "LateFailures"  # failures older than the quiet period when they arrived: recorded, not paged
+    SWEEP_DEFERRED = "SweepDeferred"  # due incidents the scheduled run left to the next run (time ran out)
 
 
 class Dimension:
@@ -80,6 +85,7 @@ class Log:
     RETRIED = "retried"  # the publish failed: SQS redelivers the record, which is logged again
     REDELIVERED = "redelivered"  # a record seen before (logged when it was first seen)
     PARKED = "parked"  # waiting for its partner record: logged again when it is counted
+    LATE = "late"  # older than the quiet period when it arrived (or than the last resolution): recorded, not paged
     #: Outcomes whose line is not (yet) a counted failure: the Findings metric skips them, and so
     #: do the dashboard's Logs Insights widgets, so that each failure is one line.
     NOT_COUNTED = (RETRIED, REDELIVERED, PARKED, JOINED)
@@ -90,10 +96,19 @@ class Log:
 
 
 class Table:
-    """The state table: one partition key, TTL on ``expires_at``."""
+    """The state table: one partition key, TTL on ``expires_at``, and one sparse global secondary
+    index, ``due``: the items the scheduled run must look at (open incidents, messages to retry,
+    records waiting for their partner), sharded on ``due_shard`` and sorted by ``due_at`` (epoch
+    seconds), so that finding them needs no scan and no single hot item."""
 
     PARTITION_KEY = "pk"
     TTL_ATTRIBUTE = "expires_at"
+    DUE_INDEX = "due"
+    DUE_SHARD = "due_shard"
+    DUE_AT = "due_at"
+    #: Index partitions: each takes its share of the writes that arm a timer (DynamoDB's
+    #: per-partition limits); the scheduled run queries each. Changing it strands armed items.
+    DUE_SHARDS = 16
 
 
 class Attribute:

@@ -124,7 +124,8 @@ def handler(event, context):
         # Partial batch response: SQS redelivers only these (ReportBatchItemFailures).
         return {"batchItemFailures": [{"itemIdentifier": k} for k in dict.fromkeys(report.failed_keys)]}
     if isinstance(event, dict) and event.get("detail-type") == SCHEDULED_EVENT:
-        report = pipeline(context).scheduled()
+        left = getattr(context, "get_remaining_time_in_millis", None)
+        report = pipeline(context).scheduled(remaining=(lambda: left() / 1000) if callable(left) else None)
         return {"notified": len(report.notified)}
     detail = event.get("detail") if isinstance(event, dict) else None
     event_id = detail.get("eventID") if isinstance(detail, dict) else None

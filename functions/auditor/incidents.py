@@ -1,58 +1,52 @@
-"""Incidents: failures grouped by root cause, the change that most likely started them, and
-their lifecycle (opened -> updated at most once a window -> resolved after a quiet period).
+"""Incidents, as data: a failure (one or several records), the change that most likely started
+an incident, and the incident itself as every output shows it. Pure: no I/O, no clock.
 
-Pure: the Lambda keeps incidents in DynamoDB (``auditor.state``), the CLI in memory
-(``Book`` below); both use these decisions, so a day of history triaged with
-``auditor classify --incidents`` groups and attributes exactly as the deployed function would.
+How an incident opens, grows, is announced and resolves is ``auditor.lifecycle`` (shared by
+the function and the CLI); where it is kept is ``auditor.storage`` (the function's table) or
+memory (the CLI).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from .changes import Change
 from .facts import parse_time
 from .finding import Finding
 from .roots import Root
 
-__all__ = ["Failure", "Attribution", "attribute", "Incident", "Book", "iso", "epoch"]
+__all__ = ["Attribution", "Failure", "Incident", "Mark", "MAX_DISTINCT", "MAX_LISTED", "OPEN", "RESOLVED",
+           "attribute", "change_entries", "distinct", "dumps", "epoch", "iso", "lead", "remediation_for"]
 
-#: Affected principals and resources kept by name (the counts go on beyond).
+OPEN, RESOLVED = "open", "resolved"
+#: Affected principals and resources listed by name in every message.
 MAX_LISTED = 20
+#: Distinct principals and resources counted exactly, each by a short hash: beyond it the count
+#: says "at least" (``exact`` false). 10,000 hashes are about 90 KB of the incident's item.
+MAX_DISTINCT = 10_000
 #: Changes this long before the first failure are still candidates (the change store keeps them this long).
 DEFAULT_LOOKBACK_DAYS = 7
 
 
-@dataclass(slots=True)
-class Failure:
-    """One failure: one record, or several that are one failure (a Secrets Manager call and the
-    KMS call it made for the caller; a RotationFailed event and the rotation function's calls)."""
-
-    finding: Finding
-    root: Root
-    keys: list[str] = field(default_factory=list)  # inputs that carried it (SQS message ids): retried together
-    event_ids: list[str] = field(default_factory=list)  # every CloudTrail record joined into it
-    principal: str = ""  # the caller's role/user ARN as people read it
-    resource: str = ""  # the secret or key as people read it
-
-    @property
-    def event_id(self) -> str:
-        return self.finding.event_id
-
-
 def epoch(value: str) -> Optional[float]:
-    moment = parse_time(value)
+    """An ISO 8601 time (CloudTrail's eventTime) as epoch seconds; None when it does not parse."""
+    moment = parse_time(value) if type(value) is str else None
     return moment.timestamp() if moment is not None else None
 
 
 def iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return ""
 
 
-def _lead(seconds: float) -> str:
+def lead(seconds: float) -> str:
+    """A duration as people say it: "45 s", "15 min", "2 h 5 min", "3 days"."""
     seconds = int(max(seconds, 0))
     if seconds < 120:
         return f"{seconds} s"
@@ -61,6 +55,38 @@ def _lead(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds // 3600} h {seconds % 3600 // 60} min"
     return f"{seconds // 86400} days"
+
+
+def distinct(name: str) -> str:
+    """A principal's or resource's short, stable hash: what the incident counts distinct values by."""
+    return hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One failure: one record, or several that are one failure (a Secrets Manager call and the
+    KMS call it made for the caller; a RotationFailed event and the rotation function's calls).
+
+    ``when`` is the time the lifecycle uses: the record's event time, or the time it arrived
+    when its event time cannot be trusted (``time_note`` says why; see lifecycle.effective_time).
+    """
+
+    finding: Finding
+    root: Root
+    keys: tuple[str, ...] = ()  # the inputs that carried it (SQS message ids)
+    event_ids: tuple[str, ...] = ()  # every CloudTrail record joined into it
+    principal: str = ""  # the caller's role/user ARN as people read it
+    resource: str = ""  # the secret or key as people read it
+    when: float = 0.0
+    time_note: str = ""
+
+    @property
+    def event_id(self) -> str:
+        return self.finding.event_id
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,6 +102,11 @@ class Attribution:
     def to_dict(self) -> dict:
         return {"change": self.change, "searched": self.searched}
 
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Attribution":
+        change = data.get("change")
+        return cls(change if isinstance(change, dict) else None, str(data.get("searched") or ""))
+
     def sentence(self) -> str:
         c = self.change
         if c is None:
@@ -85,7 +116,7 @@ class Attribution:
                 f"first failure (CloudTrail event {c['event_id']}){maybe}.")
 
 
-def _searched(root: Root, first_failure: str, lookback_days: int) -> str:
+def _searched(root: Root, first_failure: float, lookback_days: int) -> str:
     if not root.searches:
         return f"nothing: {root.kind} failures are not caused by a configuration change"
     targets = []
@@ -93,104 +124,65 @@ def _searched(root: Root, first_failure: str, lookback_days: int) -> str:
         what = "any change" if topics is None else "/".join(sorted(topics)) + " changes"
         targets.append(f"{what} to {key}")
     return (f"{'; '.join(dict.fromkeys(targets))}, in the {lookback_days} days before the first failure "
-            f"({first_failure or 'time unknown'})")
+            f"({iso(first_failure) or 'time unknown'})")
 
 
-def attribute(root: Root, first_failure: str, candidates: Iterable[tuple[str, dict]],
+def _matches(root: Root, key: str, change: Mapping) -> Optional[int]:
+    """The tier at which ``change`` (recorded under ``key``) can explain ``root``; None when it cannot."""
+    best = None
+    for search_key, topics, tier in root.searches:
+        if search_key == key and (topics is None or change.get("topic") in topics):
+            best = tier if best is None else min(best, tier)
+    return best
+
+
+def attribute(root: Root, first_failure: float, candidates: Iterable[tuple[str, Mapping]],
               lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> Attribution:
-    """The latest change before ``first_failure`` among ``candidates`` ((change key, change dict)
-    with ``event_time``, ``topic``), preferring changes to the root itself (tier 0) over ones that
-    may apply (tier 1)."""
-    first = epoch(first_failure)
-    wanted: dict[str, list[tuple[Optional[frozenset], int]]] = {}
-    for key, topics, tier in root.searches:
-        wanted.setdefault(key, []).append((topics, tier))
-    best: Optional[tuple[int, float, dict]] = None
+    """The latest change before ``first_failure`` (epoch s) among ``candidates`` ((change key,
+    change dict with ``event_time`` and ``topic``)), preferring changes to the root itself (tier
+    0) over ones that may apply (tier 1). A change whose time cannot be read, or that was made
+    after the first failure, is never named."""
+    best: Optional[tuple[int, float, Mapping]] = None
     for key, change in candidates:
-        for topics, tier in wanted.get(key, ()):
-            if topics is not None and change.get("topic") not in topics:
-                continue
-            when = epoch(change.get("event_time", ""))
-            if when is None or (first is not None and (when > first or first - when > lookback_days * 86400)):
-                continue
-            rank = (-tier, when)
-            if best is None or rank > (-best[0], best[1]):
-                best = (tier, when, change)
+        tier = _matches(root, key, change)
+        if tier is None:
+            continue
+        when = epoch(change.get("event_time", ""))
+        if when is None or when > first_failure or first_failure - when > lookback_days * 86400:
+            continue
+        if best is None or (-tier, when) > (-best[0], best[1]):
+            best = (tier, when, change)
     if best is None:
         return Attribution(None, _searched(root, first_failure, lookback_days))
     tier, when, change = best
-    lead = (first - when) if first is not None else 0.0
     found = {k: change[k] for k in ("event_id", "event_time", "action", "actor", "summary", "account", "region")
              if k in change}
-    found.update(lead_seconds=int(lead), lead=_lead(lead), tier=tier)
+    found.update(lead_seconds=int(first_failure - when), lead=lead(first_failure - when), tier=tier)
     return Attribution(found, _searched(root, first_failure, lookback_days))
+
+
+def later_changes(root: Root, after: float, candidates: Iterable[tuple[str, Mapping]]) -> list[dict]:
+    """The changes to ``root`` (tier 0) made after ``after`` (epoch s), oldest first, each once."""
+    found: dict[str, tuple[float, dict]] = {}
+    for key, change in candidates:
+        if _matches(root, key, change) != 0:
+            continue
+        when = epoch(change.get("event_time", ""))
+        if when is None or when <= after:
+            continue
+        found.setdefault(str(change.get("event_id")), (when, brief(change)))
+    return [c for _, c in sorted(found.values(), key=lambda pair: pair[0])]
+
+
+def brief(change: Mapping) -> dict:
+    """A change as an incident lists it."""
+    return {k: change.get(k) for k in ("event_id", "event_time", "action", "actor", "summary")}
 
 
 def change_entries(change: Change) -> list[tuple[str, dict]]:
     """(change key, change dict with its topic) for every key a change touches."""
     base = change.to_dict()
     return [(key, {**base, "topic": topic}) for key, topic in change.keys]
-
-
-# --------------------------------------------------------------------------------------------
-# An incident as every output shows it
-# --------------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class Incident:
-    """One root cause as every output shows it: what broke, since when, who and what is affected,
-    what changed before it, and the one remediation for its root."""
-
-    id: str
-    root: Root
-    status: str  # open | resolved
-    cause: str
-    title: str
-    severity: str
-    first_failure: str  # event time (ISO) of the earliest failure
-    last_failure: str
-    failures: int
-    principals: list[str]
-    resources: list[str]
-    principal_count: int
-    resource_count: int
-    remediation: str
-    evidence: list[str]
-    attribution: Attribution
-    occurrence: int = 1
-    opened_at: float = 0.0  # when the auditor opened it (epoch s)
-    resolved_at: float = 0.0
-    last_arrival: float = 0.0
-    later_changes: list[dict] = field(default_factory=list)  # changes after the first failure (a fix?)
-
-    def to_dict(self, status: Optional[str] = None) -> dict[str, Any]:
-        """The ``incident`` object of the finding JSON; ``status`` is the message's (opened, updated, resolved)."""
-        out = {
-            "id": self.id,
-            "status": status or self.status,
-            "occurrence": self.occurrence,
-            "cause": self.cause,
-            "title": self.title,
-            "severity": self.severity,
-            "root": self.root.to_dict(),
-            "first_failure": self.first_failure,
-            "last_failure": self.last_failure,
-            "failures": self.failures,
-            "principals": {"count": self.principal_count, "listed": self.principals[:MAX_LISTED]},
-            "resources": {"count": self.resource_count, "listed": self.resources[:MAX_LISTED]},
-            "change": self.attribution.change,
-            "searched": self.attribution.searched,
-            "evidence": self.evidence,
-            "remediation": self.remediation,
-        }
-        if self.opened_at:
-            out["opened_at"] = iso(self.opened_at)
-        if self.resolved_at:
-            out["resolved_at"] = iso(self.resolved_at)
-            if self.opened_at:
-                out["open_seconds"] = int(self.resolved_at - self.opened_at)
-        if self.later_changes:
-            out["later_changes"] = self.later_changes[:5]
-        return out
 
 
 def remediation_for(root: Root, finding: Finding, attribution: Attribution) -> str:
@@ -222,9 +214,13 @@ _UNDO = {
     "DeleteRolePolicy": "put the inline policy back if the role still needs it (aws iam put-role-policy).",
     "DetachUserPolicy": "attach the policy again if the user still needs it.",
     "DeleteUserPolicy": "put the inline policy back if the user still needs it.",
+    "DetachGroupPolicy": "attach the policy to the group again if its users still need it.",
+    "DeleteGroupPolicy": "put the group's inline policy back if its users still need it.",
+    "RemoveUserFromGroup": "add the user to the group again if it still needs the group's permissions.",
     "PutRolePermissionsBoundary": "check that the new boundary allows the actions the role uses.",
     "PutUserPermissionsBoundary": "check that the new boundary allows the actions the user uses.",
-    "CreatePolicyVersion": "compare the new default version with the previous one (aws iam get-policy-version).",
+    "CreatePolicyVersion": "compare the new default version with the previous one (aws iam get-policy-version), "
+                           "then set the previous one as the default again (aws iam set-default-policy-version) or fix the new one.",
     "SetDefaultPolicyVersion": "set the previous version as the default again if it was the working one.",
     "AttachPolicy": "review the organization policy attached (it applies to every account below its target).",
     "UpdatePolicy": "compare the organization policy's new content with the previous one.",
@@ -239,68 +235,110 @@ def _undo(action: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The CLI's book: incidents over a history, in memory, by event time
+# The incident
 # --------------------------------------------------------------------------------------------
-class Book:
-    """Groups failures into incidents over history (CloudTrail files): an incident ends when no
-    failure of its root follows for ``quiet_seconds`` of event time; its changes are the ones
-    found in the same history. Feed failures and changes in any order, then ``incidents()``."""
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """What a channel (SNS, EventBridge) last confirmed it announced of an incident: the
+    occurrence, the status, the failures counted then and the change named then, and when."""
 
-    def __init__(self, quiet_seconds: int, lookback_days: int = DEFAULT_LOOKBACK_DAYS):
-        self.quiet = quiet_seconds
-        self.lookback = lookback_days
-        self._failures: dict[str, list[Failure]] = {}
-        self._changes: list[tuple[str, dict]] = []
+    seq: int
+    status: str  # opened | updated | resolved
+    failures: int = 0
+    change: str = ""  # the CloudTrail event id of the change named
+    at: float = 0.0
 
-    def add_failure(self, failure: Failure) -> None:
-        self._failures.setdefault(failure.root.key, []).append(failure)
+    def to_dict(self) -> dict:
+        return {"seq": self.seq, "status": self.status, "failures": self.failures, "change": self.change, "at": self.at}
 
-    def add_change(self, change: Change) -> None:
-        self._changes.extend(change_entries(change))
-
-    def incidents(self, now: Optional[float] = None) -> list[Incident]:
-        out = []
-        for failures in self._failures.values():
-            failures.sort(key=lambda f: (epoch(f.finding.event_time) or 0.0, f.event_id))
-            run: list[Failure] = []
-            last = None
-            for failure in failures:
-                when = epoch(failure.finding.event_time) or 0.0
-                if run and last is not None and when - last > self.quiet:
-                    out.append(self._incident(run, len([i for i in out if i.root.key == run[0].root.key]) + 1))
-                    run = []
-                run.append(failure)
-                last = when
-            if run:
-                out.append(self._incident(run, len([i for i in out if i.root.key == run[0].root.key]) + 1))
-        end = now if now is not None else max((epoch(i.last_failure) or 0.0 for i in out), default=0.0)
-        for incident in out:
-            last = epoch(incident.last_failure) or 0.0
-            incident.status = "resolved" if end - last >= self.quiet else "open"
-        return sorted(out, key=lambda i: (i.first_failure, i.id))
-
-    def _incident(self, run: list[Failure], occurrence: int) -> Incident:
-        first = run[0]
-        root = first.root
-        attribution = attribute(root, first.finding.event_time, self._changes, self.lookback)
-        principals = list(dict.fromkeys(f.principal for f in run if f.principal))
-        resources = list(dict.fromkeys(f.resource for f in run if f.resource))
-        first_t = epoch(first.finding.event_time)
-        last_t = epoch(run[-1].finding.event_time)
-        later = [c for k, c in self._changes if any(k == s[0] for s in root.searches)
-                 and (when := epoch(c.get("event_time", ""))) is not None and first_t is not None
-                 and first_t < when <= (last_t or first_t) + self.quiet]
-        later = list({c["event_id"]: c for c in later}.values())
-        return Incident(
-            id=root.incident_id, root=root, status="open", cause=first.finding.cause, title=first.finding.title,
-            severity=first.finding.severity, first_failure=first.finding.event_time,
-            last_failure=run[-1].finding.event_time, failures=len(run), principals=principals[:MAX_LISTED],
-            resources=resources[:MAX_LISTED], principal_count=len(principals), resource_count=len(resources),
-            remediation=remediation_for(root, first.finding, attribution), evidence=list(first.finding.evidence),
-            attribution=attribution, occurrence=occurrence,
-            later_changes=[{k: c[k] for k in ("event_id", "event_time", "action", "actor", "summary")} for c in later],
-        )
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Mark":
+        return cls(int(data["seq"]), str(data["status"]), int(data.get("failures") or 0), str(data.get("change") or ""),
+                   float(data.get("at") or 0.0))
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One root cause: what broke, since when, who and what is affected, what changed before it
+    (and what ended it), the one remediation for its root, and what each channel announced.
+
+    Built by ``auditor.lifecycle`` (from failures) and by ``auditor.storage`` (from its item);
+    changed only through ``dataclasses.replace`` in the lifecycle. Times are epoch seconds.
+    ``occurrence`` 0 is a root that never opened: only failures that arrived too late to page
+    were recorded (``late``)."""
+
+    id: str
+    root: Root
+    status: str  # open | resolved
+    occurrence: int
+    cause: str
+    title: str
+    severity: str
+    finding: Optional[Finding]  # the failure that represents it (the first of its occurrence)
+    evidence: tuple[str, ...]
+    remediation: str
+    attribution: Attribution
+    first_failure: float = 0.0
+    last_failure: float = 0.0
+    failures: int = 0
+    principals: tuple[str, ...] = ()  # listed by name, the first MAX_LISTED
+    principal_keys: frozenset[str] = frozenset()  # distinct callers (hashes): the count
+    resources: tuple[str, ...] = ()
+    resource_keys: frozenset[str] = frozenset()
+    opened_at: float = 0.0
+    resolved_at: float = 0.0
+    last_arrival: float = 0.0  # when its last (fresh) failure arrived
+    later_changes: tuple[dict, ...] = ()  # changes to the root after the first failure (a fix?)
+    ended_by: Optional[dict] = None  # the change to the root between the last failure and the resolution
+    superseded_by: str = ""  # the incident that took its failures over (one change, many callers)
+    late: int = 0  # failures that arrived more than the quiet period after they happened: recorded, not paged
+    late_span: tuple[float, float] = (0.0, 0.0)  # their first and last event time
+    notes: tuple[str, ...] = ()  # what the auditor could not trust or do (an event time replaced, ...)
+    marks: Mapping[str, Mark] = field(default_factory=dict)  # channel -> what it last confirmed
+
+    @property
+    def principal_count(self) -> int:
+        return max(len(self.principal_keys), len(self.principals))
+
+    @property
+    def resource_count(self) -> int:
+        return max(len(self.resource_keys), len(self.resources))
+
+    def to_dict(self, status: Optional[str] = None) -> dict[str, Any]:
+        """The ``incident`` object of the finding JSON; ``status`` is the message's (opened, updated, resolved)."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "status": status or self.status,
+            "occurrence": self.occurrence,
+            "cause": self.cause,
+            "title": self.title,
+            "severity": self.severity,
+            "root": self.root.to_dict(),
+            "first_failure": iso(self.first_failure) if self.failures else "",
+            "last_failure": iso(self.last_failure) if self.failures else "",
+            "failures": self.failures,
+            "principals": {"count": self.principal_count, "exact": len(self.principal_keys) < MAX_DISTINCT,
+                           "listed": list(self.principals[:MAX_LISTED])},
+            "resources": {"count": self.resource_count, "exact": len(self.resource_keys) < MAX_DISTINCT,
+                          "listed": list(self.resources[:MAX_LISTED])},
+            "change": self.attribution.change,
+            "searched": self.attribution.searched,
+            "evidence": list(self.evidence),
+            "remediation": self.remediation,
+        }
+        if self.opened_at:
+            out["opened_at"] = iso(self.opened_at)
+        if self.status == RESOLVED and self.resolved_at:
+            out["resolved_at"] = iso(self.resolved_at)
+            if self.opened_at:
+                out["open_seconds"] = int(self.resolved_at - self.opened_at)
+            out["ended_by"] = self.ended_by
+        if self.later_changes:
+            out["later_changes"] = list(self.later_changes[-5:])
+        if self.superseded_by:
+            out["superseded_by"] = self.superseded_by
+        if self.late:
+            out["late"] = {"count": self.late, "first": iso(self.late_span[0]), "last": iso(self.late_span[1])}
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out

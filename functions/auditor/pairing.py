@@ -103,7 +103,8 @@ def join(first: Failure, second: Failure, first_side: str) -> Failure:
         finding = dataclasses.replace(call_finding, evidence=evidence,
                                       joined=call_finding.joined + (_brief(other),) + other.joined)
     return Failure(finding, root, first.keys + second.keys, first.event_ids + second.event_ids,
-                   first.principal or second.principal, first.resource or second.resource)
+                   first.principal or second.principal, first.resource or second.resource, first.when or second.when,
+                   first.time_note or second.time_note)
 
 
 def _brief(finding) -> dict:

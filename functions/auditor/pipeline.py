@@ -1,44 +1,61 @@
-"""The logic layer between Lambda and AWS: events in, one alert per root cause out. Knows
+"""The order of work, between Lambda and AWS: events in, one alert per root cause out. Knows
 nothing of Lambda; the handler wires it, the tests drive it directly.
 
-    parse -> (enrich) -> classify -> root -> pair -> incident state -> publish -> log + count
+    parse -> enrich -> classify -> pair -> decide -> write -> send -> confirm -> log + count
 
-* parse: a failed call, a change (a successful call that can start an incident), or a counted
-  outcome (malformed, another service, a successful call of no interest);
-* classify: the cause and its evidence (pure); root: the thing that must change (auditor.roots);
-* pair: a Secrets Manager call and the KMS call it made, a rotation failure and the rotation
-  function's calls, are one failure (auditor.pairing);
-* incident state (auditor.state): count each failure into its incident; open, update at most
-  once a window, and (on the scheduled run) resolve, each claimed by a conditional write;
-* publish: one SNS message per state change (attribute ``status``), the finding JSON with its
-  incident.
+* parse: a failed call, a change, or a counted outcome (malformed, another service, ...);
+* enrich + classify: the cause and its evidence (pure, with read-only facts); the root: the
+  thing that must change (``classify.root_of``);
+* pair: a Secrets Manager call and the KMS call it made, a rotation failure and its function's
+  calls, are one failure (``pairing`` in a batch, ``joins`` across batches);
+* decide: ``lifecycle`` (pure) decides, per root, what the failures do to its incident and
+  which messages each channel is owed; changes are recorded (``change_log``) and may name the
+  change that started an open incident;
+* write: ``storage``, every write conditional, in one transaction per batch; a message owed is
+  *claimed* in the same write (one claimer at a time, a lease);
+* send: each channel (SNS, EventBridge) gets the messages it is owed;
+* confirm: each channel's mark records what it confirmed, and the claim is released. A message
+  that could not be sent stays owed: the next decision on its incident, or the scheduled run
+  (when the claim lapses), sends it, saying so. Records are never handed back to SQS for it.
 
-Failure semantics:
-* bad input is logged and counted, never raised (retrying cannot fix it); a parser or
-  classifier bug on one record is counted and never fails the batch;
-* the state table failing means notify anyway (fail open, ``StateUnavailable``, once per
-  batch): one message per root cause of the batch, marked so;
-* publishing failing: the claim is released and the records are returned as failed, so SQS
-  redelivers them (and at the end the dead-letter queue keeps them).
+Failure semantics: bad input is logged and counted, never raised; a parser or classifier bug on
+one record is counted and never fails the batch; the state table failing means notify anyway
+(``StateUnavailable``: one message per root cause of the batch, marked "may repeat"), and only
+then does a failed send hand the records back to SQS.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Sequence
 
+from . import change_log, joins, lifecycle, sweep
 from .aws import fan_out
 from .changes import Change
 from .classify import classify, classify_unknown, root_of
 from .contract import Log, Metric, Status
 from .finding import Finding
-from .incidents import Attribution, Failure, Incident, remediation_for
-from .pairing import half_of, pair
+from .incidents import OPEN, Attribution, Failure, Mark, remediation_for
+from .lifecycle import Decision, Notice, Settings
+from .pairing import Half, half_of, pair
 from .records import FailedCall, Malformed, parse_record
 from .roots import affected
-from .state import Notice, State, StateUnavailable
+from .storage import (Claim, Conflict, StateUnavailable, Stored, Table, Writes, backoff, change_pk, incident_pk,
+                      join_pk, new_token, stored_incident)
+
+__all__ = ["Pipeline", "Report", "State", "StateUnavailable"]
+
+#: Attempts at a batch's write when another invocation's write met it (each from a fresh read).
+ATTEMPTS = 4
+#: How long a claimed message is the claimer's to send; then it is owed again.
+CLAIM_SECONDS = 90
+#: When a channel failed, how soon the scheduled run tries it again.
+RETRY_SECONDS = 60
+#: Roots per transaction (each also has join items and the like beside it: at most 100 operations).
+ROOTS_PER_WRITE = 80
 
 
 class Metrics(Protocol):
@@ -51,36 +68,97 @@ class Metrics(Protocol):
     def gauge(self, name: str, value: int) -> None: ...
 
 
+class Channel(Protocol):
+    name: str
+
+    def send(self, notices: list[Notice]) -> list[Optional[Exception]]: ...
+
+
 @dataclass
 class Report:
-    """What one batch did (also what the tests and the demo print)."""
+    """What one invocation did (also what the tests and the demo print)."""
 
     findings: list[Finding] = field(default_factory=list)
-    notified: list[tuple[str, str]] = field(default_factory=list)  # (status, incident id) published
-    failed_keys: list[str] = field(default_factory=list)  # inputs to retry
+    notified: list[tuple[str, str]] = field(default_factory=list)  # (status, incident id) sent to every channel owed it
+    failed_keys: list[str] = field(default_factory=list)  # inputs to hand back to SQS (only without the table)
     counts: Counter = field(default_factory=Counter)
+    sent: list[tuple[str, str, str]] = field(default_factory=list)  # (channel, status, incident id), in order
+    retried: set = field(default_factory=set)  # event ids handed back to SQS (only without the table)
+
+
+@dataclass
+class State:
+    """The incident state the pipeline keeps: the table, the lifecycle's settings, and what the
+    table's writes need to know (retention, how long a record waits for its partner)."""
+
+    table: Table
+    settings: Settings
+    retention_days: int = 7
+    join_wait: int = joins.JOIN_WAIT
+    writes: Writes = field(init=False)
+    open_until: dict = field(default_factory=dict)  # incidents this container saw open: their changes need no read
+
+    def __post_init__(self):
+        self.join_wait = min(self.join_wait, self.settings.quiet)
+        self.writes = Writes(self.table.name, open_ttl=max(30 * 86400, 4 * self.settings.quiet),
+                             resolved_ttl=max(self.retention_days, 7) * 86400)
+
+    @classmethod
+    def create(cls, table_name: str, *, quiet_seconds: int, update_seconds: int, change_retention_days: int = 7,
+               client=None, region: Optional[str] = None, timeout_seconds: float = 30.0) -> "State":
+        return cls(Table(table_name, client, region=region, timeout_seconds=timeout_seconds),
+                   Settings(quiet_seconds, update_seconds, change_retention_days), change_retention_days)
+
+    @property
+    def requests(self) -> int:
+        return self.table.requests
+
+
+@dataclass
+class _Plan:
+    """One incident's part of a write: the decision, what was read, the claim, the messages owed."""
+
+    decision: Decision
+    stored: Optional[Stored]
+    claim: Optional[Claim]
+    owed: list[Notice]
+    op: dict
 
 
 class Pipeline:
-    def __init__(self, *, publisher: Any, metrics: Metrics, logger: Any, state: Optional[State] = None,
-                 enricher: Any = None, clock: Callable[[], float] = time.time):
-        self.publisher, self.metrics, self.log = publisher, metrics, logger
-        self.state, self.enricher, self.clock = state, enricher, clock
+    def __init__(self, *, channels: Sequence[Channel] = (), metrics: Metrics, logger: Any, state: Optional[State] = None,
+                 enricher: Any = None, clock: Callable[[], float] = time.time, publisher: Optional[Channel] = None,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.channels: list[Channel] = list(channels) + ([publisher] if publisher is not None else [])
+        self.metrics, self.log = metrics, logger
+        self.state, self.enricher, self.clock, self.monotonic = state, enricher, clock, monotonic
+
+    @property
+    def publisher(self) -> Optional[Channel]:
+        """The SNS channel (tests and the demo read it)."""
+        return next((c for c in self.channels if c.name == "sns"), None)
 
     @classmethod
     def from_config(cls, config, *, metrics: Metrics, logger: Any, own_account: Optional[str] = None) -> "Pipeline":
-        """The pipeline the function runs: SNS publisher, incident state, enricher, from ``config``."""
+        """The pipeline the function runs: its channels, incident state and enricher, from ``config``."""
         from .enrich import Enricher
-        from .publish import Publisher
+        from .publish import EventBus, Publisher
 
         state = None
         if config.table_name:
-            state = State(config.table_name, quiet_seconds=config.quiet_seconds, update_seconds=config.update_seconds,
-                          change_retention_days=config.change_retention_days, region=config.region)
+            state = State.create(config.table_name, quiet_seconds=config.quiet_seconds,
+                                 update_seconds=config.update_seconds, change_retention_days=config.change_retention_days,
+                                 region=config.region, timeout_seconds=config.timeout_seconds)
+        channels: list[Channel] = [Publisher(config.topic_arn, region=config.region)]
+        if config.bus_name:
+            channels.append(EventBus(config.bus_name, region=config.region, account=own_account or ""))
         enricher = Enricher(consistency_window_seconds=config.consistency_window_seconds,
                             simulate_policies=config.simulate_policies, own_account=own_account)
-        return cls(publisher=Publisher(config.topic_arn, region=config.region), metrics=metrics, logger=logger,
-                   state=state, enricher=enricher)
+        return cls(channels=channels, metrics=metrics, logger=logger, state=state, enricher=enricher)
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.channels)
 
     # ---- a batch of events --------------------------------------------------------------------
     def handle(self, events: Sequence[tuple[str, Any]]) -> Report:
@@ -107,12 +185,16 @@ class Pipeline:
                 changes.append(outcome)
             elif kind is not Malformed:
                 report.counts[Metric.IGNORED_EVENTS] += 1
+        settings = self.state.settings if self.state is not None else Settings(0, 0)
         wholes, halves = [], []
         for position, ((key, call), facts) in enumerate(zip(calls, self._facts(calls, report))):
             finding = self._classify(call, facts, report)
+            when, note = lifecycle.effective_time(call.event_time, now, settings)
+            if note:
+                finding = dataclasses.replace(finding, evidence=tuple(finding.evidence) + (note,))
             report.findings.append(finding)
-            failure = Failure(finding, root_of(finding.cause, call, facts), [key, *copies.get(position, [])],
-                              [call.event_id], call.principal.identity_arn or call.principal.arn, affected(call))
+            failure = Failure(finding, root_of(finding.cause, call, facts), (key, *copies.get(position, ())),
+                              (call.event_id,), call.principal.identity_arn or call.principal.arn, affected(call), when, note)
             half = half_of(call, failure)
             (halves if half is not None else wholes).append(half if half is not None else failure)
         joined, left = pair(halves)
@@ -154,116 +236,354 @@ class Pipeline:
         report.counts[Metric.ENRICHMENT_FAILURES] += self.enricher.failures - before
         return facts
 
-    # ---- incidents ----------------------------------------------------------------------------
-    def _settle(self, failures: list[Failure], halves: list, changes: list[Change], now: float, report: Report) -> None:
-        """Count the failures into their incidents and publish the state changes; fail open."""
-        applied = None
-        if self.state is not None:
+    # ---- decide, write, send, confirm ---------------------------------------------------------
+    def _settle(self, failures: list[Failure], halves: list[Half], changes: list[Change], now: float,
+                report: Report, extra: Optional[joins.Joined] = None) -> None:
+        """Count the failures into their incidents, record the changes, send what is owed; fail open."""
+        every = failures + (extra.failures if extra else []) + [h.failure for h in halves]
+        outcomes: dict[str, tuple[str, str]] = {}
+        plans: list[_Plan] = []
+        state = self.state
+        if state is not None:
             try:
-                applied = self.state.apply(failures, halves, changes, now)
+                if changes:
+                    change_log.record(state.table, changes, now, state.retention_days)
+                    report.counts[Metric.CHANGES_RECORDED] += len(changes)
+                token = new_token()
+                plans, outcomes, counts = self._write_failures(failures, halves, changes, now, token, extra)
+                report.counts.update(counts)
+                if changes:
+                    late = self._write_changes(changes, now, token, report)
+                    plans += late
             except StateUnavailable as exc:
                 report.counts[Metric.STATE_UNAVAILABLE] = 1
                 self.log.warning("incident state unavailable: notifying every root cause of the batch",
                                  extra={"error": str(exc), "changes_not_recorded": len(changes)})
-        if applied is None:
+                state = None
+                plans = []
+        if state is None:
             # Without the table a change has nowhere to be kept: counted as ignored, not lost silently.
             report.counts[Metric.IGNORED_EVENTS] += len(changes)
-            notices, outcomes = self._stateless(failures + [h.failure for h in halves], now)
+            self._stateless(every, now, report)
         else:
-            notices, outcomes = applied.notices, applied.outcomes
-            report.counts.update({k: v for k, v in applied.counts.items() if isinstance(v, int)})
-        retried = self._publish(notices, report)
-        every = failures + [h.failure for h in halves]
+            self._send(plans, now, report)
         for failure in every:
             outcome, incident = outcomes.get(failure.event_id, (Log.GROUPED, failure.root.incident_id))
-            if failure.event_id in retried:
+            if failure.event_id in report.retried:
                 outcome = Log.RETRIED
-            for extra in failure.finding.joined:
-                outcomes.setdefault(extra.get("event_id", ""), (Log.JOINED, incident))
+            for extra_record in failure.finding.joined:
+                outcomes.setdefault(extra_record.get("event_id", ""), (Log.JOINED, incident))
             self.log.info(Log.FINDING, extra={Log.FIELD_FINDING: failure.finding.to_dict(), Log.FIELD_OUTCOME: outcome,
                                               Log.FIELD_INCIDENT_ID: incident, "correlation_id": failure.finding.event_id})
             if outcome not in Log.NOT_COUNTED:
                 report.counts[("findings", failure.finding.service, failure.finding.cause)] += 1
 
-    def _stateless(self, failures: list[Failure], now: float) -> tuple[list[Notice], dict]:
+    def _write_failures(self, failures: list[Failure], halves: list[Half], changes: list[Change], now: float,
+                        token: str, extra: Optional[joins.Joined] = None):
+        """Decide and write every root of the batch, a transaction per ``ROOTS_PER_WRITE`` roots
+        (halves and their join items with the first), each decided again from a fresh read when
+        another invocation's write met it. (plans written, outcomes by event id, counts)."""
+        groups: dict[str, list[Failure]] = {}
+        for failure in failures + (extra.failures if extra else []):
+            groups.setdefault(failure.root.key, []).append(failure)
+        units = [list(groups.values())[i:i + ROOTS_PER_WRITE] for i in range(0, max(len(groups), 1), ROOTS_PER_WRITE)]
+        written: list[_Plan] = []
+        outcomes: dict[str, tuple[str, str]] = {}
+        counts: Counter = Counter()
+        for number, unit in enumerate(units):
+            unit_halves = halves if number == 0 else []
+            unit_extra = extra if number == 0 else None
+            for attempt in range(ATTEMPTS):
+                plans, joined = self._plan(unit, unit_halves, changes, now, token)
+                ops = [p.op for p in plans] + joined.ops + (unit_extra.ops if unit_extra else [])
+                if not ops:
+                    break
+                try:
+                    if len(ops) <= 100:
+                        self.state.table.transact(ops)
+                    else:  # only a batch of very many roots and halves: more than one transaction
+                        for start in range(0, len(ops), 100):
+                            self.state.table.transact(ops[start:start + 100])
+                except Conflict:
+                    counts[Metric.STATE_RETRIES] += 1
+                    backoff(attempt)
+                    continue
+                written += plans
+                outcomes.update(joined.outcomes)
+                counts.update(joined.counts)
+                if unit_extra is not None:
+                    outcomes.update(unit_extra.outcomes)
+                    counts.update(unit_extra.counts)
+                for plan in plans:
+                    decision = plan.decision
+                    if decision.after.status == OPEN:
+                        self.state.open_until[incident_pk(decision.after.id)] = now + 60
+                    outcome = {"open": Log.OPENED, "record": Log.LATE}.get(decision.action, Log.GROUPED)
+                    if decision.action == "count" and any(n.status == Status.UPDATED for n in plan.owed):
+                        outcome = Log.UPDATED
+                    for member in groups.get(decision.after.root.key, []):
+                        late = member.event_id in decision.late
+                        for event_id in member.event_ids:
+                            outcomes.setdefault(event_id, (Log.LATE if late else outcome, decision.after.id))
+                    counts[Metric.LATE_FAILURES] += len(decision.late)
+                break
+            else:
+                raise StateUnavailable(f"TransactWriteItems on {self.state.table.name}: still conflicting after {ATTEMPTS} attempts")
+        return written, outcomes, counts
+
+    def _plan(self, unit: list[list[Failure]], halves: list[Half], changes: list[Change], now: float,
+              token: str) -> tuple[list[_Plan], joins.Joined]:
+        """Read what the unit's incidents, join items and (for roots not known open) changes are,
+        and decide each root: the plans and what the halves became."""
+        state = self.state
+        roots = [members[0].root for members in unit] + [h.failure.root for h in halves if h.failure.root.known]
+        if len(state.open_until) > 4096:
+            state.open_until.clear()
+        wanted = change_log.search_keys(r for r in roots if state.open_until.get(incident_pk(r.incident_id), 0.0) <= now)
+        pks = [incident_pk(r.incident_id) for r in roots] + [join_pk(h.join) for h in halves]
+        items = state.table.read(pks + [change_pk(k) for k in wanted])
+        joined = joins.resolve(halves, items, now, state.join_wait, state.writes) if halves else joins.Joined()
+        groups: dict[str, list[Failure]] = {members[0].root.key: list(members) for members in unit}
+        for failure in joined.failures:
+            groups.setdefault(failure.root.key, []).append(failure)
+        missing = [incident_pk(m[0].root.incident_id) for m in groups.values() if incident_pk(m[0].root.incident_id) not in items]
+        if missing:
+            items.update(state.table.read(missing))
+        candidates = change_log.candidates({pk: item for pk, item in items.items() if pk.startswith("chg#")}, changes)
+        plans = [self._decide(members, stored_incident(items.get(incident_pk(members[0].root.incident_id))), now, token,
+                              candidates) for members in groups.values()]
+        return plans, joined
+
+    def _decide(self, members: list[Failure], stored: Optional[Stored], now: float, token: str,
+                candidates: list) -> _Plan:
+        settings = self.state.settings
+        decision = lifecycle.decide(stored.incident if stored else None, members, now, settings, candidates)
+        return self._plan_for(decision, stored, now, token)
+
+    def _plan_for(self, decision: Decision, stored: Optional[Stored], now: float, token: str) -> _Plan:
+        """The write of a decision: a claim on the messages it owes when nobody else holds one."""
+        settings = self.state.settings
+        owed = lifecycle.notices(decision.after, self.channel_names, now, settings, decision.latest)
+        claim = None
+        due = None
+        if owed and (stored is None or stored.claim_free(now)):
+            claim = Claim(token, now + CLAIM_SECONDS)
+        elif owed and stored is not None:
+            due = stored.claim_until  # another invocation is sending: look again when its claim lapses
+            owed = []
+        if decision.action == "open" and claim is None and due is None:
+            due = lifecycle.quiet_at(decision.after, settings)
+        op = self.state.writes.decision(decision, stored, now, claim, due)
+        return _Plan(decision, stored, claim, owed if claim else [], op)
+
+    def _write_changes(self, changes: list[Change], now: float, token: str, report: Report) -> list[_Plan]:
+        """Incidents rooted in what the changes changed: the change that started one (found late)
+        or ended it. Each decided again from a fresh read if another write met it."""
+        pks = change_log.incidents_touched(changes)
+        if not pks:
+            return []
+        entries = change_log.candidates({}, changes)
+        for attempt in range(ATTEMPTS):
+            plans = []
+            for pk, item in self.state.table.read(pks).items():
+                stored = stored_incident(item)
+                if stored is None:
+                    continue
+                decision = lifecycle.on_changes(stored.incident, entries, self.state.settings)
+                if decision is not None:
+                    plans.append(self._plan_for(decision, stored, now, token))
+            if not plans:
+                return []
+            try:
+                self.state.table.transact([p.op for p in plans])
+            except Conflict:
+                report.counts[Metric.STATE_RETRIES] += 1
+                backoff(attempt)
+                continue
+            report.counts[Metric.LATE_ATTRIBUTIONS] += sum(
+                1 for p in plans if p.decision.after.attribution != p.decision.before.attribution)
+            return plans
+        raise StateUnavailable(f"TransactWriteItems on {self.state.table.name}: still conflicting after {ATTEMPTS} attempts")
+
+    # ---- sending, and confirming what was sent ------------------------------------------------
+    def _send(self, plans: list[_Plan], now: float, report: Report) -> None:
+        """Send every claimed message to its channels, then confirm per channel (marks) and release
+        the claims. A channel that failed leaves its message owed: retried within RETRY_SECONDS."""
+        claimed = [p for p in plans if p.claim is not None and p.owed]
+        if not claimed:
+            return
+        ok: dict[tuple[int, str], bool] = {}  # (plan index, channel) -> sent
+        for channel in self.channels:
+            batch = [(i, n) for i, p in enumerate(claimed) for n in p.owed if channel.name in n.channels]
+            if not batch:
+                continue
+            errors = channel.send([n for _, n in batch])
+            for (i, notice), error in zip(batch, errors):
+                ok[(i, channel.name)] = error is None
+                if error is None:
+                    report.sent.append((channel.name, notice.status, notice.incident.id))
+                    continue
+                report.counts[Metric.PUBLISH_FAILURES] += 1
+                self.log.error("sending failed; the message stays owed and is sent again",
+                               extra={"incident_id": notice.incident.id, "status": notice.status, "channel": channel.name,
+                                      "error": type(error).__name__})
+        acks = []
+        for i, plan in enumerate(claimed):
+            marks: dict[str, Mark] = {}
+            failed = False
+            for notice in plan.owed:
+                sent = [c for c in notice.channels if ok.get((i, c))]
+                for channel in sent:
+                    marks[channel] = notice.mark(now)
+                failed = failed or len(sent) < len(notice.channels)
+                everywhere = not failed and len(sent) == len(notice.channels)
+                self.log.info(Log.INCIDENT, extra={Log.FIELD_INCIDENT: notice.incident.to_dict(notice.status),
+                                                   Log.FIELD_STATUS: notice.status, Log.FIELD_PUBLISHED: everywhere,
+                                                   "channels": {c: bool(ok.get((i, c))) for c in notice.channels},
+                                                   "reason": notice.reason})
+                if everywhere:
+                    report.notified.append((notice.status, notice.incident.id))
+                    report.counts[Metric.NOTIFICATIONS] += 1
+                    report.counts[{Status.OPENED: Metric.INCIDENTS_OPENED, Status.UPDATED: Metric.INCIDENTS_UPDATED,
+                                   Status.RESOLVED: Metric.INCIDENTS_RESOLVED}[notice.status]] += 1
+            after = plan.decision.after
+            if failed:
+                due = now + RETRY_SECONDS
+            elif after.status == OPEN:
+                due = lifecycle.quiet_at(after, self.state.settings)
+            else:
+                due = None
+            acks.append(self.state.writes.acknowledge(after.id, plan.claim.token, marks, due))
+        for chunk, error in self.state.table.transact_all(acks) if acks else ():
+            if error is None:
+                continue
+            if isinstance(error, Conflict):  # one claim lapsed and was taken over: confirm the others alone
+                for op, code in zip(chunk, error.codes):
+                    if code in ("None", ""):
+                        try:
+                            self.state.table.update(op)
+                        except (Conflict, StateUnavailable):
+                            pass
+            self.log.warning("could not confirm sent messages; they are sent again when their claim lapses",
+                             extra={"error": str(error)[:300]})
+
+    def _stateless(self, failures: list[Failure], now: float, report: Report) -> None:
         """Without the table (absent or failing): one "opened" per root cause of the batch, whose
         incident says what it could not do. The incident id is the same as with the table, so an
-        on-call tool still folds repeats into one alert."""
+        on-call tool still folds repeats into one alert. A message that cannot be sent hands its
+        records back to SQS (nothing else keeps it)."""
         groups: dict[str, list[Failure]] = {}
         for failure in failures:
             groups.setdefault(failure.root.key, []).append(failure)
-        notices = []
+        settings = Settings(0, 0)
         for members in groups.values():
-            first = members[0]
-            attribution = Attribution(None, "not searched: the incident state table is unavailable, so this alert may repeat")
-            principals = list(dict.fromkeys(f.principal for f in members if f.principal))
-            resources = list(dict.fromkeys(f.resource for f in members if f.resource))
-            incident = Incident(
-                id=first.root.incident_id, root=first.root, status="open", cause=first.finding.cause,
-                title=first.finding.title, severity=first.finding.severity, first_failure=first.finding.event_time,
-                last_failure=members[-1].finding.event_time, failures=len(members), principals=principals[:20],
-                resources=resources[:20], principal_count=len(principals), resource_count=len(resources),
-                remediation=remediation_for(first.root, first.finding, attribution), evidence=list(first.finding.evidence),
-                attribution=attribution, opened_at=now, last_arrival=now)
-            notices.append(Notice(Status.OPENED, incident, first.finding, "", members))
-        return notices, {}
-
-    def _publish(self, notices: list[Notice], report: Report) -> set[str]:
-        """Publish every notice (PublishBatch); a failed one releases its claim and returns its
-        records as failed. Returns the event ids that will be retried."""
-        if not notices:
-            return set()
-        errors = self.publisher.publish_notices(notices)
-        retried: set[str] = set()
-        for notice, error in zip(notices, errors):
-            self.log.info(Log.INCIDENT, extra={Log.FIELD_INCIDENT: notice.incident.to_dict(notice.status),
-                                               "status": notice.status, "published": error is None})
-            if error is None:
-                report.notified.append((notice.status, notice.incident.id))
+            decision = lifecycle.decide(None, members, now, dataclasses.replace(settings, quiet=10 ** 9, clock=lifecycle.EVENT))
+            incident = dataclasses.replace(decision.after, attribution=Attribution(
+                None, "not searched: the incident state table is unavailable, so this alert may repeat"))
+            incident = dataclasses.replace(incident, remediation=remediation_for(incident.root, incident.finding, incident.attribution))
+            notice = Notice(Status.OPENED, incident, incident.finding, "", self.channel_names)
+            sent_everywhere = True
+            for channel in self.channels:
+                (error,) = channel.send([notice]) or [RuntimeError("no answer")]
+                if error is None:
+                    report.sent.append((channel.name, notice.status, incident.id))
+                    continue
+                sent_everywhere = False
+                report.counts[Metric.PUBLISH_FAILURES] += 1
+                self.log.error("sending failed; its records will be retried",
+                               extra={"incident_id": incident.id, "status": notice.status, "channel": channel.name,
+                                      "error": type(error).__name__})
+            self.log.info(Log.INCIDENT, extra={Log.FIELD_INCIDENT: incident.to_dict(notice.status), Log.FIELD_STATUS: notice.status,
+                                               Log.FIELD_PUBLISHED: sent_everywhere})
+            if sent_everywhere:
+                report.notified.append((notice.status, incident.id))
                 report.counts[Metric.NOTIFICATIONS] += 1
-                report.counts[{Status.OPENED: Metric.INCIDENTS_OPENED, Status.UPDATED: Metric.INCIDENTS_UPDATED,
-                               Status.RESOLVED: Metric.INCIDENTS_RESOLVED}[notice.status]] += 1
-                continue
-            report.counts[Metric.PUBLISH_FAILURES] += 1
-            self.log.error("publishing failed; its records will be retried",
-                           extra={"incident_id": notice.incident.id, "status": notice.status, "error": type(error).__name__})
-            for failure in notice.failures:
-                report.failed_keys.extend(failure.keys)
-                retried.update(failure.event_ids)
-            if notice.release is not None:
-                try:
-                    notice.release()
-                except Exception as exc:  # noqa: BLE001 - documented: the alert waits for the next window
-                    self.log.warning("could not release the claim of a failed notification",
-                                     extra={"incident_id": notice.incident.id, "error": type(exc).__name__})
-        return retried
+                report.counts[Metric.INCIDENTS_OPENED] += 1
+            else:
+                for failure in members:
+                    report.failed_keys.extend(failure.keys)
+                    report.retried.update(failure.event_ids)
 
     # ---- the scheduled run --------------------------------------------------------------------
-    def scheduled(self) -> Report:
-        """Resolve incidents quiet for the quiet period, and count records that waited long
-        enough for their partner; emit the open-incident gauge."""
+    def scheduled(self, remaining: Optional[Callable[[], float]] = None) -> Report:
+        """The due items of the state table, a page at a time while time is left (``remaining``:
+        seconds left in this invocation): first the incidents (quiet ones resolved, owed messages
+        sent again), sent and confirmed; then the records whose wait for their partner is over,
+        counted alone. Emits the open-incident gauge."""
         report = Report()
         now = self.clock()
         if self.state is None:
             self._emit(report)
             return report
+        state = self.state
+        left = remaining or (lambda: float(state.table.call_timeout * 5))
         try:
-            waiting, applied = self.state.sweep(now)
-            if waiting:
-                self._settle(waiting, [], [], now, report)
+            found = sweep.due(state.table, now)
+            done = 0
+            for incidents, join_items in sweep.pages(state.table, found.keys):
+                if left() < max(8.0, 2 * state.table.call_timeout):
+                    report.counts[Metric.SWEEP_DEFERRED] += len(found.keys) - done
+                    self.log.warning("the scheduled run stopped early: the rest is due at the next run",
+                                     extra={"left": len(found.keys) - done})
+                    break
+                done += len(incidents) + len(join_items)
+                self._sweep_incidents(incidents, now, report)
+                if join_items:
+                    released = joins.unpark(join_items, now, state.join_wait, state.writes)
+                    self._settle(released.failures, [], [], now, report, extra=released)
+            self.metrics.gauge(Metric.OPEN_INCIDENTS, max(0, found.open_incidents - report.counts["resolving"] ))
         except StateUnavailable as exc:
             report.counts[Metric.STATE_UNAVAILABLE] = 1
-            self.log.warning("incident state unavailable: nothing resolved this run", extra={"error": str(exc)})
-            self._emit(report)
-            return report
-        report.counts.update({k: v for k, v in applied.counts.items() if isinstance(v, int)})
-        self._publish(applied.notices, report)
-        for seconds in applied.resolved_seconds:
-            self.metrics.seconds(Metric.TIME_TO_RESOLVE, seconds)
-        if applied.open_incidents is not None:
-            self.metrics.gauge(Metric.OPEN_INCIDENTS, applied.open_incidents)
+            self.log.warning("incident state unavailable: the rest waits for the next scheduled run", extra={"error": str(exc)})
+        report.counts.pop("resolving", None)
         self._emit(report)
         return report
+
+    def _sweep_incidents(self, incidents: list[Stored], now: float, report: Report) -> None:
+        """Resolve the quiet ones, claim what each owes, put the others back in the index for
+        when they are next due; send; confirm (which takes them out of the index)."""
+        state = self.state
+        settings = state.settings
+        token = new_token()
+        plans: list[_Plan] = []
+        for stored in incidents:
+            incident = stored.incident
+            if lifecycle.quiet(incident, now, settings):
+                plans.append(self._plan_for(lifecycle.resolve(incident, now, settings), stored, now, token))
+                continue
+            owed = lifecycle.notices(incident, self.channel_names, now, settings)
+            if owed and stored.claim_free(now):
+                claim = Claim(token, now + CLAIM_SECONDS)
+                plans.append(_Plan(Decision("claim", incident, incident), stored, claim, owed,
+                                   state.writes.claim(stored, claim, now)))
+            elif not stored.claim_free(now):
+                plans.append(_Plan(Decision("wait", incident, incident), stored, None, [],
+                                   state.writes.rearm(stored, stored.claim_until)))
+            else:
+                due = lifecycle.quiet_at(incident, settings) if incident.status == OPEN else None
+                plans.append(_Plan(Decision("rearm", incident, incident), stored, None, [], state.writes.rearm(stored, due)))
+        written: list[_Plan] = []
+        by_op = {id(p.op): p for p in plans}
+        for chunk, error in state.table.transact_all([p.op for p in plans]):
+            if error is None:
+                written += [by_op[id(op)] for op in chunk]
+                continue
+            if isinstance(error, Conflict):  # the ones that did not conflict, alone; the others are due next run
+                report.counts[Metric.STATE_RETRIES] += 1
+                retry = [op for op, code in zip(chunk, error.codes) if code in ("None", "")]
+                if retry:
+                    try:
+                        state.table.transact(retry)
+                        written += [by_op[id(op)] for op in retry]
+                    except (Conflict, StateUnavailable):
+                        pass
+            else:
+                raise error
+        for plan in written:
+            if plan.decision.action == "resolve":
+                report.counts["resolving"] += 1
+                self.metrics.seconds(Metric.TIME_TO_RESOLVE, plan.decision.after.resolved_at - plan.decision.after.opened_at)
+        self._send(written, now, report)
 
     # ---- metrics ------------------------------------------------------------------------------
     def _emit(self, report: Report) -> None:

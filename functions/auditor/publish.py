@@ -1,6 +1,7 @@
-"""Sending: one SNS message per incident state change (``PublishBatch``: up to 10 messages and
-256 KiB a call), each message as ``auditor.render`` writes it. Per message, the error that
-stopped it or None: the caller decides what a failed message means (auditor.pipeline)."""
+"""Sending, one channel each: the findings topic (SNS: one message per incident state change,
+``PublishBatch``, as ``auditor.render`` writes it) and the incidents bus (EventBridge, as
+``auditor.incident_event`` builds it). Each channel's ``send`` returns, per message, the error that
+stopped it or None: what a failed message means is the caller's decision (auditor.pipeline)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from .aws import client as aws_client
 from .aws import fan_out
 from .render import message
 
-__all__ = ["BATCH_BYTES", "BATCH_ENTRIES", "Publisher"]
+__all__ = ["BATCH_BYTES", "BATCH_ENTRIES", "EventBus", "Publisher"]
 
 
 #: PublishBatch: at most 10 entries, and 256 KiB for all of them together (bodies, subjects and
@@ -38,6 +39,10 @@ def _batches(sizes: list[int]) -> list[range]:
 
 
 class Publisher:
+    """The findings topic: one SNS message per incident state change (channel ``sns``)."""
+
+    name = "sns"
+
     def __init__(self, topic_arn: str, client=None, region: Optional[str] = None):
         self.topic_arn = topic_arn
         self._client = client
@@ -54,9 +59,11 @@ class Publisher:
         """Publish one message; raises on failure (the caller lets AWS retry)."""
         return self.client.publish(TopicArn=self.topic_arn, **message(finding, notice))["MessageId"]
 
-    def publish_notices(self, notices: list) -> list[Optional[Exception]]:
+    def send(self, notices: list) -> list[Optional[Exception]]:
         """One message per incident state change; per notice, None or the error that stopped it."""
         return self._send([message(n.finding, n) for n in notices])
+
+    publish_notices = send
 
     def _send(self, messages: list[dict]) -> list[Optional[Exception]]:
         """PublishBatch (up to 10 and 256 KiB a call); per message, None or the error that stopped it."""
@@ -82,4 +89,52 @@ class Publisher:
 
         # a batch of 100 distinct findings is 10 calls: a few in flight at once (boto3 clients are thread-safe)
         fan_out(send, _batches([_size(m) for m in messages]), workers=4)
+        return results
+
+
+class EventBus:
+    """The incidents as EventBridge events (``PutEvents``: up to 10 entries and 256 KiB a call),
+    each built by ``auditor.incident_event`` (documented in docs/events.md)."""
+
+    name = "events"
+
+    def __init__(self, bus_name: str, client=None, region: Optional[str] = None, account: str = ""):
+        self.bus_name = bus_name
+        self._client = client
+        self.region = region
+        self.account = account
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = aws_client("events", self.region, connect_timeout=3, read_timeout=5,
+                                      retries={"max_attempts": 3, "mode": "standard"})
+        return self._client
+
+    def send(self, notices: list) -> list[Optional[Exception]]:
+        from .contract import INCIDENT_EVENT_SOURCE
+        from .incident_event import incident_event
+
+        entries = []
+        for n in notices:
+            account = n.finding.account or self.account
+            entries.append(incident_event(n.status, n.incident.to_dict(n.status), n.finding.to_dict(),
+                                          source=INCIDENT_EVENT_SOURCE, bus_name=self.bus_name, account=account,
+                                          region=n.finding.region or (self.region or "")))
+        results: list[Optional[Exception]] = [None] * len(entries)
+        client = self.client
+
+        def send(chunk: range) -> None:
+            try:
+                response = client.put_events(Entries=[entries[i] for i in chunk])
+            except Exception as exc:  # noqa: BLE001 - reported per item
+                for i in chunk:
+                    results[i] = exc
+                return
+            for i, answer in zip(chunk, response.get("Entries", [])):
+                if answer.get("ErrorCode"):
+                    results[i] = RuntimeError(f"{answer.get('ErrorCode')}: {answer.get('ErrorMessage', '')}"[:300])
+
+        sizes = [len(e["Detail"].encode()) + len(e["DetailType"]) + len(e["Source"]) + 100 for e in entries]
+        fan_out(send, _batches(sizes), workers=4)
         return results

@@ -266,33 +266,56 @@ def attributes(finding: Finding, notice=None) -> dict:
 # The incident a message announces
 # --------------------------------------------------------------------------------------------
 def incident_lines(notice) -> list[str]:
-    """What people read first: the incident's status, counts, root, and the change found (or
-    what was searched). Every value from the records goes through the sanitiser here; the lines
-    are defanged again as a whole where they are shown."""
+    """What people read first: the incident's status, counts, root, the change found (or what was
+    searched), what ended it, and anything the message carries late. Every value from the records
+    goes through the sanitiser here; the lines are defanged again as a whole where they are shown."""
     if notice is None:
         return []
+    from .incidents import epoch, iso, lead
+
     i = notice.incident
     c = clean
     head = (f"Incident:   {c(notice.status, 16).upper()} {c(i.id, 128)} (occurrence {int(i.occurrence)}), "
-            f"{int(i.failures)} failure(s) since {c(i.first_failure, 40)}")
-    if notice.status == "resolved" and i.resolved_at and i.opened_at:
-        head += f"; no failure since {c(i.last_failure, 40)}, open {int(i.resolved_at - i.opened_at)} s"
+            f"{int(i.failures)} failure(s) since {iso(i.first_failure)}")
+    resolved = notice.status == "resolved"
+    if resolved and i.resolved_at and i.opened_at:
+        head += f"; no failure since {iso(i.last_failure)}, open {int(i.resolved_at - i.opened_at)} s"
 
-    def listed(values: list[str], count: int) -> str:
-        return c(", ".join(values[:5]), 600) + (" ..." if count > 5 else "")
+    def listed(values, count: int, exact: bool) -> str:
+        shown = c(", ".join(list(values)[:5]), 600) + (" ..." if count > 5 else "")
+        return shown
+
+    def counted(count: int, exact: bool) -> str:
+        return f"{int(count)}" if exact else f"at least {int(count)}"
 
     lines = [
         head,
         f"Root:       {c(i.root.label, 400)}",
-        f"Affected:   {int(i.principal_count)} principal(s): {listed(i.principals, i.principal_count)}",
-        f"            {int(i.resource_count)} resource(s): {listed(i.resources, i.resource_count)}",
+        f"Affected:   {counted(i.principal_count, len(i.principal_keys) < 10_000)} principal(s): "
+        f"{listed(i.principals, i.principal_count, True)}",
+        f"            {counted(i.resource_count, len(i.resource_keys) < 10_000)} resource(s): "
+        f"{listed(i.resources, i.resource_count, True)}",
         f"Changed:    {c(i.attribution.sentence(), 900)}",
     ]
+    if resolved:
+        ended = i.ended_by
+        if ended:
+            after = (epoch(ended.get("event_time") or "") or i.last_failure) - i.last_failure
+            lines.append(c(f"Ended by:   {ended.get('action')} by {ended.get('actor')} at {ended.get('event_time')}, "
+                           f"{lead(after)} after the last failure (CloudTrail event {ended.get('event_id')})", 600))
+        else:
+            lines.append(f"Ended by:   no change to the root was recorded between the last failure ({iso(i.last_failure)}) "
+                         f"and the resolution ({iso(i.resolved_at)})")
+    if i.superseded_by:
+        lines.append(f"Superseded: by incident {c(i.superseded_by, 128)}, which took its failures over")
     if notice.reason:
-        lines.append(f"Update:     {c(notice.reason, 200)}")
-    if notice.status == "resolved" and i.later_changes:
+        lines.append(f"Update:     {c(notice.reason, 500)}")
+    others = [x for x in i.later_changes if not i.ended_by or x.get("event_id") != i.ended_by.get("event_id")]
+    if resolved and others:
         lines.append("Since then: " + c("; ".join(f"{x.get('action')} by {x.get('actor')} at {x.get('event_time')}"
-                                                  for x in i.later_changes[:3]), 600))
+                                                  for x in others[:3]), 600))
+    if i.notes:
+        lines.append("Notes:      " + c("; ".join(i.notes[:3]), 600))
     return lines
 
 

@@ -41,7 +41,7 @@ from .changes import key_key, principal_key, secret_key
 from .facts import Facts
 from .records import FailedCall
 
-__all__ = ["Root", "RootRule", "affected", "key_of", "rotation", "secret_of"]
+__all__ = ["Root", "RootRule", "affected", "key_of", "rotation", "secret_of", "touched_by"]
 
 ANY = None  # every topic
 
@@ -212,7 +212,7 @@ def org_policy(call: FailedCall, facts: Optional[Facts]) -> Root:
         return Root("org-policy", key, f"the organization policy {arn}", ((key, ANY, 0), ("org-policies", ANY, 1)))
     return Root("org-policy", f"org-policies:{call.account}",
                 f"the service or resource control policies that apply to account {call.account or '?'}",
-                (("org-policies", ANY, 0),))
+                ((f"org-policies:{call.account}", ANY, 0), ("org-policies", ANY, 0)))
 
 
 def vpc_endpoint(call: FailedCall, facts: Optional[Facts]) -> Root:
@@ -282,3 +282,26 @@ def _name(key: str) -> str:
     if kind == "key-of":
         return _name(rest)
     return key
+
+
+#: Root kinds whose id is the change key of the resource they are rooted in, by the key's kind:
+#: a change recorded under such a key can start (or end) an incident of these kinds with that id.
+_ROOTED_IN = {
+    "key": ("key-policy", "key-state", "key-spec", "key-id"),
+    "alias": ("key-id",),
+    "secret": ("secret-policy", "secret-state", "secret-id", "secret-owner", "rotation"),
+    "role": ("principal-permissions", "principal-credentials"),
+    "user": ("principal-permissions", "principal-credentials"),
+    "org-policy": ("org-policy",),
+    "org-policies": ("org-policy",),
+    "vpce": ("vpc-endpoint",),
+}
+
+
+def touched_by(change_key: str) -> list[Root]:
+    """The roots a change recorded under ``change_key`` is a change *to* (tier 0): the incidents
+    to look at when it arrives after their failures. Only identity matters (kind and id)."""
+    kind = change_key.partition(":")[0]
+    if kind == "org-policies" and ":" not in change_key:
+        return []  # any account's: the change names no account (attached to an OU or the root)
+    return [Root(k, change_key) for k in _ROOTED_IN.get(kind, ())]

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from auditor.pipeline import Pipeline
 from auditor.publish import Publisher
 from demo.envelope import to_eventbridge
-from auditor.state import State
+from auditor.pipeline import State
 
 from demo import scenarios as s
 
@@ -20,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 
 class Clock:
-    def __init__(self, now: float = 1_800_000_000.0):
+    """The function's clock, a minute after the scenario's time zero (records are fresh news)."""
+
+    def __init__(self, now: float = s.T0.timestamp() + 60):
         self.now = now
 
     def __call__(self) -> float:
@@ -56,7 +58,7 @@ class QuietLog:
 
 def make(stack, aws, *, table=None, quiet=600, update=300, publisher=None, dynamodb=None):
     clock, metrics = Clock(), Counting()
-    state = State(table or stack.table, quiet_seconds=quiet, update_seconds=update, client=dynamodb or aws("dynamodb"))
+    state = State.create(table or stack.table, quiet_seconds=quiet, update_seconds=update, client=dynamodb or aws("dynamodb"))
     pipe = Pipeline(publisher=publisher or Publisher(stack.topic_arn, client=aws("sns")), state=state,
                     metrics=metrics, logger=QuietLog(), clock=clock)
     return pipe, clock, metrics
@@ -127,18 +129,37 @@ class FailingPublisher(Publisher):
         return super()._send(messages)
 
 
-def test_a_failed_publish_releases_its_claim_so_the_redelivery_notifies_once(stack, aws):
+def test_a_message_that_could_not_be_sent_stays_owed_and_is_sent_once_by_the_next_run(stack, aws):
+    """SNS throttles: nothing is handed back to SQS (the failures are counted, once), the message
+    stays owed in the table, and the scheduled run sends it once SNS answers, saying nothing was lost."""
     publisher = FailingPublisher(stack.topic_arn, client=aws("sns"))
     pipe, clock, metrics = make(stack, aws, publisher=publisher)
-    batch = events(denied(3))
-    report = pipe.handle(batch)
-    assert sorted(report.failed_keys) == ["k-0", "k-1", "k-2"] and metrics.counts["PublishFailures"] == 1
+    report = pipe.handle(events(denied(3)))
+    assert report.failed_keys == [] and metrics.counts["PublishFailures"] == 1 and stack.drain() == []
+    clock.now += 30
+    assert pipe.scheduled().notified == []  # due again within a minute, not at once
     publisher.failing = False
-    assert pipe.handle(batch).failed_keys == []  # SQS redelivers the failed records
+    clock.now += 31
+    assert [status for status, _ in pipe.scheduled().notified] == ["opened"]
     (opened,) = stack.drain()
-    assert opened.attributes["status"] == "opened"
-    pipe.handle(batch)  # and once more: never twice
+    assert opened.attributes["status"] == "opened" and opened.body["incident"]["failures"] == 3
+    clock.now += 60
+    pipe.scheduled()
+    pipe.handle(events(denied(3, 10), "b"))  # more failures, within the update window: counted, not sent
     assert stack.drain() == []
+
+
+def test_the_next_batch_of_an_incident_carries_a_message_that_could_not_be_sent(stack, aws):
+    publisher = FailingPublisher(stack.topic_arn, client=aws("sns"))
+    pipe, clock, metrics = make(stack, aws, publisher=publisher)
+    pipe.handle(events(denied(2)))
+    publisher.failing = False
+    clock.now += 100  # the claim has lapsed (90 s)
+    pipe.handle(events(denied(1, 10), "b"))
+    (opened,) = stack.drain()  # the owed "opened", with every failure so far; not an "updated"
+    assert opened.attributes["status"] == "opened" and opened.body["incident"]["failures"] == 3
+    clock.now += 61
+    assert pipe.scheduled().notified == [] and stack.drain() == []
 
 
 def test_a_redelivered_batch_after_a_throttled_write_is_not_notified_again(stack, aws):

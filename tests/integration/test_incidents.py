@@ -256,7 +256,7 @@ def test_after_it_resolves_a_recurrence_opens_it_again_with_the_same_id(stack, q
     send([s.expired(0, "batch-job", "prod/a")])
     (first,) = stack.drain()
     (resolved,) = resolve(stack)
-    send([s.expired(100, "batch-job", "prod/a")], prefix="again")
+    send([s.expired(s.since_t0() + 1, "batch-job", "prod/a")], prefix="again")  # after the resolution
     (again,) = stack.drain()
     assert statuses([first, resolved, again]) == [("opened", first.attributes["incident_id"])] * 0 + [
         ("opened", first.attributes["incident_id"]), ("resolved", first.attributes["incident_id"]),

@@ -65,7 +65,8 @@ def test_iam_changes_name_the_role_and_managed_policy_versions_the_account():
 
 
 def test_organizations_and_vpc_endpoint_changes():
-    assert keys(s.attach_scp(0, "p-abc12345", s.ACCOUNT)) == {"org-policy:p-abc12345": "policy", "org-policies": "policy"}
+    assert keys(s.attach_scp(0, "p-abc12345", s.ACCOUNT)) == {"org-policy:p-abc12345": "policy", f"org-policies:{s.ACCOUNT}": "policy",
+                                                           "org-policies": "policy"}  # attached to that account
     endpoint = s.record("ec2", "ModifyVpcEndpoint", 0, s.admin_identity(),
                         {"ModifyVpcEndpointRequest": {"VpcEndpointId": "vpce-0a1b2c3d", "PolicyDocument": "{}"}})
     assert keys(endpoint) == {"vpce:vpce-0a1b2c3d": "policy"}

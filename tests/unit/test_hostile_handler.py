@@ -16,17 +16,25 @@ from .test_hostile_core import JSONISH, mutated_records
 
 
 class Published:
-    """The publisher the pipeline sees, recording what it was asked to send."""
+    """The channel the pipeline sees (as the SNS topic), recording what it was asked to send."""
+
+    name = "sns"
 
     def __init__(self):
-        self.findings = []
         self.notices = []
 
-    def publish_notices(self, notices):
+    def send(self, notices):
         self.notices += notices
-        for notice in notices:
-            self.findings += [f.finding for f in notice.failures] or [notice.finding]
         return [None] * len(notices)
+
+    @property
+    def failures(self) -> int:
+        """Failures the alerts sent account for (each alert counts its incident's)."""
+        return sum(n.incident.failures for n in self.notices)
+
+    @property
+    def resources(self) -> set:
+        return {r for n in self.notices for r in n.incident.resources}
 
 
 class Counter:
@@ -72,7 +80,7 @@ def test_the_handler_never_raises_and_counts_every_event(monkeypatch, event):
     assert c.get("MalformedEvents", 0) + c.get("IgnoredEvents", 0) + c.get("Findings", 0) == 1
     if c.get("MalformedEvents"):
         assert "malformed event dropped" in log.getvalue()
-    assert len(published.findings) == c.get("Findings", 0)
+    assert published.failures == c.get("Findings", 0)
 
 
 def test_a_batch_with_one_malformed_record_delivers_the_others(monkeypatch):
@@ -88,4 +96,4 @@ def test_a_batch_with_one_malformed_record_delivers_the_others(monkeypatch):
     with contextlib.redirect_stdout(io.StringIO()):
         result = handler.handler({"Records": records}, Context())
     assert result == {"batchItemFailures": []}
-    assert len(published.findings) == 3 and counter.counts["MalformedEvents"] == 1
+    assert published.failures == 3 and counter.counts["MalformedEvents"] == 1

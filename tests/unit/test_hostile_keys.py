@@ -115,7 +115,7 @@ def test_a_poison_message_between_two_good_ones_loses_nothing(monkeypatch, poiso
     with contextlib.redirect_stdout(io.StringIO()):
         result = handler.handler(batch, Context())
     assert result == {"batchItemFailures": []}
-    resources = {f.resource for f in published.findings}
+    resources = published.resources
     assert {"neighbour-0", "neighbour-1"} <= resources  # the neighbours' findings were published
     c = counter.counts
     assert c.get("MalformedEvents", 0) + c.get("IgnoredEvents", 0) + c.get("Findings", 0) + c.get("RedeliveredEvents", 0) == 3
@@ -136,5 +136,5 @@ def test_a_change_between_two_failures_without_a_table_is_counted_ignored(monkey
     batch = {"Records": [_sqs(GOOD[0], "m-good-0"), _sqs(change, "m-change"), _sqs(GOOD[1], "m-good-1")]}
     with contextlib.redirect_stdout(io.StringIO()):
         assert handler.handler(batch, Context()) == {"batchItemFailures": []}
-    assert {f.resource for f in published.findings} >= {"neighbour-0", "neighbour-1"}
+    assert published.resources >= {"neighbour-0", "neighbour-1"}
     assert counter.counts.get("IgnoredEvents") == 1 and counter.counts.get("Findings") == 2

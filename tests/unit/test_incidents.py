@@ -7,7 +7,9 @@ import copy
 
 from auditor.classify import classify
 from auditor.facts import Facts
-from auditor.incidents import Book, Failure, attribute, change_entries
+from auditor.cli.triage import Book
+from auditor.incidents import Failure, attribute, change_entries, epoch
+from auditor.lifecycle import Settings
 from auditor.pairing import half_of, pair
 from auditor.records import parse_record
 from auditor import roots
@@ -25,8 +27,8 @@ KINDS = {"key-policy", "key-state", "key-spec", "key-id", "secret-policy", "secr
 def failure_of(record, facts=None, key="k"):
     call = parse_record(record)
     finding = classify(call, facts)
-    return call, Failure(finding, root_of(finding.cause, call, facts), [key], [call.event_id],
-                         call.principal.identity_arn, affected(call))
+    return call, Failure(finding, root_of(finding.cause, call, facts), (key,), (call.event_id,),
+                         call.principal.identity_arn, affected(call), epoch(call.event_time) or 0.0)
 
 
 def test_every_cause_names_its_rule_and_every_fixture_a_root_of_a_known_kind():
@@ -69,7 +71,7 @@ def test_a_secrets_manager_call_and_the_kms_call_it_made_are_one_failure_joining
     assert [h.side for h in halves] == ["sm", "kms"] and halves[0].join == halves[1].join
     (joined,), left = pair(halves)
     assert left == []
-    assert joined.root == kms.root and joined.keys == ["m1", "m2"]
+    assert joined.root == kms.root and joined.keys == ("m1", "m2")
     f = joined.finding
     assert f.action == "GetSecretValue" and f.resource == "prod/a"  # the call the caller made
     assert any("no resource-based policy allows" in e for e in f.evidence)  # which policy refused: from KMS
@@ -121,14 +123,14 @@ def test_attribution_takes_the_latest_change_of_a_topic_that_can_break_the_root_
     _, failure = failure_of(s.decrypt_disabled(0, "a", "s3.amazonaws.com"))
     history = [e for c in (s.put_key_policy(-30), s.disable_key(-600), s.disable_key(-120), s.disable_key(60))
                for e in change_entries(parse_record(c))]
-    found = attribute(failure.root, failure.finding.event_time, history)
+    found = attribute(failure.root, epoch(failure.finding.event_time), history)
     assert found.change["action"] == "DisableKey" and found.change["lead_seconds"] == 120  # not the PutKeyPolicy, not the later one
-    nothing = attribute(failure.root, failure.finding.event_time, [])
+    nothing = attribute(failure.root, epoch(failure.finding.event_time), [])
     assert nothing.change is None and "state changes to key:" + s.KEY_ARN in nothing.searched
 
 
 def test_the_book_groups_history_into_incidents_split_by_the_quiet_period():
-    book = Book(quiet_seconds=1800)
+    book = Book(Settings(quiet=1800, update_window=900))
     for c in (s.put_key_policy(-900), s.detach_role_policy(-60, "checkout", "arn:aws:iam::111122223333:policy/p")):
         book.add_change(parse_record(c))
     for t in (0, 600, 1200, 9000):  # a gap of more than the quiet period before the last one

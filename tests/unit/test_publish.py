@@ -15,11 +15,11 @@ from auditor.causes import CATALOG
 from auditor.classify import classify
 from auditor.facts import Facts
 from auditor.finding import Finding
-from auditor.incidents import Attribution, Incident
+from auditor.incidents import Attribution, Incident, epoch
 from auditor.publish import _size
 from auditor.render import email_text, message, subject_for
 from auditor.roots import Root
-from auditor.state import Notice
+from auditor.lifecycle import Notice
 from auditor.records import FailedCall, Principal, parse_record
 
 from .conftest import fixture_records
@@ -75,10 +75,12 @@ HOSTILE = [
 
 def notice_for(finding, status: str = "opened", **overrides) -> Notice:
     """An incident state change as the state module builds it (plain, or with hostile fields)."""
-    fields = dict(id="principal-permissions-0123456789abcdef", status="open", cause=finding.cause, title=finding.title,
-                  severity=finding.severity, first_failure="2027-01-15T08:00:00Z", last_failure="2027-01-15T08:05:00Z",
-                  failures=7, principals=["arn:aws:iam::111122223333:role/ci-deployer"], resources=["prod/db"],
-                  principal_count=1, resource_count=1, remediation="Put the policy back.", evidence=list(finding.evidence),
+    fields = dict(id="principal-permissions-0123456789abcdef", status="resolved" if status == "resolved" else "open",
+                  occurrence=1, finding=finding, cause=finding.cause, title=finding.title,
+                  severity=finding.severity, first_failure=epoch("2027-01-15T08:00:00Z"), last_failure=epoch("2027-01-15T08:05:00Z"),
+                  failures=7, principals=("arn:aws:iam::111122223333:role/ci-deployer",), resources=("prod/db",),
+                  principal_keys=frozenset({"a"}), resource_keys=frozenset({"b"}),
+                  remediation="Put the policy back.", evidence=tuple(finding.evidence),
                   attribution=Attribution({"event_id": "e-1", "event_time": "2027-01-15T07:50:00Z", "action": "DetachRolePolicy",
                                            "actor": "arn:aws:sts::111122223333:assumed-role/admin/alice", "lead": "10 min",
                                            "lead_seconds": 600, "tier": 0, "summary": "DetachRolePolicy on role x"},
@@ -87,7 +89,7 @@ def notice_for(finding, status: str = "opened", **overrides) -> Notice:
                             "the permissions of arn:aws:iam::111122223333:role/ci/ci-deployer"),
                   opened_at=1_800_000_000, resolved_at=1_800_001_800 if status == "resolved" else 0)
     fields.update(overrides)
-    return Notice(status, Incident(**fields), finding, "inc#x", [])
+    return Notice(status, Incident(**fields), finding, "", ("sns",))
 
 
 def finding_with(message_text: str, resource: str = "prod/db"):
@@ -314,15 +316,19 @@ def hostile_notices(draw, finding):
     status = draw(st.sampled_from(["opened", "updated", "resolved"]))
     principals = draw(st.lists(hostile, max_size=7))
     resources = draw(st.lists(hostile, max_size=7))
+    later = draw(st.lists(st.fixed_dictionaries({k: hostile for k in ("action", "actor", "event_time", "event_id")}), max_size=2))
     incident = Incident(
-        id=draw(hostile), root=Root(draw(hostile), draw(hostile), draw(hostile)), status="open", cause=draw(hostile),
-        title=draw(hostile), severity=draw(hostile), first_failure=draw(hostile), last_failure=draw(hostile),
-        failures=draw(st.integers(1, 10**9)), principals=principals, resources=resources,
-        principal_count=len(principals), resource_count=len(resources), remediation=draw(hostile),
-        evidence=draw(st.lists(hostile, max_size=3)), attribution=Attribution(change, draw(hostile)),
+        id=draw(hostile), root=Root(draw(hostile), draw(hostile), draw(hostile)),
+        status="resolved" if status == "resolved" else "open", occurrence=draw(st.integers(1, 10**6)), finding=finding,
+        cause=draw(hostile), title=draw(hostile), severity=draw(hostile),
+        first_failure=draw(st.floats(0, 4e9)), last_failure=draw(st.floats(0, 4e9)),
+        failures=draw(st.integers(1, 10**9)), principals=tuple(principals), resources=tuple(resources),
+        principal_keys=frozenset(principals), resource_keys=frozenset(resources), remediation=draw(hostile),
+        evidence=tuple(draw(st.lists(hostile, max_size=3))), attribution=Attribution(change, draw(hostile)),
         opened_at=1_800_000_000, resolved_at=1_800_000_600 if status == "resolved" else 0,
-        later_changes=draw(st.lists(st.fixed_dictionaries({k: hostile for k in ("action", "actor", "event_time")}), max_size=2)))
-    return Notice(status, incident, finding, "inc#x", [], reason=draw(st.one_of(st.just(""), hostile)))
+        later_changes=tuple(later), ended_by=later[0] if later and draw(st.booleans()) else None,
+        superseded_by=draw(st.one_of(st.just(""), hostile)), notes=tuple(draw(st.lists(hostile, max_size=2))))
+    return Notice(status, incident, finding, draw(st.one_of(st.just(""), hostile)), ("sns",))
 
 
 @given(st.data(), hostile_findings(), st.lists(hostile, max_size=3))
@@ -339,7 +345,13 @@ def test_hostile_text_in_every_field_reaches_no_reader_as_a_link_a_line_or_a_con
     # e-mail: the report's own lines and nothing else; every field on one line, bounded
     email = bodies["email"].split("\n")
     shown = [line for line in lines if line]
-    head = 0 if notice is None else 6 + bool(notice.reason) + (notice.status == "resolved" and bool(notice.incident.later_changes))
+    if notice is None:
+        head = 0
+    else:
+        i, resolved = notice.incident, notice.status == "resolved"
+        ended = (i.ended_by or {}).get("event_id")
+        others = [x for x in i.later_changes if not i.ended_by or x.get("event_id") != ended]
+        head = 6 + resolved + bool(i.superseded_by) + bool(notice.reason) + (resolved and bool(others)) + bool(i.notes)
     expected = head + 14 + min(len(finding.evidence), 20) + (3 if finding.policy else 0) + 2 + (1 + len(shown) if shown else 0) + 1
     assert len(email) == expected
     assert email[head + 2].startswith("Cause: ") and email[head + 8].startswith("When: ") and email[head + 10] == "Evidence:"

@@ -57,7 +57,7 @@ def _stage_and_run(args, unit: str = "file(s)", expected: int = 0):
     if not args.incidents:
         stage = Classify(args.format, _encoding(sys.stdout))
         return stage, Run(args.format, args.quiet, sys.stdout, sys.stderr, expected=expected, unit=unit), None
-    from ..triage import Triage
+    from .triage import Triage
 
     triage = Triage(args.quiet_minutes * 60)
 

@@ -140,6 +140,8 @@ def render_incident_jsonl(incident) -> str:
 
 
 def render_incident_table(incident) -> str:
+    from ..incidents import iso
+
     change = incident.attribution.change
     if change:
         actor = change["actor"].rsplit(":", 1)[-1]
@@ -150,8 +152,8 @@ def render_incident_table(incident) -> str:
     return "  ".join(
         (
             _clip(incident.status, 8).ljust(8),
-            _clip(incident.first_failure, 20).ljust(20),
-            _clip(incident.last_failure, 20).ljust(20),
+            _clip(iso(incident.first_failure), 20).ljust(20),
+            _clip(iso(incident.last_failure), 20).ljust(20),
             str(incident.failures).rjust(8),
             str(incident.principal_count).rjust(7),
             _clip(incident.cause, 34).ljust(34),

@@ -13,7 +13,7 @@ A stage sees every record's outcome *and* the record itself: a successful change
 put, a key disabled, an SCP attached) is the outcome ``Change``, any other successful call
 ``Skipped("successful call")`` with its record right there. :class:`Classify` renders the
 findings and counts the rest as the summary always has; :class:`Incidents` (``--incidents``)
-hands back each classified failure and each change as a unit (``auditor.triage``) for the main
+hands back each classified failure and each change as a unit (``auditor.cli.triage``) for the main
 process to group into incidents across every input, the flow unchanged.
 """
 
@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 from ..classify import classify
 from .documents import Unreadable, iter_documents
 from ..records import OTHER_SERVICE, SERVICES, SUCCESS, Change, FailedCall, Malformed, Outcome, Skipped, parse_record
-from ..triage import unit_of
+from .triage import unit_of
 from .output import ENCODE_ERRORS, RENDER, Part
 from .sources import Events, Failed, describe, read
 
@@ -64,7 +64,7 @@ class Classify:
 @dataclass(frozen=True)
 class Incidents:
     """Failed calls -> classified failures, successful changes -> changes, handed back as units
-    (``auditor.triage.unit_of``): grouping needs every input, so it happens in the main process."""
+    (``auditor.cli.triage.unit_of``): grouping needs every input, so it happens in the main process."""
 
     def part(self) -> Part:
         return Part()
