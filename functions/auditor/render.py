@@ -335,6 +335,8 @@ def message(finding: Finding, notice=None, *, lines: Sequence[str] = ()) -> dict
     extra = {}
     if notice is not None:
         body["incident"] = extra["incident"] = notice.incident.to_dict(notice.status)
+        if notice.reason:  # why this message (an update's reason, what it carries that could not be sent before)
+            body["incident"]["reason"] = notice.reason
     as_json = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     readable, _, shown = _for_people(finding, notice)
     head = incident_lines(notice)
