@@ -73,6 +73,7 @@ TEXT_LIMIT = 1000
 LIST_LIMIT = 20
 TIGHT_TEXT, TIGHT_LIST, TIGHT_DEPTH = 256, 5, 4
 MAX_DEPTH = 32  # nesting kept when copying what the caller gave (anything deeper is cut)
+MAX_NODES = 200_000  # objects and lists copied at most (a structure sharing itself could be endless)
 
 #: The fields of ``Incident.to_dict`` the steps know; any other key is copied and bounded in step 4.
 CORE_INCIDENT = ("id", "status", "occurrence", "cause", "title", "severity", "root", "first_failure", "last_failure",
@@ -150,21 +151,52 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value``'s JSON surely has more than ``limit`` bytes: its texts' characters alone
+    (a lower bound), counted until the limit is passed (a hostile input is not serialised whole)."""
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += sum(len(k) for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        if total > limit:
+            return True
+    return False
+
+
+def _valid_utf8(text: str) -> str:
+    """EventBridge takes valid UTF-8 only: a lone surrogate (from the caller's text) becomes '?'."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _fit(entry: dict, detail: dict) -> str:
     """``detail`` as JSON, cut by the size rule's steps until the entry fits ``ENTRY_BUDGET``."""
-    others = entry_size({**entry, "Detail": ""})
-    text = _dumps(detail)
-    for step in _STEPS:
-        if others + len(text.encode("utf-8")) <= ENTRY_BUDGET:
-            return text
+    room = ENTRY_BUDGET - entry_size({**entry, "Detail": ""})
+    for step in (*_STEPS, None):
+        if not _exceeds(detail, room):
+            text = _valid_utf8(_dumps(detail))
+            if _size(text) <= room:
+                return text
+        if step is None:
+            break
         for path in step(detail):
             if path not in detail["truncated"]:
                 detail["truncated"].append(path)
-        text = _dumps(detail)
-    if others + len(text.encode("utf-8")) <= ENTRY_BUDGET:
-        return text
-    raise ValueError(f"an incident entry of {others + len(text.encode('utf-8'))} bytes cannot be cut to {ENTRY_BUDGET}: "
-                     "its source, bus or resources alone are too large")
+    raise ValueError(f"an incident entry cannot be cut to {ENTRY_BUDGET} bytes: its source, bus or resources alone are too large")
 
 
 # ---- the size rule's steps, in order; each returns the paths it cut ----------------------------
@@ -182,7 +214,7 @@ def _cut_texts(detail: dict) -> list[str]:
     if isinstance(inc.get("later_changes"), list):
         if any(isinstance(c, dict) and _shorten(c, "summary", TEXT_LIMIT) for c in inc["later_changes"]):
             cut.append("incident.later_changes.summary")
-    if fnd.get("policy") is not None and len(_dumps(fnd["policy"])) > TEXT_LIMIT:
+    if fnd.get("policy") is not None and _exceeds(fnd["policy"], TEXT_LIMIT):
         fnd["policy"] = None
         cut.append("finding.policy")
     return cut
@@ -254,34 +286,28 @@ _STEPS = (_cut_texts, _cut_lists, _summarize_finding, _bound_incident, _core_inc
 
 
 # ---- copying what the caller gave into plain, bounded JSON ------------------------------------
-def _jsonable(value: Any, depth: int = 0) -> Any:
-    """A copy made only of JSON's types: strings valid UTF-8 (lone surrogates replaced), keys
-    strings, tuples and sets lists, no NaN, nothing nested deeper than MAX_DEPTH."""
+def _jsonable(value: Any, depth: int = 0, budget: Optional[list] = None) -> Any:
+    """A copy made only of JSON's types: keys strings, tuples and sets lists, bytes text, no NaN,
+    nothing nested deeper than MAX_DEPTH (texts are shared, not copied)."""
     if isinstance(value, str):
-        return _utf8(value)
+        return value  # a lone surrogate is replaced once, in the final text (_valid_utf8)
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if value == value and value not in (float("inf"), float("-inf")) else None
-    if depth >= MAX_DEPTH:
+    budget = [MAX_NODES] if budget is None else budget
+    budget[0] -= 1
+    if depth >= MAX_DEPTH or budget[0] < 0:  # deeper, or more, than any incident: a shared or cyclic structure
         return "…"
     if isinstance(value, dict):
-        return {_utf8(k if isinstance(k, str) else str(k)): _jsonable(v, depth + 1) for k, v in value.items()}
+        return {k if isinstance(k, str) else str(k): _jsonable(v, depth + 1, budget) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v, depth + 1) for v in value]
+        return [_jsonable(v, depth + 1, budget) for v in value]
     if isinstance(value, (set, frozenset)):
-        return [_jsonable(v, depth + 1) for v in sorted(value, key=repr)]
+        return [_jsonable(v, depth + 1, budget) for v in sorted(value, key=repr)]
     if isinstance(value, bytes):
-        return _utf8(value.decode("utf-8", "replace"))
-    return _utf8(str(value)[:TEXT_LIMIT])
-
-
-def _utf8(text: str) -> str:
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:  # a lone surrogate: EventBridge takes valid UTF-8 only
-        return text.encode("utf-8", "replace").decode("utf-8")
+        return value.decode("utf-8", "replace")
+    return str(value)[:TEXT_LIMIT]
 
 
 def _bounded(value: Any, text: int, items: int, depth: int) -> Any:
@@ -393,6 +419,9 @@ def console_link(root: dict, account: str, region: str) -> str:
     partition = partition_of(region) if region else "aws"
     if region and not partition:
         return ""
+    if "|" in rid:  # a caller's requests (request, unknown): '<caller>|<service>:<action>[|<error>]'
+        action = rid.split("|")[1].partition(":")[2]
+        return cloudtrail_link(region, event_name=action, partition=partition)
     kind, _, rest = rid.partition(":")
 
     def regional(acct_region_name: str) -> tuple[str, str]:
@@ -451,9 +480,6 @@ def console_link(root: dict, account: str, region: str) -> str:
         if service:
             return _console(partition_of(r) or partition, r, f"servicequotas/home/services/{service}/quotas")
         return cloudtrail_link(r, partition=partition_of(r) or partition)
-    if "|" in rid:  # a caller's requests (request, unknown): '<caller>|<service>:<action>[|<error>]'
-        action = rid.split("|")[1].partition(":")[2]
-        return cloudtrail_link(region, event_name=action, partition=partition)
     return cloudtrail_link(region, partition=partition)
 
 
