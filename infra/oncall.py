@@ -25,7 +25,8 @@ dead-letter queues.
 
 How long a delivery is retried (``delivery_age``) is bounded below the quiet period: a trigger
 or a create that is still being retried when its incident resolves would otherwise land after
-the resolve and leave an alert open that nothing closes.
+the resolve and leave an alert open that nothing closes. (Changes, which nothing follows, are
+retried for two hours, like the stack's other rules.)
 """
 
 from __future__ import annotations
@@ -67,10 +68,12 @@ def incident_bus_name(stack_name: str) -> str:
 
 
 def delivery_age(quiet_minutes: int) -> Duration:
-    """How long EventBridge (and Lambda) may keep retrying a delivery: half the quiet period,
-    between the minimum EventBridge accepts (60 s) and an hour. An incident resolves a quiet
-    period after its last failure, so a trigger given up by then can no longer follow its resolve."""
-    return Duration.seconds(max(60, min(3600, quiet_minutes * 60 // 2)))
+    """How long each hop may keep retrying a delivery: a third of the quiet period, between the
+    least EventBridge and Lambda accept (60 s) and an hour. An incident resolves a quiet period
+    after the last failure arrived, and a trigger crosses at most two retrying hops (EventBridge to
+    the forwarder, Lambda's queue) and the forwarder's own bounded retries (FORWARDER_TIMEOUT): with
+    a quiet period of 5 minutes or more, a trigger given up by then can never land after its resolve."""
+    return Duration.seconds(max(60, min(3600, quiet_minutes * 60 // 3)))
 
 
 def incident_pattern(*statuses: str) -> events.EventPattern:

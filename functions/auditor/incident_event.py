@@ -599,8 +599,8 @@ def opsgenie_request(status: str, incident: dict, finding: dict, links: dict, *,
         f"Status: {status} (occurrence {incident.get('occurrence', 1)}), {failures} failure(s) since "
         f"{_iso(incident.get('first_failure')) or '?'}, last at {_iso(incident.get('last_failure')) or '?'}",
         f"Root: {label}",
-        f"Affected: {principals['count']} principal(s): {', '.join(principals['listed'])}",
-        f"          {resources['count']} resource(s): {', '.join(resources['listed'])}",
+        f"Principals: {principals['count']}: {', '.join(principals['listed'])}",
+        f"Resources: {resources['count']}: {', '.join(resources['listed'])}",
         f"Changed: {change}" if change else f"Changed: nothing recorded. Searched: {_clean(incident.get('searched'), 300)}",
         f"Remediation: {_clean(incident.get('remediation'), 1500)}",
     ]

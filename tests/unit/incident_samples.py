@@ -34,7 +34,7 @@ def notice(failures: list[dict], changes: list[dict] = (), status: str = "opened
     for failure in made:
         book.add_failure(failure)
     incident = book.incidents()[0]
-    incident.opened_at = 1_796_115_600.0  # 2026-11-30T09:00:00Z, as the state would have it
+    incident.opened_at = 1_796_029_230.0  # 2026-11-30T09:00:30Z, as the state would have it
     if status == "resolved":
         incident.resolved_at = incident.opened_at + 2400
     return incident.to_dict(status), made[-1].finding.to_dict()

@@ -388,3 +388,30 @@ def test_the_module_is_cheap_to_import():
     assert {m for m in loaded if m.startswith("auditor")} == {"auditor", "auditor.contract", "auditor.incident_event"}
     heavy = ("boto3", "botocore", "urllib", "http", "ssl", "socket", "email", "aws_lambda_powertools", "dataclasses")
     assert not [m for m in loaded if m.split(".")[0] in heavy], sorted(loaded)
+
+
+# ---- the documented schema ---------------------------------------------------------------------------
+def test_every_event_validates_against_the_documented_schema_even_when_cut():
+    import jsonschema
+
+    from .conftest import FIXTURES
+    from .eventbridge_input import envelope
+
+    schema = json.loads((FIXTURES.parents[1] / "docs" / "incident-event.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    checked = 0
+    for status in STATUSES:
+        notices = [(n, i, f) for n, i, f in fixture_notices(status)]
+        notices += [(f"hostile {k}", *hostile(i, f)) for k, (i, f) in scenario_notices(status).items()]
+        for name, incident, finding in notices:
+            errors = sorted(validator.iter_errors(envelope(event(status, incident, finding))), key=str)
+            assert not errors, (name, [e.message for e in errors[:3]])
+            checked += 1
+    assert checked > 300
+    # and the schema is not vacuous: a routing key in the PagerDuty body, a foreign link, a wrong source fail it
+    bad = envelope(event("opened", *scenario_notices()["key-policy"]))
+    bad["detail"]["oncall"]["pagerduty"]["routing_key"] = "x"
+    bad["detail"]["links"]["console"] = "https://evil.example/"
+    bad["source"] = "aws.kms"
+    assert len(list(validator.iter_errors(bad))) == 3
