@@ -98,6 +98,106 @@ def _organization(raw: Any) -> "Organization | None":
     return org
 
 
+# --------------------------------------------------------------------------------------------
+# On-call tools (infra/oncall.py): PagerDuty and Opsgenie, their keys named, never given
+# --------------------------------------------------------------------------------------------
+#: Secrets Manager secret names: 1-512 of these characters.
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$")
+_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+#: What a key itself looks like (a PagerDuty integration key: 32 hex characters; an Opsgenie API
+#: key: a UUID): given where the secret's name goes, it would end up in the template.
+_LOOKS_LIKE_A_KEY = re.compile(r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+#: A JSON field of the secret: a CloudFormation dynamic reference's segment cannot hold a colon.
+_FIELD = re.compile(r"^[^:{}\s]{1,256}$")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a key is: a secret of this account by name or ARN, optionally one field of its JSON."""
+
+    secret: str
+    field: str = ""
+
+    @property
+    def is_arn(self) -> bool:
+        return self.secret.startswith("arn:")
+
+
+@dataclass(frozen=True)
+class PagerDuty:
+    """PagerDuty Events API v2 (alert events; optionally change events), through the forwarder."""
+
+    key: SecretRef
+    #: PagerDuty's service region: "us" (events.pagerduty.com) or "eu" (events.eu.pagerduty.com).
+    region: str = "us"
+    change_events: bool = False
+    #: The customer managed KMS key the secret is encrypted with, if not Secrets Manager's own.
+    secret_kms_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Opsgenie:
+    """Opsgenie Alert API, through an EventBridge API destination."""
+
+    key: SecretRef
+    #: Opsgenie's instance: "us" (api.opsgenie.com) or "eu" (api.eu.opsgenie.com).
+    region: str = "us"
+    rate_limit_per_second: int = 1
+
+
+def _secret_ref(name: str, value: dict) -> SecretRef:
+    secret, field = value.get("secret"), value.get("secretField", "")
+    if isinstance(secret, str) and _LOOKS_LIKE_A_KEY.match(secret):
+        # Not echoed: it is most likely the key itself.
+        raise ConfigError(f"context '{name}.secret' looks like the key itself (not shown): store the key in AWS Secrets "
+                          "Manager and give the secret's name or ARN here; the template must never hold the key")
+    if not isinstance(secret, str) or not (_SECRET_ARN.match(secret) or (_SECRET_NAME.match(secret) and not secret.startswith("arn:"))):
+        raise ConfigError(f"context '{name}.secret' is {secret!r}: expected the name or the ARN of a Secrets Manager secret "
+                          "(of this account and region) that holds the key")
+    if field != "" and not (isinstance(field, str) and _FIELD.match(field)):
+        raise ConfigError(f"context '{name}.secretField' is {field!r}: expected the name of a field of the secret's JSON "
+                          "(no colon, braces or spaces), or leave it out to use the whole secret string")
+    return SecretRef(secret, field)
+
+
+def _tool(name: str, raw: Any, allowed: set[str], example: str) -> dict | None:
+    value = _parsed(raw)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"context '{name}' is {raw!r}: expected an object like {example}, or null")
+    unknown = set(value) - allowed
+    if unknown:
+        raise ConfigError(f"context '{name}' has unknown keys {sorted(unknown)}: allowed are {sorted(allowed)}")
+    region = value.get("region", "us")
+    if region not in ("us", "eu"):
+        raise ConfigError(f"context '{name}.region' is {region!r}: expected \"us\" or \"eu\" (the tool's service region)")
+    return value
+
+
+def _pagerduty(raw: Any) -> "PagerDuty | None":
+    value = _tool("pagerduty", raw, {"secret", "secretField", "region", "changeEvents", "secretKmsKey"},
+                  '{"secret": "oncall/pagerduty", "secretField": "routingKey", "changeEvents": true}')
+    if value is None:
+        return None
+    kms_key = value.get("secretKmsKey")
+    if kms_key is not None and not (isinstance(kms_key, str) and _KEY_ARN.match(kms_key)):
+        raise ConfigError(f"context 'pagerduty.secretKmsKey' is {kms_key!r}: expected the ARN of the customer managed KMS key "
+                          "the secret is encrypted with (leave it out for Secrets Manager's own key)")
+    return PagerDuty(key=_secret_ref("pagerduty", value), region=value.get("region", "us"),
+                     change_events=_bool("pagerduty.changeEvents", value.get("changeEvents", False)), secret_kms_key=kms_key)
+
+
+def _opsgenie(raw: Any) -> "Opsgenie | None":
+    value = _tool("opsgenie", raw, {"secret", "secretField", "region", "rateLimitPerSecond"},
+                  '{"secret": "oncall/opsgenie", "secretField": "apiKey", "region": "eu"}')
+    if value is None:
+        return None
+    return Opsgenie(key=_secret_ref("opsgenie", value), region=value.get("region", "us"),
+                    rate_limit_per_second=_int("opsgenie.rateLimitPerSecond", value.get("rateLimitPerSecond", 1), 1, 300))
+
+
 @dataclass(frozen=True)
 class AuditorConfig:
     stack_name: str = "SecretsKmsFailureAuditor"
@@ -114,6 +214,8 @@ class AuditorConfig:
     findings_spike_threshold: int = 100
     max_concurrency: int = 5
     organization: Organization | None = None
+    pagerduty: PagerDuty | None = None
+    opsgenie: Opsgenie | None = None
     #: Where the stack deploys, when given as context (else the CDK CLI's CDK_DEFAULT_ACCOUNT and
     #: CDK_DEFAULT_REGION, see app.py); None: environment-agnostic.
     account: str | None = None
@@ -221,6 +323,8 @@ def load(get: Callable[[str], Any]) -> AuditorConfig:
         findings_spike_threshold=_int("findingsSpikeThreshold", ctx("findingsSpikeThreshold", DEFAULTS.findings_spike_threshold), 1, 1_000_000),
         max_concurrency=_int("maxConcurrency", ctx("maxConcurrency", DEFAULTS.max_concurrency), 2, 1000),
         organization=organization,
+        pagerduty=_pagerduty(ctx("pagerduty", None)),
+        opsgenie=_opsgenie(ctx("opsgenie", None)),
         account=_optional("account", ctx("account", None), ACCOUNT_ID, "a 12-digit account id"),
         region=_optional("region", ctx("region", None), _REGION, "a region name like eu-west-1"),
     )

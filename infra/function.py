@@ -15,6 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -70,10 +71,11 @@ def powertools_version(requirements: Path = ROOT / "requirements.txt") -> str:
     return match.group(1)
 
 
-def environment(config: AuditorConfig, *, topic_arn: str, table_name: str) -> dict[str, str]:
+def environment(config: AuditorConfig, *, topic_arn: str, table_name: str, incident_bus_name: str) -> dict[str, str]:
     """The function's environment (auditor/config.py reads it; the names are ``auditor.contract.Env``)."""
     return {
         Env.TOPIC_ARN: topic_arn,
+        Env.INCIDENT_BUS_NAME: incident_bus_name,  # a literal (the bus is named): no token, no dependency
         Env.TABLE_NAME: table_name,  # the incident state table (the variable kept its first name)
         Env.QUIET_SECONDS: str(config.incident_quiet_minutes * 60),
         Env.UPDATE_SECONDS: str(config.incident_update_minutes * 60),
@@ -89,7 +91,7 @@ def environment(config: AuditorConfig, *, topic_arn: str, table_name: str) -> di
 
 class AuditorFunction(Construct):
     def __init__(self, scope: Construct, id: str, *, config: AuditorConfig, topic: sns.ITopic, topic_key: kms.IKey,
-                 table: dynamodb.ITable) -> None:
+                 table: dynamodb.ITable, incident_bus: events.IEventBus, incident_bus_name: str) -> None:
         super().__init__(scope, id)
         # Pseudo parameters, not the stack's env: the template is the same whether the app knew the
         # account at synthesis or not (cdk-nag acknowledgments name these exact resources).
@@ -97,6 +99,8 @@ class AuditorFunction(Construct):
         self.log_group = logs.LogGroup(self, "Logs", retention=config.log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                              description="Secrets Manager and KMS failure auditor: metadata reads, never secret values")
+        #: The package's asset, shared with the stack's other functions of this package (infra/oncall.py).
+        self.code = function_code(scope=self)
         layer_arn = ssm.StringParameter.value_for_string_parameter(
             self, f"/aws/service/powertools/python/arm64/python3.13/{powertools_version()}"
         )
@@ -106,14 +110,15 @@ class AuditorFunction(Construct):
             runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
             handler="auditor.handler.handler",
-            code=function_code(scope=self),
+            code=self.code,
             layers=[lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", layer_arn)],
             memory_size=256,
             timeout=TIMEOUT,
             tracing=lambda_.Tracing.ACTIVE,
             role=self.role,
             log_group=self.log_group,
-            environment=environment(config, topic_arn=topic.topic_arn, table_name=table.table_name),
+            environment=environment(config, topic_arn=topic.topic_arn, table_name=table.table_name,
+                                    incident_bus_name=incident_bus_name),
         )
         # Least privilege, statement by statement (no managed policies, no "*" actions).
         self.role.add_to_policy(iam.PolicyStatement(
@@ -122,6 +127,8 @@ class AuditorFunction(Construct):
         self.role.add_to_policy(iam.PolicyStatement(sid="PublishFindings", actions=["sns:Publish"], resources=[topic.topic_arn]))
         self.role.add_to_policy(iam.PolicyStatement(
             sid="UseTopicKeyForPublish", actions=["kms:GenerateDataKey*", "kms:Decrypt"], resources=[topic_key.key_arn]))
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="PublishIncidentEvents", actions=["events:PutEvents"], resources=[incident_bus.event_bus_arn]))
         self.role.add_to_policy(iam.PolicyStatement(sid="IncidentState", actions=list(STATE_ACTIONS), resources=[table.table_arn]))
         self.role.add_to_policy(iam.PolicyStatement(sid="IncidentStateDueIndex", actions=list(INDEX_ACTIONS),
                                                     resources=[f"{table.table_arn}/index/{Table.DUE_INDEX}"]))

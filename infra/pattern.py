@@ -71,9 +71,12 @@ def detection_rules(template: dict) -> dict[str, dict]:
 
 
 def change_rules(template: dict) -> dict[str, dict]:
-    """Logical id -> Properties of every rule in the template carrying a change pattern."""
+    """Logical id -> Properties of every rule in the template carrying a change pattern to the
+    auditor: the change event as it is. (PagerDuty's change-event rule, infra/oncall.py, reads the
+    same changes but passes its targets only the record, with InputPath: not one of these.)"""
     return {k: p for k, p in _rules(template).items()
-            if p["EventPattern"].get("detail", {}).get("errorCode") == [{"exists": False}]}
+            if p["EventPattern"].get("detail", {}).get("errorCode") == [{"exists": False}]
+            and not all("InputPath" in t for t in p.get("Targets", [{}]))}
 
 
 def _one(rules: dict[str, dict], what: str) -> dict:

@@ -14,6 +14,7 @@ from .ingestion import Ingestion
 from .organization import CentralBus, ForwarderRollout
 from .observability import Observability
 from .management_trail import ManagementTrail
+from .oncall import IncidentBus, OnCall
 from .schedule import IncidentSchedule
 from .state import IncidentState
 
@@ -26,23 +27,37 @@ class AuditorStack(Stack):
         super().__init__(scope, id, description="Names the documented cause of every failed Secrets Manager and KMS call", **kwargs)
         alerting = Alerting(self, "Alerting", config=config)
         state = IncidentState(self, "IncidentState")
-        fn = AuditorFunction(self, "Auditor", config=config, topic=alerting.topic, topic_key=alerting.key, table=state.table)
+        incidents = IncidentBus(self, "Incidents", stack_name=config.stack_name)
+        fn = AuditorFunction(self, "Auditor", config=config, topic=alerting.topic, topic_key=alerting.key, table=state.table,
+                             incident_bus=incidents.bus, incident_bus_name=incidents.name)
         ingestion = Ingestion(self, "Ingestion", function=fn.function, max_concurrency=config.max_concurrency)
         detection = Detection(self, "Detection", queue=ingestion.queue)
         schedule = IncidentSchedule(self, "IncidentSchedule", function=fn.function)
         parking = {"UndeliveredEvents": detection.dead_letters, "FailedEvents": ingestion.dead_letters}
+        change_buses = [None]  # the default bus, which the stack's change rule reads
         if config.organization is not None:
             central = CentralBus(self, "Organization", org=config.organization, stack_name=config.stack_name, queue=ingestion.queue)
             ForwarderRollout(self, "Rollout", org=config.organization, stack_name=config.stack_name, central=central)
             acknowledge(central.dead_letters, ("AwsSolutions-SQS3", "This queue is itself a dead-letter queue; an alarm watches its depth."))
             parking["UndeliveredForwardedEvents"] = central.dead_letters
             CfnOutput(self, "CentralBusArn", value=central.bus.event_bus_arn)
+            change_buses.append(central.bus)
+        oncall = OnCall(self, "OnCall", config=config, bus=incidents.bus, code=fn.code, change_buses=change_buses)
+        for name, queue in oncall.dead_letters.items():
+            acknowledge(queue, ("AwsSolutions-SQS3", f"This queue is itself the dead-letter queue of the {name.removesuffix('Undelivered')} "
+                                                     "delivery; an alarm watches its depth."))
+            parking[name] = queue
+        if oncall.pagerduty is not None:
+            acknowledge(oncall.pagerduty.function, ("AwsSolutions-L1", "Pinned to Python 3.13 like the auditor function: it runs "
+                                                    "from the same package asset and bytecode."))
         Observability(self, "Observability", config=config, function=fn.function, log_group=fn.log_group,
                       queues=parking, backlog=ingestion.queue, topic=alerting.topic, schedule=schedule.rule,
                       remote_queues=remote_queues)
         if config.create_trail:
             ManagementTrail(self, "ManagementTrail")
         CfnOutput(self, "FindingsTopicArn", value=alerting.topic.topic_arn)
+        CfnOutput(self, "IncidentBusName", value=incidents.name,
+                  description="Every incident notice as an EventBridge event (docs/events.md): add rules of your own here")
         CfnOutput(self, "FunctionName", value=fn.function.function_name)
         CfnOutput(self, "StateTableName", value=state.table.table_name,
                   description="The incident state table (open incidents, recent changes, records waiting for their partner)")

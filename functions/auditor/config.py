@@ -83,7 +83,7 @@ class Config:
             consistency_window_seconds=_int(env, Env.CONSISTENCY_WINDOW_SECONDS, 600, 0, 86400),
             simulate_policies=_bool(env, Env.SIMULATE_POLICIES, False),
             trace_subsegments=_bool(env, Env.TRACE_SUBSEGMENTS, False),
-            bus_name=(env.get("INCIDENT_BUS_NAME") or "").strip(),
+            bus_name=(env.get(Env.INCIDENT_BUS_NAME) or "").strip(),
             timeout_seconds=_int(env, Env.TIMEOUT_SECONDS, 30, 3, 900),
             namespace=env.get(Env.POWERTOOLS_METRICS_NAMESPACE) or NAMESPACE,
             service=env.get(Env.POWERTOOLS_SERVICE_NAME) or SERVICE,

@@ -34,6 +34,8 @@ class Env:
     POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
     #: The function's timeout: the state table's timeouts and the scheduled run's work are sized from it.
     TIMEOUT_SECONDS = "AUDITOR_TIMEOUT_SECONDS"
+    #: The incidents bus (infra/oncall.py): every message also goes there as an EventBridge event.
+    INCIDENT_BUS_NAME = "INCIDENT_BUS_NAME"
 
 
 class Metric:
@@ -180,3 +182,39 @@ CHANGE_SOURCES = tuple("aws." + source.split(".")[0] for source in CHANGE_EVENTS
 #: Event sources whose CloudTrail events EventBridge delivers only in us-east-1 (global services).
 GLOBAL_EVENT_SOURCES = ("iam.amazonaws.com", "organizations.amazonaws.com")
 GLOBAL_EVENTS_REGION = "us-east-1"
+
+
+# --------------------------------------------------------------------------------------------
+# Incidents on EventBridge, and on-call tools (issue 21). One block, appended: the function
+# builds the events (auditor/incident_event.py), infra/oncall.py routes them.
+# --------------------------------------------------------------------------------------------
+class IncidentEvent:
+    """An incident notice as an EventBridge event (docs/events.md has the schema).
+
+    ``SOURCE`` is fixed, not derived from the stack's name: a rule written for one auditor
+    matches every deployment, and AWS reserves only the ``aws.`` prefix. Deployments are told
+    apart by the bus (``<stackName>-incidents``, also in ``detail.bus``) and by the event's own
+    ``account`` and ``region``, which EventBridge keeps when it forwards an event to another bus.
+    """
+
+    SOURCE = "secrets-kms-failure-auditor"
+    OPENED = "Incident Opened"
+    UPDATED = "Incident Updated"
+    RESOLVED = "Incident Resolved"
+    #: ``detail.schema_version``: raised only for a change a consumer could break on (docs/events.md).
+    SCHEMA_VERSION = "1"
+    #: Notice status (``Status``) -> detail-type.
+    DETAIL_TYPES = MappingProxyType({Status.OPENED: OPENED, Status.UPDATED: UPDATED, Status.RESOLVED: RESOLVED})
+    #: The incidents bus's name: ``<stackName>`` + this.
+    BUS_SUFFIX = "-incidents"
+
+
+class ForwarderEnv:
+    """The PagerDuty forwarder's environment (infra/oncall.py sets it, auditor/pagerduty_forwarder.py
+    reads it). The routing key itself is never in it: only where the secret is."""
+
+    SECRET_ID = "PAGERDUTY_SECRET_ID"  # name or ARN of the secret holding the routing (integration) key
+    SECRET_FIELD = "PAGERDUTY_SECRET_FIELD"  # JSON key inside the secret string; "" = the whole string
+    DEAD_LETTER_URL = "PAGERDUTY_DEAD_LETTER_URL"  # SQS queue that keeps what could not be delivered
+    EVENTS_URL = "PAGERDUTY_EVENTS_URL"  # Events API v2 (alert events)
+    CHANGE_EVENTS_URL = "PAGERDUTY_CHANGE_EVENTS_URL"  # Events API v2 (change events)

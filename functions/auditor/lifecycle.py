@@ -103,6 +103,14 @@ class Notice:
     def change(self) -> str:
         return (self.incident.attribution.change or {}).get("event_id", "") if self.incident.attribution else ""
 
+    def incident_dict(self) -> dict:
+        """The ``incident`` object every channel carries: the incident as of this message, and why
+        it was sent (``reason``: an update's cause, what it carries that could not be sent before)."""
+        out = self.incident.to_dict(self.status)
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
     def mark(self, at: float) -> Mark:
         """What a channel records once it has this message."""
         return Mark(self.incident.occurrence, self.status, self.incident.failures, self.change, at)

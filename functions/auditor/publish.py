@@ -112,29 +112,28 @@ class EventBus:
         return self._client
 
     def send(self, notices: list) -> list[Optional[Exception]]:
-        from .contract import INCIDENT_EVENT_SOURCE
-        from .incident_event import incident_event
+        """One event per incident state change (PutEvents, as many a call as fit); per notice,
+        None or the error that stopped it (a failed call, or the entry's own ErrorCode)."""
+        from .contract import IncidentEvent
+        from .incident_event import batches, incident_event
 
-        entries = []
-        for n in notices:
-            account = n.finding.account or self.account
-            entries.append(incident_event(n.status, n.incident.to_dict(n.status), n.finding.to_dict(),
-                                          source=INCIDENT_EVENT_SOURCE, bus_name=self.bus_name, account=account,
-                                          region=n.finding.region or (self.region or "")))
+        entries = [incident_event(n.status, n.incident_dict(), n.finding.to_dict(), source=IncidentEvent.SOURCE,
+                                  bus_name=self.bus_name, account=n.finding.account or self.account,
+                                  region=n.finding.region or (self.region or "")) for n in notices]
+        position = {id(e): i for i, e in enumerate(entries)}
         results: list[Optional[Exception]] = [None] * len(entries)
         client = self.client
 
-        def send(chunk: range) -> None:
+        def send(chunk: list[dict]) -> None:
             try:
-                response = client.put_events(Entries=[entries[i] for i in chunk])
+                response = client.put_events(Entries=chunk)
             except Exception as exc:  # noqa: BLE001 - reported per item
-                for i in chunk:
-                    results[i] = exc
+                for entry in chunk:
+                    results[position[id(entry)]] = exc
                 return
-            for i, answer in zip(chunk, response.get("Entries", [])):
+            for entry, answer in zip(chunk, response.get("Entries", [])):
                 if answer.get("ErrorCode"):
-                    results[i] = RuntimeError(f"{answer.get('ErrorCode')}: {answer.get('ErrorMessage', '')}"[:300])
+                    results[position[id(entry)]] = RuntimeError(f"{answer.get('ErrorCode')}: {answer.get('ErrorMessage', '')}"[:300])
 
-        sizes = [len(e["Detail"].encode()) + len(e["DetailType"]) + len(e["Source"]) + 100 for e in entries]
-        fan_out(send, _batches(sizes), workers=4)
+        fan_out(send, batches(entries), workers=4)
         return results

@@ -334,9 +334,7 @@ def message(finding: Finding, notice=None, *, lines: Sequence[str] = ()) -> dict
     body = finding.to_dict()
     extra = {}
     if notice is not None:
-        body["incident"] = extra["incident"] = notice.incident.to_dict(notice.status)
-        if notice.reason:  # why this message (an update's reason, what it carries that could not be sent before)
-            body["incident"]["reason"] = notice.reason
+        body["incident"] = extra["incident"] = notice.incident_dict()
     as_json = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     readable, _, shown = _for_people(finding, notice)
     head = incident_lines(notice)

@@ -76,3 +76,47 @@ def resources(template: dict, kind: str) -> dict:
 def template_of(outdir: Path, stack_name: str) -> dict:
     """Another stack of the same synthesis (the global-changes and management stacks)."""
     return json.loads((outdir / f"{stack_name}.template.json").read_text())
+
+
+#: What a user's shell may hold while synthesizing: keys the app must never read into a template.
+FAKE_PAGERDUTY_KEY = "pdkey-0ncall-FAKE-9f1c2e7d4b3a"
+FAKE_OPSGENIE_KEY = "ogkey-0ncall-FAKE-5e8d1a2b7c6f"
+#: Both on-call tools, in organization mode (change events on the default and the central bus).
+ONCALL_CONTEXT = {
+    "stackName": "OnCallUnderTest",
+    "organization": {"id": "o-a1b2c3d4e5", "auditAccount": "111122223333", "homeRegion": "eu-west-1",
+                     "regions": ["us-east-1", "eu-west-1"], "organizationalUnits": ["ou-ab12-cdef3456"]},
+    "pagerduty": {"secret": "oncall/pagerduty", "secretField": "routingKey", "changeEvents": True, "region": "eu",
+                  "secretKmsKey": "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+    "opsgenie": '{"secret": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:oncall/opsgenie-AbCdEf", '
+                '"secretField": "apiKey", "region": "eu", "rateLimitPerSecond": "2"}',
+}
+#: PagerDuty alone, single account, no change events: only what that needs.
+PAGERDUTY_ONLY_CONTEXT = {"stackName": "PagerDutyOnly", "region": "eu-west-1", "account": "111122223333",
+                          "pagerduty": {"secret": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pd"}}
+
+
+@pytest.fixture(scope="session")
+def oncall_synth(tmp_path_factory):
+    """The app with both tools configured, synthesized while the shell holds fake keys in its environment."""
+    saved = {k: os.environ.get(k) for k in ("PAGERDUTY_ROUTING_KEY", "OPSGENIE_API_KEY")}
+    os.environ.update(PAGERDUTY_ROUTING_KEY=FAKE_PAGERDUTY_KEY, OPSGENIE_API_KEY=FAKE_OPSGENIE_KEY)
+    try:
+        return synth(ONCALL_CONTEXT, tmp_path_factory.mktemp("cdk-oncall"))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def oncall_template(oncall_synth):
+    assert oncall_synth[2] is None, oncall_synth[2]
+    return oncall_synth[0]
+
+
+@pytest.fixture(scope="session")
+def pagerduty_only_synth(tmp_path_factory):
+    return synth(PAGERDUTY_ONLY_CONTEXT, tmp_path_factory.mktemp("cdk-pagerduty-only"))

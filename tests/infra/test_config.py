@@ -72,6 +72,8 @@ def test_string_values_from_the_command_line():
         ("slack", '{"workspaceId": "T1", "channelId": ""}', "channelId"),
         ("notificationEmails", {"to": "a@example.com"}, "e-mail addresses"),
         ("httpsEndpoints", "https://", "https:// URLs"),
+        ("pagerduty", "yes", "expected an object"),
+        ("opsgenie", ["s"], "expected an object"),
     ],
 )
 def test_invalid_values_fail_with_a_message_naming_key_and_value(key, value, says):
@@ -105,7 +107,7 @@ def test_documented_defaults_match_cdk_json_and_deploy_doc():
                          ("consistencyWindowMinutes", c.consistency_window_minutes), ("logRetentionDays", c.log_retention_days),
                          ("createTrail", "false"), ("simulatePolicies", "false"), ("findingsSpikeThreshold", c.findings_spike_threshold),
                          ("notificationEmails", "[]"), ("httpsEndpoints", "[]"), ("slack", "null"), ("account", "null"),
-                         ("region", "null"), ("maxConcurrency", c.max_concurrency)):
+                         ("region", "null"), ("maxConcurrency", c.max_concurrency), ("pagerduty", "null"), ("opsgenie", "null")):
         assert re.search(rf"^\| `{key}` \| `{re.escape(str(default))}` \|", doc, re.MULTILINE), key
 
 
@@ -180,3 +182,44 @@ def test_cli_context_overrides_cdk_json_and_keeps_its_feature_flags(tmp_path):
     template = json.loads((tmp_path / "FromCli.template.json").read_text())
     kinds = {r["Type"] for r in template["Resources"].values()}
     assert "AWS::CloudTrail::Trail" in kinds
+
+
+@pytest.mark.parametrize("tool, value, field, says", [
+    ("pagerduty", {"secret": "a b"}, "pagerduty.secret", "name or the ARN of a Secrets Manager secret"),
+    ("pagerduty", {"secret": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}, "pagerduty.secret", "name or the ARN"),
+    ("pagerduty", {"secret": "s", "secretField": "a:b"}, "pagerduty.secretField", "no colon"),
+    ("pagerduty", {"secret": "s", "region": "apac"}, "pagerduty.region", '"us" or "eu"'),
+    ("pagerduty", {"secret": "s", "changeEvents": "sometimes"}, "pagerduty.changeEvents", "true or false"),
+    ("pagerduty", {"secret": "s", "secretKmsKey": "alias/x"}, "pagerduty.secretKmsKey", "customer managed KMS key"),
+    ("pagerduty", {"secret": "s", "routingKey": "x"}, "pagerduty", "unknown keys ['routingKey']"),
+    ("pagerduty", {"changeEvents": True}, "pagerduty.secret", "name or the ARN"),
+    ("opsgenie", {"secret": "s", "rateLimitPerSecond": 0}, "opsgenie.rateLimitPerSecond", "from 1 to 300"),
+    ("opsgenie", {"secret": "s", "region": "EU"}, "opsgenie.region", '"us" or "eu"'),
+])
+def test_on_call_settings_fail_with_a_message_naming_the_field(tool, value, field, says):
+    with pytest.raises(ConfigError) as err:
+        config(**{tool: value})
+    assert f"'{field}'" in str(err.value) and says in str(err.value), str(err.value)
+
+
+def test_on_call_tools_from_cdk_json_and_from_the_command_line():
+    """The keys are never given: only where they are (a secret's name or ARN, a field of its JSON)."""
+    from infra.config import Opsgenie, PagerDuty, SecretRef
+
+    assert (config().pagerduty, config().opsgenie) == (None, None)
+    c = config(pagerduty={"secret": "oncall/pagerduty", "secretField": "routingKey", "changeEvents": True, "region": "eu",
+                          "secretKmsKey": "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+               opsgenie='{"secret": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:og-AbCdEf", "rateLimitPerSecond": "5"}')
+    assert c.pagerduty == PagerDuty(SecretRef("oncall/pagerduty", "routingKey"), "eu", True,
+                                    "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+    assert c.opsgenie == Opsgenie(SecretRef("arn:aws:secretsmanager:eu-west-1:111122223333:secret:og-AbCdEf"), "us", 5)
+    assert c.opsgenie.key.is_arn and not c.pagerduty.key.is_arn
+    assert config(pagerduty="null").pagerduty is None
+
+
+@pytest.mark.parametrize("tool, key", [("pagerduty", "0123456789abcdef0123456789ABCDEF"),
+                                       ("opsgenie", "eb243592-faa2-4ba2-a551-1afdf565c889")])
+def test_a_key_given_where_its_secret_goes_is_refused_and_not_repeated(tool, key):
+    with pytest.raises(ConfigError) as err:
+        config(**{tool: {"secret": key}})
+    assert "looks like the key itself" in str(err.value) and key not in str(err.value)

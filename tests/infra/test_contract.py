@@ -66,6 +66,7 @@ class Emitted:
     metrics: dict[tuple[str, str, frozenset], dict] = field(default_factory=dict)  # (ns, name, dim keys) -> dim values seen
     lines: list[dict] = field(default_factory=list)  # every JSON log line that is not EMF
     stdout: str = ""
+    events: list[dict] = field(default_factory=list)  # what the function put on the incidents bus (docs/events.md)
 
     def names(self) -> set[str]:
         return {name for _, name, _ in self.metrics}
@@ -104,6 +105,30 @@ def make_resources(aws, template: dict, name: str) -> tuple[str, str]:
     return topic, name
 
 
+def make_incident_bus(aws, name: str) -> tuple[str, str]:
+    """The incidents bus (named as the function's environment names it) and a queue that a rule
+    fills with every incident event put on it, as a rule of a user's own would."""
+    from auditor.contract import IncidentEvent
+    from demo.stand_in import queue_arn
+
+    events, sqs = aws("events"), aws("sqs")
+    bus = f"{name}{IncidentEvent.BUS_SUFFIX}"
+    events.create_event_bus(Name=bus)
+    queue = sqs.create_queue(QueueName=f"{name}-incident-events")["QueueUrl"]
+    events.put_rule(Name="everything", EventBusName=bus, EventPattern=json.dumps({"source": [IncidentEvent.SOURCE]}), State="ENABLED")
+    events.put_targets(Rule="everything", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn(sqs, queue)}])
+    return bus, queue
+
+
+def drain(aws, queue: str) -> list[dict]:
+    sqs, out = aws("sqs"), []
+    while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        for m in batch:
+            out.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    return out
+
+
 def run_handler(steps: list[dict], env: dict[str, str], tmp: Path) -> str:
     plan = tmp / f"steps-{uuid.uuid4().hex[:6]}.json"
     plan.write_text(json.dumps(steps))
@@ -138,6 +163,9 @@ def emitted(template, aws, moto_server, tmp_path_factory) -> Emitted:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "FINDINGS_", "DEDUP_", "INCIDENT_"))}
     env.update({k: v for k, v in declared.items() if isinstance(v, str)})  # the template's literal settings, as deployed
     assert {k for k, v in declared.items() if not isinstance(v, str)} == {Env.TOPIC_ARN, Env.TABLE_NAME}
+    assert declared[Env.INCIDENT_BUS_NAME].endswith("-incidents")  # a literal: the stack names the bus
+    bus, incident_queue = make_incident_bus(aws, name)
+    env.update({Env.INCIDENT_BUS_NAME: bus})
     env.update({Env.TOPIC_ARN: topic, Env.TABLE_NAME: table, Env.QUIET_SECONDS: "1", Env.UPDATE_SECONDS: "0",
                 "AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": "auditor"})
@@ -163,7 +191,9 @@ def emitted(template, aws, moto_server, tmp_path_factory) -> Emitted:
     # A table that does not exist: the function notifies anyway (StateUnavailable).
     out += run_handler([{"kind": "invoke", "event": sqs_batch(records[:5], "t")}, {"kind": "invoke", "event": SCHEDULED}],
                        {**env, Env.TABLE_NAME: f"missing-{uuid.uuid4().hex[:6]}"}, tmp)
-    return parse(out)
+    found = parse(out)
+    found.events = drain(aws, incident_queue)
+    return found
 
 
 def parse(stdout: str) -> Emitted:
@@ -302,3 +332,27 @@ def test_the_contract_test_catches_a_renamed_counter_or_field(template, emitted)
         test_every_custom_metric_the_template_reads_was_emitted_with_those_dimensions(template, renamed)
     with pytest.raises(AssertionError, match=Log.FIELD_INCIDENT_ID):
         test_every_field_a_logs_insights_query_reads_occurs_in_the_emitted_lines(template, renamed)
+
+
+# ---- incident events on EventBridge (docs/events.md) --------------------------------------------------
+def test_the_incident_events_the_function_puts_follow_the_documented_schema(emitted):
+    """Every event on the incidents bus validates against docs/incident-event.schema.json, and
+    each notice the function logged reached the bus. Skipped while the function puts none."""
+    import jsonschema
+
+    from auditor.contract import IncidentEvent
+
+    if not emitted.events:
+        pytest.skip("the function puts no incident events yet (issue 21, the function's side)")
+    schema = json.loads((REPO / "docs" / "incident-event.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for event in emitted.events:
+        event.setdefault("account", "123456789012")  # moto (5.2.5) leaves the envelope's account out; EventBridge never does
+        errors = [e.message for e in validator.iter_errors(event)]
+        assert errors == [], (event["detail-type"], errors[:3])
+        assert event["detail-type"] == IncidentEvent.DETAIL_TYPES[event["detail"]["status"]]
+    put = {(e["detail"]["status"], e["detail"]["incident"]["id"]) for e in emitted.events}
+    logged = {(line[Log.FIELD_STATUS], line[Log.FIELD_INCIDENT]["id"]) for line in emitted.lines
+              if line.get(Log.FIELD_MESSAGE) == Log.INCIDENT and line.get(Log.FIELD_PUBLISHED)}
+    assert {status for status, _ in put} == {"opened", "updated", "resolved"}
+    assert logged <= put, sorted(logged - put)[:5]

@@ -19,10 +19,17 @@ TEMPLATES = ["template", "full_template"]
 
 #: What the Lambda never imports: the CLI package and its history readers (local credentials).
 CLI_PACKAGE = REPO / "functions" / "auditor" / "cli"
+#: The PagerDuty forwarder: a function of its own, with a role of its own (tests/infra/test_oncall.py).
+FORWARDER = REPO / "functions" / "auditor" / "pagerduty_forwarder.py"
 
 
 def cli_only(path: Path) -> bool:
     return CLI_PACKAGE in path.parents
+
+
+def not_the_auditors(path: Path) -> bool:
+    """Modules the auditor function never imports: the CLI's, and the PagerDuty forwarder."""
+    return cli_only(path) or path == FORWARDER
 
 
 #: APIs authorized by another IAM action than their own name.
@@ -70,12 +77,13 @@ def api_calls_of_the_function() -> set[str]:
 
     session = botocore.session.get_session()
     by_method: dict[str, set[str]] = {}
-    for service in ("dynamodb", "sns", "secretsmanager", "kms", "iam", "sts", "sqs", "logs", "cloudwatch", "s3", "cloudtrail"):
+    for service in ("dynamodb", "sns", "secretsmanager", "kms", "iam", "sts", "sqs", "logs", "cloudwatch", "s3", "cloudtrail",
+                    "events"):
         model = session.get_service_model(service)
         for operation in model.operation_names:
             by_method.setdefault(xform_name(operation), set()).add(f"{model.signing_name}:{operation}")
     calls: set[str] = set()
-    sources = [p for p in (REPO / "functions" / "auditor").rglob("*.py") if not cli_only(p)]
+    sources = [p for p in (REPO / "functions" / "auditor").rglob("*.py") if not not_the_auditors(p)]
     for path in sources:
         text_ = path.read_text()
         # client.describe_key(...), and the state table's edge: self.table.call("update_item", ...)
@@ -91,6 +99,10 @@ def test_cli_only_modules_are_not_imported_by_the_lambda_path():
     for path in (REPO / "functions" / "auditor").rglob("*.py"):
         if not cli_only(path):
             assert not re.search(r"^\s*(from\s+\S*\bcli\b\S*\s+import|import\s+\S*\bcli\b)", path.read_text(), re.MULTILINE), path
+        # nor the PagerDuty forwarder, whose Secrets Manager read the auditor's role may never make
+        if not not_the_auditors(path):
+            assert not re.search(r"^\s*(from\s+\S*pagerduty_forwarder\s+import|import\s+\S*pagerduty_forwarder"
+                                 r"|from\s+\S+\s+import\s+.*\bpagerduty_forwarder\b)", path.read_text(), re.MULTILINE), path
 
 
 def test_the_function_may_call_every_api_its_code_calls(full_template):
@@ -136,6 +148,9 @@ def test_the_function_role_holds_exactly_these_statements(which, request):
     pinned("PublishFindings", {"sns:Publish"}, topic)
     pinned("UseTopicKeyForPublish", TOPIC_KEY_USE, key)
     pinned("IncidentState", {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}, table)
+    # incident events, on the stack's incidents bus only (docs/events.md)
+    pinned("PublishIncidentEvents", {"events:PutEvents"},
+           {"Fn::GetAtt": [logical_id_of(template, "AWS::Events::EventBus", "IncidentsBus"), "Arn"]})
     pinned("WriteOwnLogs", {"logs:CreateLogStream", "logs:PutLogEvents"}, log_group)
     pinned("DescribeSecretsNeverRead", {"secretsmanager:DescribeSecret"},
            {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":secretsmanager:*:", {"Ref": "AWS::AccountId"}, ":secret:*"]]})

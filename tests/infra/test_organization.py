@@ -88,7 +88,10 @@ def test_organization_context_is_validated_with_clear_messages():
 
 
 def test_single_account_mode_has_no_organization_resources(template):
-    assert not resources(template, "AWS::Events::EventBus") and not resources(template, "AWS::CloudFormation::StackSet")
+    assert not resources(template, "AWS::CloudFormation::StackSet")
+    # its only bus is the incidents bus (infra/oncall.py), which has no policy: no other account puts on it
+    assert [b["Properties"]["Name"] for b in resources(template, "AWS::Events::EventBus").values()] == ["SecretsKmsFailureAuditor-incidents"]
+    assert not resources(template, "AWS::Events::EventBusPolicy")
 
 
 def test_central_bus_admits_only_the_organization(central):
@@ -96,8 +99,9 @@ def test_central_bus_admits_only_the_organization(central):
     statement = policy["Statement"]
     assert statement["Action"] == "events:PutEvents" and statement["Effect"] == "Allow"
     assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}
-    (bus,) = resources(central, "AWS::Events::EventBus").values()
-    assert bus["Properties"]["Name"] == "SecretsKmsFailureAuditor-central"
+    assert sorted(b["Properties"]["Name"] for b in resources(central, "AWS::Events::EventBus").values()) == [
+        "SecretsKmsFailureAuditor-central", "SecretsKmsFailureAuditor-incidents"]
+    assert policy["EventBusName"] == {"Ref": next(k for k in resources(central, "AWS::Events::EventBus") if k.startswith("Organization"))}
 
 
 def test_central_rules_feed_the_same_ingestion_queue(central):
@@ -146,7 +150,8 @@ def test_central_rule_matches_forwarded_read_only_calls_and_its_dead_letters_are
 
 def test_stack_set_waits_for_the_bus_and_rolls_out_half_the_accounts_at_a_time(central):
     (stack_set,) = resources(central, "AWS::CloudFormation::StackSet").values()
-    bus_resources = {i for i, r in central["Resources"].items() if r["Type"] in ("AWS::Events::EventBus", "AWS::Events::EventBusPolicy")}
+    bus_resources = {i for i, r in central["Resources"].items() if r["Type"] in ("AWS::Events::EventBus", "AWS::Events::EventBusPolicy")
+                     and i.startswith("Organization")}  # the central bus (not the incidents bus)
     assert len(bus_resources) == 2 and bus_resources <= set(stack_set["DependsOn"])
     prefs = stack_set["Properties"]["OperationPreferences"]
     assert prefs["ConcurrencyMode"] == "SOFT_FAILURE_TOLERANCE" and prefs["MaxConcurrentPercentage"] == 50
