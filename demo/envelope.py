@@ -4,11 +4,14 @@ records: EventBridge does)."""
 
 from __future__ import annotations
 
+import copy
 import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Optional
 
 from auditor.contract import API_CALL, NETWORK_ACTIVITY, SERVICE_EVENT
 
-__all__ = ["to_eventbridge"]
+__all__ = ["fresh", "to_eventbridge"]
 
 #: CloudTrail's eventType -> the detail-type EventBridge gives it.
 _DETAIL_TYPE_OF = {"AwsServiceEvent": SERVICE_EVENT, "AwsVpceEvent": NETWORK_ACTIVITY}
@@ -29,3 +32,34 @@ def to_eventbridge(record: dict, event_id: str | None = None) -> dict:
         "resources": [],
         "detail": record,
     }
+
+
+def fresh(records: list[dict], now: Optional[datetime] = None, lag_seconds: float = 60.0) -> list[dict]:
+    """Copies of ``records`` whose event times are moved, together, so that the latest is
+    ``lag_seconds`` before ``now`` (default: the present): the gaps between them are kept. The
+    function never pages a failure older than its quiet period when it arrives (old news), so a
+    recorded history replayed through it (the demo's sample log, the fixtures) is made recent first.
+    A record without a readable eventTime is copied as it is."""
+    now = now or datetime.now(timezone.utc)
+    times = [_parse(r.get("eventTime")) for r in records]
+    known = [t for t in times if t is not None]
+    if not known:
+        return [copy.deepcopy(r) for r in records]
+    shift = now - timedelta(seconds=lag_seconds) - max(known)
+    out = []
+    for record, when in zip(records, times):
+        record = copy.deepcopy(record)
+        if when is not None:
+            record["eventTime"] = (when + shift).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out.append(record)
+    return out
+
+
+def _parse(value) -> Optional[datetime]:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

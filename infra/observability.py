@@ -162,11 +162,14 @@ class Observability(Construct):
                 own_metric(Metric.JOINED_RECORDS, "records joined into another's failure"),
                 own_metric(Metric.PARKED_RECORDS, "records waiting for their partner"),
                 own_metric(Metric.CHANGES_RECORDED, "changes recorded"), own_metric(Metric.REDELIVERED_EVENTS, "records seen before"),
+                own_metric(Metric.LATE_FAILURES, "old news (recorded, not paged)"),
                 own_metric(Metric.MALFORMED_EVENTS, "malformed"), own_metric(Metric.IGNORED_EVENTS, "ignored")]),
             cw.GraphWidget(title="Auditor failures", width=12, left=[
                 own_metric(Metric.PUBLISH_FAILURES, "publish failures"), own_metric(Metric.ENRICHMENT_FAILURES, "enrichment failures"),
                 own_metric(Metric.CLASSIFIER_ERRORS, "classifier errors"), own_metric(Metric.STATE_UNAVAILABLE, "state table unavailable"),
-                own_metric(Metric.STATE_RETRIES, "state write conflicts retried")]),
+                own_metric(Metric.STATE_RETRIES, "state write conflicts retried"),
+                own_metric(Metric.STATE_TIMEOUTS, "state calls retried after a timeout"),
+                own_metric(Metric.SWEEP_DEFERRED, "due items left to the next scheduled run")]),
         )
         self.dashboard.add_widgets(
             cw.GraphWidget(title="Function errors and throttles", width=8, left=[

@@ -245,6 +245,7 @@ class Pipeline:
         plans: list[_Plan] = []
         state = self.state
         if state is not None:
+            timeouts = state.table.timeouts
             try:
                 if changes:
                     change_log.record(state.table, changes, now, state.retention_days)
@@ -255,6 +256,7 @@ class Pipeline:
                 if changes:
                     late = self._write_changes(changes, now, token, report)
                     plans += late
+                report.counts[Metric.STATE_TIMEOUTS] += state.table.timeouts - timeouts
             except StateUnavailable as exc:
                 report.counts[Metric.STATE_UNAVAILABLE] = 1
                 self.log.warning("incident state unavailable: notifying every root cause of the batch",
@@ -294,7 +296,7 @@ class Pipeline:
             unit_halves = halves if number == 0 else []
             unit_extra = extra if number == 0 else None
             for attempt in range(ATTEMPTS):
-                plans, joined = self._plan(unit, unit_halves, changes, now, token)
+                plans, joined, decided = self._plan(unit, unit_halves, changes, now, token)
                 ops = [p.op for p in plans] + joined.ops + (unit_extra.ops if unit_extra else [])
                 if not ops:
                     break
@@ -321,7 +323,7 @@ class Pipeline:
                     outcome = {"open": Log.OPENED, "record": Log.LATE}.get(decision.action, Log.GROUPED)
                     if decision.action == "count" and any(n.status == Status.UPDATED for n in plan.owed):
                         outcome = Log.UPDATED
-                    for member in groups.get(decision.after.root.key, []):
+                    for member in decided.get(decision.after.root.key, []):
                         late = member.event_id in decision.late
                         for event_id in member.event_ids:
                             outcomes.setdefault(event_id, (Log.LATE if late else outcome, decision.after.id))
@@ -332,9 +334,9 @@ class Pipeline:
         return written, outcomes, counts
 
     def _plan(self, unit: list[list[Failure]], halves: list[Half], changes: list[Change], now: float,
-              token: str) -> tuple[list[_Plan], joins.Joined]:
+              token: str) -> tuple[list[_Plan], joins.Joined, dict[str, list[Failure]]]:
         """Read what the unit's incidents, join items and (for roots not known open) changes are,
-        and decide each root: the plans and what the halves became."""
+        and decide each root: the plans, what the halves became, and the failures of each root."""
         state = self.state
         roots = [members[0].root for members in unit] + [h.failure.root for h in halves if h.failure.root.known]
         if len(state.open_until) > 4096:
@@ -352,7 +354,7 @@ class Pipeline:
         candidates = change_log.candidates({pk: item for pk, item in items.items() if pk.startswith("chg#")}, changes)
         plans = [self._decide(members, stored_incident(items.get(incident_pk(members[0].root.incident_id))), now, token,
                               candidates) for members in groups.values()]
-        return plans, joined
+        return plans, joined, groups
 
     def _decide(self, members: list[Failure], stored: Optional[Stored], now: float, token: str,
                 candidates: list) -> _Plan:
@@ -519,7 +521,8 @@ class Pipeline:
         left = remaining or (lambda: float(state.table.call_timeout * 5))
         try:
             found = sweep.due(state.table, now)
-            done = 0
+            done = resolved = 0
+            timeouts = state.table.timeouts
             for incidents, join_items in sweep.pages(state.table, found.keys):
                 if left() < max(8.0, 2 * state.table.call_timeout):
                     report.counts[Metric.SWEEP_DEFERRED] += len(found.keys) - done
@@ -527,21 +530,21 @@ class Pipeline:
                                      extra={"left": len(found.keys) - done})
                     break
                 done += len(incidents) + len(join_items)
-                self._sweep_incidents(incidents, now, report)
+                resolved += self._sweep_incidents(incidents, now, report)
                 if join_items:
                     released = joins.unpark(join_items, now, state.join_wait, state.writes)
                     self._settle(released.failures, [], [], now, report, extra=released)
-            self.metrics.gauge(Metric.OPEN_INCIDENTS, max(0, found.open_incidents - report.counts["resolving"] ))
+            self.metrics.gauge(Metric.OPEN_INCIDENTS, max(0, found.open_incidents - resolved))
+            report.counts[Metric.STATE_TIMEOUTS] += state.table.timeouts - timeouts
         except StateUnavailable as exc:
             report.counts[Metric.STATE_UNAVAILABLE] = 1
             self.log.warning("incident state unavailable: the rest waits for the next scheduled run", extra={"error": str(exc)})
-        report.counts.pop("resolving", None)
         self._emit(report)
         return report
 
-    def _sweep_incidents(self, incidents: list[Stored], now: float, report: Report) -> None:
+    def _sweep_incidents(self, incidents: list[Stored], now: float, report: Report) -> int:
         """Resolve the quiet ones, claim what each owes, put the others back in the index for
-        when they are next due; send; confirm (which takes them out of the index)."""
+        when they are next due; send; confirm (which takes them out of the index). How many resolved."""
         state = self.state
         settings = state.settings
         token = new_token()
@@ -579,11 +582,11 @@ class Pipeline:
                         pass
             else:
                 raise error
-        for plan in written:
-            if plan.decision.action == "resolve":
-                report.counts["resolving"] += 1
-                self.metrics.seconds(Metric.TIME_TO_RESOLVE, plan.decision.after.resolved_at - plan.decision.after.opened_at)
+        resolved = [p for p in written if p.decision.action == "resolve"]
+        for plan in resolved:
+            self.metrics.seconds(Metric.TIME_TO_RESOLVE, plan.decision.after.resolved_at - plan.decision.after.opened_at)
         self._send(written, now, report)
+        return len(resolved)
 
     # ---- metrics ------------------------------------------------------------------------------
     def _emit(self, report: Report) -> None:

@@ -51,7 +51,8 @@ def test_pipeline_counters_are_graphed_with_only_the_service_dimension(template)
     counters = {**graphed(w["Records and notifications"]), **graphed(w["Auditor failures"])}
     expected = [Metric.FINDINGS_TOTAL, Metric.NOTIFICATIONS, Metric.JOINED_RECORDS, Metric.PARKED_RECORDS, Metric.CHANGES_RECORDED,
                 Metric.REDELIVERED_EVENTS, Metric.MALFORMED_EVENTS, Metric.IGNORED_EVENTS, Metric.PUBLISH_FAILURES,
-                Metric.ENRICHMENT_FAILURES, Metric.CLASSIFIER_ERRORS, Metric.STATE_UNAVAILABLE, Metric.STATE_RETRIES]
+                Metric.ENRICHMENT_FAILURES, Metric.CLASSIFIER_ERRORS, Metric.STATE_UNAVAILABLE, Metric.STATE_RETRIES,
+                Metric.LATE_FAILURES, Metric.STATE_TIMEOUTS, Metric.SWEEP_DEFERRED]
     assert {name for name, _ in counters} == set(expected)
     for (name, stat), where in counters.items():
         assert stat == "Sum" and where == [NAMESPACE, Dimension.SERVICE, SERVICE], name

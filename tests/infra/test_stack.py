@@ -164,7 +164,7 @@ def test_function_runtime_layer_tracing_and_environment(template):
     env = fn["Environment"]["Variables"]
     assert set(env) == {"FINDINGS_TOPIC_ARN", "DEDUP_TABLE_NAME", "INCIDENT_QUIET_SECONDS", "INCIDENT_UPDATE_SECONDS",
                         "CHANGE_RETENTION_DAYS", "CONSISTENCY_WINDOW_SECONDS", "SIMULATE_POLICIES", "POWERTOOLS_SERVICE_NAME",
-                        "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "INCIDENT_BUS_NAME"}
+                        "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "INCIDENT_BUS_NAME", "AUDITOR_TIMEOUT_SECONDS"}
     # the incidents bus by its name, a literal (docs/events.md): the stack names it <stackName>-incidents
     assert env["INCIDENT_BUS_NAME"] == "SecretsKmsFailureAuditor-incidents"
     (bus,) = resources(template, "AWS::Events::EventBus").values()

@@ -74,22 +74,25 @@ def test_malformed_events_are_counted_and_do_not_raise(stack, capsys):
     assert "malformed event dropped" in out
 
 
-def test_publish_failure_raises_so_aws_retries_and_the_retry_notifies(stack, failures, monkeypatch, capsys):
+def test_a_failed_publish_keeps_the_alert_owed_and_the_next_event_of_the_incident_sends_it(stack, failures, monkeypatch,
+                                                                                            capsys):
+    """SNS fails: nothing is raised (EventBridge would deliver the event again and count it twice);
+    the table keeps the "opened" owed, and the incident's next event sends it, once."""
     import auditor.handler as handler
 
     record = next(r for c, n, r in failures if c == "secret.not-found")
     monkeypatch.setenv("FINDINGS_TOPIC_ARN", stack.topic_arn + "-missing")
     monkeypatch.setattr(handler, "_pipeline", None)
-    with pytest.raises(handler.PublishFailed):
-        invoke(to_eventbridge(record))
+    assert invoke(to_eventbridge(record))["notified"] == 0
     monkeypatch.setenv("FINDINGS_TOPIC_ARN", stack.topic_arn)
     monkeypatch.setattr(handler, "_pipeline", None)
-    invoke(to_eventbridge(record))  # the retry: the failed attempt released its claim
-    assert len(stack.drain()) == 1
+    again = dict(record, eventID=record["eventID"] + "-2")  # the same caller fails again
+    invoke(to_eventbridge(again))
+    (opened,) = stack.drain()
+    assert opened.attributes["status"] == "opened" and opened.body["incident"]["failures"] == 2
     out = capsys.readouterr().out
-    outcomes = [line["outcome"] for line in logged(out)]
-    assert outcomes == ["retried", "opened"]  # logged at each attempt, with what became of it
-    assert metric_total(emf(out), "FindingsTotal") == 1  # counted once, when it settled
+    assert [line["outcome"] for line in logged(out)] == ["opened", "grouped"]
+    assert metric_total(emf(out), "FindingsTotal") == 2 and metric_total(emf(out), "PublishFailures") == 1
 
 
 def test_fail_open_when_the_state_table_is_missing(stack, failures, monkeypatch, capsys):

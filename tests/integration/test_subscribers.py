@@ -21,6 +21,7 @@ from demo.envelope import to_eventbridge
 
 from ..unit.linkify import live_links
 from ..unit.test_publish import CHATBOT_SCHEMA
+from .test_incidents import SCHEDULED
 from .conftest import Context, emf, metric_total
 
 pytestmark = pytest.mark.integration
@@ -121,8 +122,10 @@ def throttled(*args, **kwargs):
     raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "Publish")
 
 
-def test_sqs_batch_with_throttled_publish_reports_failures_and_the_redelivery_notifies_once(
+def test_sqs_batch_with_throttled_publish_keeps_every_alert_owed_and_the_scheduled_run_sends_each_once(
         stack, failures, monkeypatch, capsys):
+    import time
+
     import auditor.handler as handler
 
     chosen = {}
@@ -140,27 +143,33 @@ def test_sqs_batch_with_throttled_publish_reports_failures_and_the_redelivery_no
         result = handler.handler(batch, Context())
     finally:
         del client.publish_batch, client.publish
-    assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == ["m0", "m1", "m2", "m3"]  # not the junk
+    assert result == {"batchItemFailures": []}  # nothing for SQS to redeliver: the table keeps the alerts owed
     assert stack.drain() == []
     first = capsys.readouterr().out
     assert metric_total(emf(first), "PublishFailures") == 4 and metric_total(emf(first), "MalformedEvents") == 1
 
-    # SQS redelivers the failed records: their claims were released, so they notify now
-    retry = {"Records": [r for r in records if r["messageId"] != "junk"]}
-    assert handler.handler(retry, Context()) == {"batchItemFailures": []}
-    assert len(stack.drain()) == 4
-    assert handler.handler(retry, Context()) == {"batchItemFailures": []}  # and once more: already notified
-    assert stack.drain() == []
+    pipe = handler.pipeline()
+    monkeypatch.setattr(pipe, "clock", lambda: time.time() + 61)  # the next scheduled run after a failed send
+    handler.handler(SCHEDULED, Context())
+    assert sorted(m.attributes["status"] for m in stack.drain()) == ["opened"] * 4
+    handler.handler(SCHEDULED, Context())
+    assert stack.drain() == []  # once
 
 
-def test_direct_invocation_raises_on_a_throttled_publish(stack, failures, monkeypatch):
+def test_a_direct_invocation_never_raises_for_a_throttled_publish_but_without_the_table_it_does(stack, failures,
+                                                                                                 monkeypatch):
     import auditor.handler as handler
 
     monkeypatch.setattr(handler.pipeline().publisher.client, "publish", throttled)
     record = next(r for c, n, r in failures if c == "kms.key-disabled")
-    with pytest.raises(handler.PublishFailed):
-        handler.handler(to_eventbridge(record), Context())
+    assert handler.handler(to_eventbridge(record), Context())["notified"] == 0  # owed in the table
     assert stack.drain() == []
+    monkeypatch.delenv("DEDUP_TABLE_NAME")
+    monkeypatch.setattr(handler, "_pipeline", None)
+    monkeypatch.setattr(handler.pipeline().publisher.client, "publish", throttled)
+    with pytest.raises(handler.PublishFailed):  # nothing keeps it but the event: EventBridge must retry
+        handler.handler(to_eventbridge(record), Context())
+
 
 
 def test_handler_runs_standalone_with_only_topic_table_and_endpoint(stack, failures, moto_server, tmp_path):

@@ -5,11 +5,14 @@ scenario records and the fixture corpus, as ``Incident.to_dict`` and ``Finding.t
 from __future__ import annotations
 
 import copy
+import dataclasses
 
-from auditor.classify import classify
-from auditor.incidents import Book, Failure
+from auditor.classify import classify, root_of
+from auditor.cli.triage import Book
+from auditor.incidents import Failure
+from auditor.lifecycle import Settings
 from auditor.records import parse_record
-from auditor.roots import affected, root_of
+from auditor.roots import affected
 from demo import scenarios as s
 
 from .conftest import fixture_records
@@ -21,22 +24,22 @@ BUS = "AuditorUnderTest-incidents"
 def failure_of(record: dict, facts=None) -> Failure:
     call = parse_record(record)
     finding = classify(call, facts)
-    return Failure(finding, root_of(finding.cause, call, facts), ["k"], [call.event_id], call.principal.identity_arn,
+    return Failure(finding, root_of(finding.cause, call, facts), ("k",), (call.event_id,), call.principal.identity_arn,
                    affected(call))
 
 
 def notice(failures: list[dict], changes: list[dict] = (), status: str = "opened", facts=None) -> tuple[dict, dict]:
     """(incident dict, finding dict) of the first incident the records make, as a notice of ``status``."""
-    book = Book(quiet_seconds=1800)
+    book = Book(Settings(quiet=1800, update_window=900))
     for change in changes:
         book.add_change(parse_record(change))
     made = [failure_of(r, facts) for r in failures]
     for failure in made:
         book.add_failure(failure)
     incident = book.incidents()[0]
-    incident.opened_at = 1_796_029_230.0  # 2026-11-30T09:00:30Z, as the state would have it
-    if status == "resolved":
-        incident.resolved_at = incident.opened_at + 2400
+    opened_at = s.T0.timestamp() + 30  # as the state would have it
+    incident = dataclasses.replace(incident, opened_at=opened_at, status="resolved" if status == "resolved" else "open",
+                                   resolved_at=opened_at + 2400 if status == "resolved" else 0.0)
     return incident.to_dict(status), made[-1].finding.to_dict()
 
 

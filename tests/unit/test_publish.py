@@ -108,7 +108,7 @@ def test_sns_message_has_a_body_per_protocol_and_filterable_attributes():
     bodies = json.loads(msg["Message"])
     assert set(bodies) == {"default", "email", "email-json", "https", "http"}
     machine = json.loads(bodies["default"])  # what SQS, Lambda and Firehose subscribers get: the exact finding
-    assert machine == {**finding.to_dict(), "incident": notice.incident.to_dict("opened")}
+    assert machine == {**finding.to_dict(), "incident": notice.incident_dict()}
     people = json.loads(bodies["email-json"])  # what an e-mail-json subscriber reads in a mail client
     assert people["cause"] == finding.cause and people["incident"]["id"] == notice.incident.id
     assert people["remediation"] == "Put the policy back."  # the incident's one remediation for its root
@@ -380,7 +380,7 @@ def test_hostile_text_in_every_field_reaches_no_reader_as_a_link_a_line_or_a_con
         assert 0 < len(value) <= 256 and _printable(value) and live_links(value) == []
 
     # machines still get the exact finding (as JSON carries it: a surrogate pair is one character); the message fits SNS
-    exact = json.loads(json.dumps({**finding.to_dict(), **({"incident": notice.incident.to_dict(notice.status)}
+    exact = json.loads(json.dumps({**finding.to_dict(), **({"incident": notice.incident_dict()}
                                                          if notice is not None else {})}))
     assert json.loads(bodies["default"]) == exact
     assert _size(msg) <= 256 * 1024
