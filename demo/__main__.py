@@ -9,7 +9,10 @@
    handed to the real Lambda handler in SQS batches; the alerts the subscriber receives (one
    per root cause, naming the change), then the schedule's Scheduled Event after the quiet
    period (the "resolved" alerts);
-5. the bundled sample log (every fixture of every cause) the same way, summarised; the metrics.
+5. the bundled sample log (every fixture of every cause) the same way, its event times moved to
+   now (the function never pages old news), summarised; the EventBridge incident events the
+   function put on the incidents bus (docs/events.md), as a rule of the user's own receives them;
+   the metrics.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def sample_records() -> list[dict]:
 
 
 def story_records() -> list[dict]:
-    """What happened on 2026-11-30, in the order CloudTrail delivered it."""
+    """What just happened (demo.scenarios: two minutes ago), in the order CloudTrail delivered it."""
     records = [story.put_key_policy(-900)]
     for role in ("orders-api", "billing-worker"):
         for secret in ("prod/orders/db", "prod/billing/api-key", "prod/shared/smtp"):
@@ -175,11 +178,20 @@ def main() -> int:
     for rule, pattern in ((name, failures_pattern), (f"{name}-changes", changes_pattern)):
         events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
         events.put_targets(Rule=rule, Targets=[{"Id": "delivery", "Arn": queue_arn(sqs, delivery)}])
-    say(f"3/5 Created topic {topic} with an SQS subscriber, incident state table {name}, and the rules "
-        f"{name} (failures) and {name}-changes (what changed)")
+    from auditor.contract import IncidentEvent
+
+    bus = f"{name}{IncidentEvent.BUS_SUFFIX}"
+    events.create_event_bus(Name=bus)
+    incident_events = sqs.create_queue(QueueName=f"{name}-incident-events")["QueueUrl"]
+    events.put_rule(Name=f"{name}-on-call", EventBusName=bus, EventPattern=json.dumps({"source": [IncidentEvent.SOURCE]}),
+                    State="ENABLED")
+    events.put_targets(Rule=f"{name}-on-call", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn(sqs, incident_events)}])
+    say(f"3/5 Created topic {topic} with an SQS subscriber, incident state table {name}, the rules "
+        f"{name} (failures) and {name}-changes (what changed), and the incidents bus {bus} with a rule of a user's own")
 
     os.environ.update(FINDINGS_TOPIC_ARN=topic, DEDUP_TABLE_NAME=name, POWERTOOLS_SERVICE_NAME="secrets-kms-auditor",
-                      POWERTOOLS_METRICS_NAMESPACE="SecretsKmsAuditor", INCIDENT_QUIET_SECONDS=str(QUIET_SECONDS))
+                      POWERTOOLS_METRICS_NAMESPACE="SecretsKmsAuditor", INCIDENT_QUIET_SECONDS=str(QUIET_SECONDS),
+                      INCIDENT_BUS_NAME=bus)
     import auditor.handler as handler
 
     captured = io.StringIO()
@@ -212,12 +224,14 @@ def main() -> int:
     say(f"\nALERTS ({len(resolved)}: one \"resolved\" per incident)")
     show(resolved)
 
-    samples = sample_records()
+    from .envelope import fresh
+
+    samples = [fresh([r])[0] for r in sample_records()]  # replayed as if each had just happened
     before = len(captured.getvalue().splitlines())
     delivered = deliver(samples)
     say(f"\n5/5 The bundled sample log: {len(samples)} records (every fixture of every cause, successful calls, a "
-        f"burst of 20 identical throttling failures); the rules queued {len(delivered)} (successful calls that change "
-        "nothing are filtered out)")
+        f"burst of 20 identical throttling failures), each replayed as if it had just happened (the function never "
+        f"pages old news); the rules queued {len(delivered)} (successful calls that change nothing are filtered out)")
     lines = [json.loads(line) for line in captured.getvalue().splitlines()[before:] if line.startswith("{")]
     findings = [line for line in lines if line.get("message") == "finding"]
     received = alerts(drain(sqs, inbox))
@@ -228,6 +242,16 @@ def main() -> int:
         say(f"    {count:>3}  {kind}")
     say(f"  the burst of 20 throttling failures: {causes['throttling']} throttling findings, "
         f"{kinds['request-rate']} request-rate alert(s)")
+
+    put = [json.loads(m["Body"]) for m in drain(sqs, incident_events, raw=True)]
+    say(f"\nINCIDENT EVENTS on the bus {bus} ({len(put)}: every alert above, as an EventBridge event a rule of your own "
+        "can route to PagerDuty, Opsgenie, Step Functions or another account; docs/events.md)")
+    for event in put[:3]:
+        detail = event["detail"]
+        say(f"  {event['detail-type']:<18} source {event['source']}, incident {detail['incident']['id']} "
+            f"(occurrence {detail['incident']['occurrence']}), console {detail['links']['console'][:70]}")
+    by_type = Counter(event["detail-type"] for event in put)
+    say("  " + ", ".join(f"{count} {kind}" for kind, count in sorted(by_type.items())))
 
     totals: Counter = Counter()
     for line in (json.loads(raw) for raw in captured.getvalue().splitlines() if raw.startswith("{")):

@@ -31,3 +31,6 @@ def test_demo_runs_the_whole_pipeline_locally_and_shows_incidents_open_and_resol
     records, alerts = map(int, re.search(r"(\d+) failure records -> (\d+) alerts", after).groups())
     assert records == 110 and alerts < records
     assert re.search(r"IncidentsResolved\s+3", out) and re.search(r"ChangesRecorded\s+4", out)
+    # every alert is also an EventBridge event on the incidents bus (docs/events.md)
+    put = int(re.search(r"INCIDENT EVENTS on the bus \S+ \((\d+):", out).group(1))
+    assert put == int(re.search(r"Notifications\s+(\d+)", out).group(1)) and "Incident Resolved" in out
