@@ -7,12 +7,15 @@
                                  each until its work is done (teardown not counted)             (target <= 1.3)
     storm_requests_per_event     AWS requests per failure event, 10,000 failures over 3 root
                                  causes in SQS batches of 100, counted (botocore hooks)          (target <= 0.05)
+    sweep_10k_requests           AWS requests of one scheduled run over 10,000 quiet open
+                                 incidents (each resolved and announced once), counted         (information)
     warm invocation              handler time per event against a moto server                   (information)
     batch_vs_single              handler cost per event in SQS batches of 100 / one per call    (information)
     s3_vs_local                  the CLI over moto S3 / over the same files on disk              (information)
 
     .venv/bin/python -m bench [--rounds 5] [--seed 42] [--n 100000] [--cli-records 200000] [--per-file 2000]
-                              [--import-rounds 15] [--profile] [--only classify,cli,cold,storm,warm,s3]
+                              [--import-rounds 15] [--sweep-incidents 10000] [--profile]
+                              [--only classify,cli,cold,storm,sweep,warm,s3]
 
 The corpus is generated (bench/corpus.py) and cached under bench/.corpus/. The last lines are
 machine-readable, one per figure (``nan`` when a figure could not be measured, with the reason
@@ -27,13 +30,15 @@ import argparse
 import sys
 import time
 
-from . import classify_vs_parse, cli_vs_jq, cold_start, corpus, s3_vs_local, storm, warm_invocation
+from . import classify_vs_parse, cli_vs_jq, cold_start, corpus, s3_vs_local, storm, sweep, warm_invocation
 from .common import handler_available, machine
 
 TARGETS = {"classify_vs_parse": 1.5, "cli_vs_jq": 0.5, "cold_start_vs_boto3_publish": 1.3,
            "storm_requests_per_event": 0.05}
-ORDER = ("classify_vs_parse", "cli_vs_jq", "cold_start_vs_boto3_publish", "storm_requests_per_event", "batch_vs_single",
-         "s3_vs_local")
+ORDER = ("classify_vs_parse", "cli_vs_jq", "cold_start_vs_boto3_publish", "storm_requests_per_event", "sweep_10k_requests",
+         "batch_vs_single", "s3_vs_local")
+#: Figures that are counts, not ratios.
+COUNTS = {"sweep_10k_requests"}
 
 
 def say(text: str = "") -> None:
@@ -67,7 +72,8 @@ def main(argv=None) -> int:
     p.add_argument("--cli-records", type=int, default=200_000)
     p.add_argument("--per-file", type=int, default=corpus.PER_FILE)
     p.add_argument("--profile", action="store_true", help="print the profiles even when the targets are met")
-    p.add_argument("--only", default="classify,cli,cold,storm,warm,s3")
+    p.add_argument("--sweep-incidents", type=int, default=sweep.TOTAL)
+    p.add_argument("--only", default="classify,cli,cold,storm,sweep,warm,s3")
     args = p.parse_args(argv)
     only = set(args.only.split(","))
     started = time.perf_counter()
@@ -165,6 +171,17 @@ def main(argv=None) -> int:
             say(f"storm_requests_per_event: {r['requests']} requests for {r['events']} failure events ({r['alerts']} alerts), "
                 f"ratio {r['ratio']:.4f}; by operation: " + ", ".join(f"{k} {v}" for k, v in r["by_operation"].items()))
 
+    if "sweep" in only:
+        r = sweep.measure(args.sweep_incidents)
+        figures["sweep_10k_requests"] = r["requests"]
+        rows.append(("sweep_10k_requests", f"{r['requests']} AWS requests", f"{r['incidents']} quiet open incidents",
+                     f"one scheduled run: {r['resolved']} resolved and sent, {r['left_after']} left for the next"))
+        say(f"sweep_10k_requests: {r['requests']} requests for one scheduled run over {r['incidents']} quiet open incidents "
+            f"({r['per_incident']:.3f} per incident; {r['resolved']} resolved and announced, {r['left_after']} sent by a "
+            f"second run, open afterwards {r['open_after']}); by operation: "
+            + ", ".join(f"{k} {v}" for k, v in r["by_operation"].items())
+            + f"; {r['run_s']:.0f} s against the in-process stand-in (moto parses every update; not a timing figure)")
+
     # ---- 4. warm invocation and batch_vs_single -------------------------------------------
     if "warm" in only:
         if missing:
@@ -206,14 +223,15 @@ def main(argv=None) -> int:
     table = [header]
     for name, measured, baseline, note in rows:
         value = figures.get(name)
-        table.append((name, "-" if value is None else f"{value:.3f}", verdict(name, value) if name in figures
+        shown = "-" if value is None else (f"{value:.0f}" if name in COUNTS else f"{value:.3f}")
+        table.append((name, shown, verdict(name, value) if name in figures
                       else "information", measured, baseline, note))
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
         say("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     for name in ORDER:
         value = figures[name]
-        say(f"{name}={'nan' if value is None else f'{value:.3f}'}")
+        say(f"{name}={'nan' if value is None else (f'{value:.0f}' if name in COUNTS else f'{value:.3f}')}")
     return 0
 
 
