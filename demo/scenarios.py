@@ -119,6 +119,38 @@ def detach_role_policy(when: float, role: str, policy_arn: str) -> dict:
                   region="us-east-1", seed=f"detach{role}{when}")
 
 
+def enable_key(when: float, key_arn: str = KEY_ARN) -> dict:
+    return record("kms", "EnableKey", when, admin_identity(), {"keyId": key_arn}, resources=key_resource(key_arn),
+                  seed=f"enablekey{when}")
+
+
+def policy_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:policy/{name}"
+
+
+def attach_role_policy(when: float, role: str, policy: str) -> dict:
+    return record("iam", "AttachRolePolicy", when, admin_identity(), {"roleName": role, "policyArn": policy},
+                  region="us-east-1", seed=f"attach{role}{policy}{when}")
+
+
+def put_role_boundary(when: float, role: str, policy: str) -> dict:
+    return record("iam", "PutRolePermissionsBoundary", when, admin_identity(), {"roleName": role, "permissionsBoundary": policy},
+                  region="us-east-1", seed=f"boundary{role}{policy}{when}")
+
+
+def create_policy_version(when: float, policy: str, version: str = "v2", actor: dict | None = None) -> dict:
+    """A new default version of a customer managed policy (what every principal it governs may then do)."""
+    return record("iam", "CreatePolicyVersion", when, actor or admin_identity(),
+                  {"policyArn": policy, "policyDocument": "{\"Version\": \"2012-10-17\"}", "setAsDefault": True},
+                  response={"policyVersion": {"versionId": version, "isDefaultVersion": True}}, region="us-east-1",
+                  seed=f"version{policy}{version}{when}")
+
+
+def set_default_policy_version(when: float, policy: str, version: str = "v1") -> dict:
+    return record("iam", "SetDefaultPolicyVersion", when, admin_identity(), {"policyArn": policy, "versionId": version},
+                  region="us-east-1", seed=f"setdefault{policy}{version}{when}")
+
+
 def attach_scp(when: float, policy_id: str, target: str, management: str = "999988887777") -> dict:
     ident = role_identity("OrganizationAccountAccessRole", "bob", account=management)
     return record("organizations", "AttachPolicy", when, ident, {"policyId": policy_id, "targetId": target},
@@ -165,6 +197,14 @@ def identity_denied(when: float, role: str, secret: str, seed: str = "") -> dict
            "secretsmanager:GetSecretValue action")
     return record("secretsmanager", "GetSecretValue", when, role_identity(role), {"secretId": secret},
                   error="AccessDeniedException", message=msg, read_only=True, seed=seed or f"id{role}{secret}{when}")
+
+
+def boundary_denied(when: float, role: str, secret: str, seed: str = "") -> dict:
+    msg = (f"User: arn:aws:sts::{ACCOUNT}:assumed-role/{role}/i-0abc is not authorized to perform: "
+           f"secretsmanager:GetSecretValue on resource: {secret} because no permissions boundary allows the "
+           "secretsmanager:GetSecretValue action")
+    return record("secretsmanager", "GetSecretValue", when, role_identity(role), {"secretId": secret},
+                  error="AccessDeniedException", message=msg, read_only=True, seed=seed or f"pb{role}{secret}{when}")
 
 
 def scp_denied(when: float, role: str, secret: str, policy_arn: str, seed: str = "") -> dict:

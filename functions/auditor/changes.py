@@ -12,15 +12,17 @@ A change names one or more *change keys*, the same strings an incident's root se
 ``user:<acct>:<name>``     an IAM user (policies, boundary, groups, access keys)
 ``group:<acct>:<name>``    an IAM group's policies
 ``policy:<policy ARN>``    a customer managed IAM policy's versions
-``iam-policies:<acct>``    any managed policy or group of the account (a role's failure cannot
-                           tell which of them apply without IAM lookups)
+``iam-policies:<acct>``    any managed policy version of the account (a role's failure cannot
+                           tell which of them apply without IAM lookups or attach records)
 ``org-policy:<p-id>``      an SCP or RCP; ``org-policies`` any of them
 ``vpce:<vpce id>``         a VPC endpoint's policy
 =========================  ==========================================================
 
 Each key comes with a *topic* (``policy``, ``state``, ``alias``, ``key``, ``rotation``,
-``credentials``, ``membership``), so a root can ask only for what can break it: a key-state
-incident is not explained by a PutKeyPolicy. Only identifiers are read from the record: never
+``credentials``, ``membership``, and for IAM ``identity-policy``, ``boundary``, ``trust``,
+``policy-version``, ``attachment``, ``boundary-set``), so a root can ask only for what can break
+it: a key-state incident is not explained by a PutKeyPolicy, an identity-policy denial not by a
+permissions boundary's new version. Only identifiers are read from the record: never
 a policy document's content, never a value.
 """
 
@@ -32,7 +34,8 @@ from typing import Any, Callable, Optional
 
 from .contract import CHANGE_EVENTS
 
-__all__ = ["Change", "CHANGE_ACTIONS", "parse_change", "secret_key", "key_key", "principal_key"]
+__all__ = ["Change", "CHANGE_ACTIONS", "link_of", "links_from_records", "parse_change", "secret_key", "key_key",
+           "principal_key"]
 
 #: (event source) -> frozenset of change event names; the rule matches exactly these.
 CHANGE_ACTIONS = {source: frozenset(names) for source, names in CHANGE_EVENTS.items()}
@@ -51,10 +54,12 @@ class Change:
     actor: str  # userIdentity.arn (or invokedBy for a service)
     keys: tuple[tuple[str, str], ...]  # (change key, topic)
     summary: str  # one line for people: "PutKeyPolicy on key arn:..."
+    target: str = ""  # the change key of what it changed (the first specific one)
 
     def to_dict(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "event_time": self.event_time, "account": self.account,
-                "region": self.region, "action": self.action, "actor": self.actor, "summary": self.summary}
+                "region": self.region, "action": self.action, "actor": self.actor, "summary": self.summary,
+                "target": self.target, "keys": [k for k, _ in self.keys][:8]}
 
 
 def _s(value: Any, limit: int = 512) -> str:
@@ -166,26 +171,58 @@ def _secretsmanager(obj: dict, params: dict, action: str, account: str, region: 
     return keys
 
 
-_IAM_TOPICS = {"UpdateAccessKey": "credentials", "DeleteAccessKey": "credentials", "UpdateRole": "credentials",
-               "AddUserToGroup": "membership", "RemoveUserFromGroup": "membership"}
+#: IAM changes by the kind of denial they can cause (auditor.roots searches them by kind):
+#: ``identity-policy`` (a role's, user's or group's own policies, inline or attached), ``boundary``
+#: (its permissions boundary), ``membership`` (a user's groups), ``credentials``, ``trust``.
+_IAM_TOPICS = {
+    "UpdateAccessKey": "credentials", "DeleteAccessKey": "credentials", "UpdateRole": "credentials",
+    "UpdateAssumeRolePolicy": "trust",
+    "AddUserToGroup": "membership", "RemoveUserFromGroup": "membership",
+    "PutRolePermissionsBoundary": "boundary", "DeleteRolePermissionsBoundary": "boundary",
+    "PutUserPermissionsBoundary": "boundary", "DeleteUserPermissionsBoundary": "boundary",
+}
+#: Changes that link a principal (or a group) to a managed policy, or unlink it: recorded under the
+#: policy too (``attachment``, ``boundary-set``), so that the policy's later versions can be tied to
+#: the principals it governs even without IAM lookups (the CLI over history; lookups not possible).
+_LINKS = {"AttachRolePolicy": "attachment", "DetachRolePolicy": "attachment", "AttachUserPolicy": "attachment",
+          "DetachUserPolicy": "attachment", "AttachGroupPolicy": "attachment", "DetachGroupPolicy": "attachment",
+          "PutRolePermissionsBoundary": "boundary-set", "DeleteRolePermissionsBoundary": "boundary-set",
+          "PutUserPermissionsBoundary": "boundary-set", "DeleteUserPermissionsBoundary": "boundary-set"}
+#: A new default version of a managed policy: what every principal it governs is then allowed.
+_VERSIONS = ("CreatePolicyVersion", "SetDefaultPolicyVersion")
 
 
 def _iam(obj: dict, params: dict, action: str, account: str, region: str) -> list[tuple[str, str]]:
-    topic = _IAM_TOPICS.get(action, "policy")
+    topic = _IAM_TOPICS.get(action, "identity-policy")
     keys = []
     for field, kind in (("roleName", "role"), ("userName", "user"), ("groupName", "group")):
         name = _s(params.get(field), 128)
         if name:
             keys.append((f"{kind}:{account}:{name}", topic))
-    policy = _s(params.get("policyArn"))
-    versions = action in ("CreatePolicyVersion", "SetDefaultPolicyVersion", "DeletePolicyVersion")
-    if versions and policy:
-        keys.append((f"policy:{policy}", "policy"))
-    if versions or any(k.startswith("group:") for k, _ in keys):
-        # Which roles and users a managed policy or a group reaches is not in the record: the
-        # account-wide key lets a principal's incident find it (named as possibly related).
-        keys.append((f"iam-policies:{account}", topic))
+    policy = _s(params.get("policyArn")) or _s(params.get("permissionsBoundary"))
+    if action in _VERSIONS:
+        if action == "CreatePolicyVersion" and params.get("setAsDefault") not in (True, "true", "True"):
+            return []  # a version that is not the default changes what nobody is allowed
+        if policy:
+            # Which roles and users a managed policy reaches is not in the record: IAM lookups or
+            # the attach records tell (auditor.roots); the account-wide key lets a principal whose
+            # links are unknown find it (named as possibly related).
+            keys += [(f"policy:{policy}", "policy-version"), (f"iam-policies:{account}", "policy-version")]
+    elif action in _LINKS and policy:
+        keys.append((f"policy:{policy}", _LINKS[action]))
     return keys
+
+
+def link_of(change: "Change") -> Optional[tuple[str, str, str, bool]]:
+    """(principal or group change key, policy ARN, relation, linked) a change records: an attach
+    (``identity``) or a boundary put (``boundary``), or their removal (``linked`` False); None for
+    any other change."""
+    relation = {"attachment": "identity", "boundary-set": "boundary"}
+    policy = next(((k[len("policy:"):], t) for k, t in change.keys if k.startswith("policy:") and t in relation), None)
+    owner = next((k for k, _ in change.keys if k.startswith(("role:", "user:", "group:"))), None)
+    if policy is None or owner is None:
+        return None
+    return owner, policy[0], relation[policy[1]], change.action.startswith(("Attach", "Put"))
 
 
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -235,4 +272,65 @@ def parse_change(obj: dict, source: str, action: str) -> Optional[Change]:
     actor = _s(ident.get("arn")) or _s(ident.get("invokedBy")) or _s(ident.get("type"), 64) or "unknown"
     target = next((k for k, _ in keys if not k.startswith(("iam-policies:", "org-policies"))), keys[0][0])
     return Change(_s(obj.get("eventID"), 128), _s(obj.get("eventTime"), 64), account, region, source, action,
-                  actor, keys, f"{action} on {target.split(':', 1)[0]} {target.split(':', 1)[-1]}")
+                  actor, keys, f"{action} on {target.split(':', 1)[0]} {target.split(':', 1)[-1]}", target)
+
+
+_MEMBERSHIP = {"AddUserToGroup": True, "RemoveUserFromGroup": False}
+
+
+def links_from_records(principal: str, entries, at: float):
+    """What the attach, boundary and group-membership changes recorded (``entries``: (change key,
+    change dict)) say governs ``principal`` (role:/user: key) at ``at`` (epoch s): a
+    ``facts.LinkFacts`` with ``source`` "records" (never ``known``: a policy attached before the
+    records began is not in them), or None when no record names it."""
+    from .facts import LinkFacts, parse_time
+
+    def when(change) -> float:
+        moment = parse_time(change.get("event_time") or "")
+        return moment.timestamp() if moment is not None else float("inf")
+
+    events = []
+    for key, change in entries:
+        action = change.get("action", "")
+        keys = change.get("keys") or []
+        policy = next((k[len("policy:"):] for k in keys if k.startswith("policy:")), "")
+        owner = next((k for k in keys if k.startswith(("role:", "user:", "group:"))), "")
+        t = when(change)
+        if t > at or key != owner:
+            continue
+        if action in _LINKS and policy:
+            events.append((t, owner, "policy", policy, _LINKS[action], action.startswith(("Attach", "Put"))))
+        elif action in _MEMBERSHIP:
+            group = next((k for k in keys if k.startswith("group:")), "")
+            if group:
+                events.append((t, owner, "group", group, "membership", _MEMBERSHIP[action]))
+    if not events:
+        return None
+    events.sort(key=lambda e: e[0])
+    policies: dict[str, dict[str, str]] = {}  # owner -> policy -> relation
+    groups: dict[str, bool] = {}
+    for _, owner, what, target, relation, linked in events:
+        if what == "group" and owner == principal:
+            groups[target] = linked
+        elif what == "policy":
+            relation = "boundary" if relation == "boundary-set" else "identity"
+            mine = policies.setdefault(owner, {})
+            if relation == "boundary":
+                for p, r in list(mine.items()):
+                    if r == "boundary":
+                        del mine[p]
+            if linked:
+                mine[target] = relation
+            else:
+                mine.pop(target, None)
+    own = policies.get(principal, {})
+    member_of = [g for g, linked in groups.items() if linked]
+    identity = [p for p, r in own.items() if r == "identity"]
+    for group in member_of:
+        identity += [p for p, r in policies.get(group, {}).items() if r == "identity"]
+    boundary = next((p for p, r in own.items() if r == "boundary"), "")
+    if not identity and not boundary and not member_of:
+        return None
+    return LinkFacts(principal, tuple(dict.fromkeys(identity)), tuple(g.split(":", 2)[-1] for g in member_of), boundary,
+                     known=False, source="records",
+                     note="its managed policies are known from attach and boundary records, not from IAM lookups")

@@ -25,7 +25,8 @@ from typing import Any, Callable, Optional
 from .aws import Breaker, error_code
 from .aws import client as aws_client
 from .causes._arns import split_secret_arn as split
-from .facts import Facts, KeyFacts, SecretFacts, SimulationFacts
+from .changes import principal_key
+from .facts import Facts, KeyFacts, LinkFacts, SecretFacts, SimulationFacts
 from .records import ACCESS_DENIED_CODES, FailedCall
 
 SECRET_CODES = frozenset({"ResourceNotFoundException", "InvalidRequestException", "DecryptionFailure",
@@ -36,6 +37,17 @@ KEY_CODES = frozenset({"InvalidKeyUsageException", "KMSInvalidStateException", "
 SM_KEY_CODES = frozenset({"EncryptionFailure", "DecryptionFailure", "InvalidRequestException"})
 _SM = "secretsmanager.amazonaws.com"
 NOT_FOUND_TTL = 60.0  # a secret created after the failure should be seen soon
+#: A role's or user's managed policies and boundary change rarely: looked up once per this long
+#: (its policies' new versions are changes of their own, recorded and searched separately).
+LINK_TTL = 600.0
+#: Principals whose policies are looked up per invocation at most (two or three IAM calls each):
+#: beyond it, a failure keeps what the records and earlier lookups say (its alert says so).
+LINK_LOOKUPS_PER_INVOCATION = 25
+#: Managed policies whose principals are listed (ListEntitiesForPolicy) per invocation at most.
+ENTITY_LOOKUPS_PER_INVOCATION = 5
+_IAM_PRINCIPAL = __import__("re").compile(r"^arn:[\w-]+:iam::(\d{12}):(role|user)/(?:.*/)?([^/]+)$")
+#: Denials whose cause can be a policy of the caller's (whose links are worth looking up).
+_CALLER_DENIALS = frozenset({"identity-based", "permissions boundary", ""})
 FAILURE_TTL = 30.0  # a storm must not hammer AWS, and a transient failure must not stick
 BREAKER_SECONDS = 30.0  # an endpoint that did not answer is not asked again for this long
 _IAM_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
@@ -104,6 +116,15 @@ class Enricher:
         self._lock = threading.Lock()  # batches look up in parallel threads
         self._inflight: dict[Any, threading.Event] = {}
         self._breaker = Breaker(BREAKER_SECONDS)  # per (service, region): an endpoint that did not answer
+        self._link_budget = LINK_LOOKUPS_PER_INVOCATION
+        self._entity_budget = ENTITY_LOOKUPS_PER_INVOCATION
+        self._entities: dict[str, tuple[float, frozenset[str]]] = {}  # policy ARN -> (until, principal keys)
+
+    def begin(self) -> None:
+        """A new invocation: its own budget of IAM lookups (the caches stay)."""
+        with self._lock:
+            self._link_budget = LINK_LOOKUPS_PER_INVOCATION
+            self._entity_budget = ENTITY_LOOKUPS_PER_INVOCATION
 
     # -- clients ---------------------------------------------------------------------------------
     def client(self, service: str, region: str):
@@ -137,13 +158,15 @@ class Enricher:
     # -- the one entry point ------------------------------------------------------------------
     def facts_for(self, call: FailedCall) -> Optional[Facts]:
         notes: list[str] = []
-        secret = key = simulation = None
+        secret = key = simulation = links = None
         try:
             wants_secret = call.service == "secretsmanager" and call.error_code in SECRET_CODES and bool(call.resource)
             key_id = self._key_id(call)
             wants_key = bool(key_id) or (call.service == "secretsmanager" and call.error_code in SM_KEY_CODES)
             wants_sim = self.simulate and call.denial is not None
-            if not (wants_secret or wants_key or wants_sim):
+            wants_links = (call.denial is not None and call.denial.policy_type in _CALLER_DENIALS
+                           and _IAM_PRINCIPAL.match(call.principal.identity_arn) is not None)
+            if not (wants_secret or wants_key or wants_sim or wants_links):
                 return None  # most failures: nothing a lookup could change
             own = self._account(notes)
             if own is None:
@@ -159,12 +182,14 @@ class Enricher:
                     key = self._key(call, key_id, own, notes)
                 if wants_sim:
                     simulation = self._simulation(call, own, secret, key, notes)
+            if wants_links:
+                links = self.links(call.principal.identity_arn, own)
         except Exception as exc:  # noqa: BLE001 - enrichment must never fail the event
             self._failed()
             notes.append(f"enrichment failed unexpectedly ({type(exc).__name__}): confidence lowered")
-        if secret is None and key is None and simulation is None and not notes:
+        if secret is None and key is None and simulation is None and links is None and not notes:
             return None
-        return Facts(secret=secret, key=key, simulation=simulation, notes=tuple(notes), window_seconds=self.window)
+        return Facts(secret=secret, key=key, simulation=simulation, links=links, notes=tuple(notes), window_seconds=self.window)
 
     @staticmethod
     def _key_id(call: FailedCall) -> str:
@@ -298,6 +323,125 @@ class Enricher:
         return KeyFacts(found=True, key_id=m.get("KeyId", ""), arn=m.get("Arn", ""),
                         key_spec=m.get("KeySpec", "") or m.get("CustomerMasterKeySpec", ""),
                         key_usage=m.get("KeyUsage", ""), key_state=m.get("KeyState", ""), key_manager=m.get("KeyManager", ""))
+
+    # -- the managed policies that govern a caller -------------------------------------------------
+    def links(self, identity_arn: str, own: Optional[str]) -> Optional[LinkFacts]:
+        """What governs the role or user ``identity_arn``: its attached managed policies (and, for
+        a user, its groups' and the groups), its permissions boundary (GetRole/GetUser,
+        ListAttached*Policies, ListGroupsForUser). Cached for LINK_TTL across invocations; at most
+        LINK_LOOKUPS_PER_INVOCATION principals looked up per invocation; a principal a listed
+        policy's entities already name is not looked up again. None for a caller that is not a
+        role or user; else the LinkFacts, with a note when they could not be looked up."""
+        m = _IAM_PRINCIPAL.match(identity_arn)
+        if m is None:
+            return None
+        account, kind, name = m.groups()
+        key = principal_key(identity_arn)
+        if own is None:
+            return LinkFacts(key, note="not looked up: the auditor's own account is unknown")
+        if account != own:
+            return LinkFacts(key, note=f"not looked up: the caller is in another account ({account})")
+        cached = self.cache.get(("links", key))
+        if cached is not None:
+            return cached
+        listed = self._listed(key)
+        with self._lock:
+            allowed = self._link_budget > 0
+            if allowed:
+                self._link_budget -= 1
+        if not allowed:
+            if listed:
+                return LinkFacts(key, policies=tuple(listed), source="lookups",
+                                 note="only the managed policies that list it were looked up (ListEntitiesForPolicy)")
+            return LinkFacts(key, note=f"not looked up: more than {LINK_LOOKUPS_PER_INVOCATION} callers' policies to look "
+                                       "up in one invocation")
+        return self._once(("links", key), lambda: self._look_up_links(key, kind, name))
+
+    def _look_up_links(self, key: str, kind: str, name: str) -> LinkFacts:
+        why = self._breaker.why_open(("iam", ""))
+        if why is not None:
+            return LinkFacts(key, note=f"not looked up: IAM did not answer a moment ago ({why})")
+        iam = self.client("iam", "us-east-1")
+        try:
+            self._requested()
+            if kind == "role":
+                boundary = (iam.get_role(RoleName=name)["Role"].get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn", "")
+                policies = self._attached(iam.list_attached_role_policies, RoleName=name)
+                groups: list[str] = []
+            else:
+                boundary = (iam.get_user(UserName=name)["User"].get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn", "")
+                policies = self._attached(iam.list_attached_user_policies, UserName=name)
+                self._requested()
+                groups = [g["GroupName"] for g in iam.list_groups_for_user(UserName=name, MaxItems=20).get("Groups", [])]
+                for group in groups[:10]:
+                    policies += self._attached(iam.list_attached_group_policies, GroupName=group)
+        except Exception as exc:  # noqa: BLE001 - recorded, never raised
+            code = error_code(exc)
+            self._failed()
+            self._breaker.record(code, ("iam", ""))
+            found = LinkFacts(key, note=f"not looked up: IAM answered {code}")
+            self.cache.put(("links", key), found, ttl=FAILURE_TTL)
+            return found
+        found = LinkFacts(key, policies=tuple(dict.fromkeys(policies)), groups=tuple(groups), boundary=boundary or "",
+                          known=True, source="lookups")
+        self.cache.put(("links", key), found, ttl=LINK_TTL)
+        return found
+
+    def _attached(self, method, **kwargs) -> list[str]:
+        out: list[str] = []
+        for page in range(3):
+            self._requested()
+            answer = method(**kwargs, MaxItems=100)
+            out += [p["PolicyArn"] for p in answer.get("AttachedPolicies", [])]
+            if not answer.get("IsTruncated") or not answer.get("Marker"):
+                break
+            kwargs["Marker"] = answer["Marker"]
+        return out
+
+    def _listed(self, key: str) -> list[str]:
+        """The managed policies whose listed entities (ListEntitiesForPolicy, cached) name ``key``."""
+        now = time.monotonic()
+        return [arn for arn, (until, who) in list(self._entities.items()) if until > now and key in who]
+
+    def entities(self, policy_arn: str) -> Optional[frozenset[str]]:
+        """The roles and users a managed policy is attached to (ListEntitiesForPolicy), as change
+        keys; cached LINK_TTL; at most ENTITY_LOOKUPS_PER_INVOCATION a invocation; None when it
+        could not be listed. (A policy used as a permissions boundary lists its principals only
+        where IAM reports boundary usage: the principals' own lookups say the rest.)"""
+        found = self._entities.get(policy_arn)
+        if found is not None and found[0] > time.monotonic():
+            return found[1]
+        account = policy_arn.split(":")[4] if policy_arn.count(":") >= 5 else ""
+        if not account or (self._own_account and account != self._own_account):
+            return None
+        with self._lock:
+            allowed = self._entity_budget > 0
+            if allowed:
+                self._entity_budget -= 1
+        if not allowed or self._breaker.why_open(("iam", "")) is not None:
+            return None
+        iam = self.client("iam", "us-east-1")
+        keys: set[str] = set()
+        try:
+            marker = None
+            for _ in range(10):
+                self._requested()
+                kwargs = {"PolicyArn": policy_arn, "MaxItems": 1000, **({"Marker": marker} if marker else {})}
+                answer = iam.list_entities_for_policy(**kwargs)
+                keys |= {f"role:{account}:{r['RoleName']}" for r in answer.get("PolicyRoles", [])}
+                keys |= {f"user:{account}:{u['UserName']}" for u in answer.get("PolicyUsers", [])}
+                marker = answer.get("Marker")
+                if not answer.get("IsTruncated") or not marker:
+                    break
+        except Exception as exc:  # noqa: BLE001
+            self._failed()
+            self._breaker.record(error_code(exc), ("iam", ""))
+            return None
+        listed = frozenset(keys)
+        self._entities[policy_arn] = (time.monotonic() + LINK_TTL, listed)
+        if len(self._entities) > 256:
+            self._entities.pop(next(iter(self._entities)))
+        return listed
 
     # -- IAM policy simulation (opt-in) -----------------------------------------------------------
     def _simulation(self, call: FailedCall, own: str, secret, key, notes: list[str]) -> Optional[SimulationFacts]:

@@ -54,12 +54,29 @@ class SimulationFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkFacts:
+    """The managed policies that govern a role or user: its attached policies and its groups'
+    (``policies``), its permissions ``boundary``; from IAM lookups (``source`` "lookups") or from the
+    attach and boundary changes seen (``source`` "records"). ``known``: the lookups answered, so a
+    policy not listed does not govern it. ``note``: why they could not be looked up."""
+
+    principal: str  # its change key: role:<acct>:<name> / user:<acct>:<name>
+    policies: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    boundary: str = ""
+    known: bool = False
+    source: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """The read-only lookups' answers for one failed call: the secret, the key, the policy simulation."""
 
     secret: SecretFacts | None = None
     key: KeyFacts | None = None
     simulation: SimulationFacts | None = None
+    links: LinkFacts | None = None  # the policies that govern the caller (an access denial's)
     notes: tuple[str, ...] = field(default=())  # lookups skipped or failed, in words
     window_seconds: int = 0  # consistency window; 0 means the cause's default
 
@@ -76,6 +93,7 @@ class Facts:
             secret=build(SecretFacts, data.get("secret")),
             key=build(KeyFacts, data.get("key")),
             simulation=build(SimulationFacts, data.get("simulation")),
+            links=build(LinkFacts, data.get("links")),
             notes=tuple(data.get("notes") or ()),
             window_seconds=int(data.get("window_seconds") or 0),
         )

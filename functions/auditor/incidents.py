@@ -118,13 +118,17 @@ class Attribution:
 
 def _searched(root: Root, first_failure: float, lookback_days: int) -> str:
     if not root.searches:
+        if root.kind == "principal-permissions":
+            return ("nothing: a session policy is passed when the role is assumed (sts:AssumeRole), not by a change "
+                    "CloudTrail records as one")
         return f"nothing: {root.kind} failures are not caused by a configuration change"
     targets = []
-    for key, topics, _ in root.searches:
+    for key, topics, tier in root.searches:
         what = "any change" if topics is None else "/".join(sorted(topics)) + " changes"
-        targets.append(f"{what} to {key}")
-    return (f"{'; '.join(dict.fromkeys(targets))}, in the {lookback_days} days before the first failure "
+        targets.append(f"{what} to {key}" + (" (may apply)" if tier else ""))
+    text = (f"{'; '.join(dict.fromkeys(targets))}, in the {lookback_days} days before the first failure "
             f"({iso(first_failure) or 'time unknown'})")
+    return f"{text}; {root.note}" if root.note else text
 
 
 def _matches(root: Root, key: str, change: Mapping) -> Optional[int]:
@@ -142,7 +146,7 @@ def attribute(root: Root, first_failure: float, candidates: Iterable[tuple[str, 
     change dict with ``event_time`` and ``topic``)), preferring changes to the root itself (tier
     0) over ones that may apply (tier 1). A change whose time cannot be read, or that was made
     after the first failure, is never named."""
-    best: Optional[tuple[int, float, Mapping]] = None
+    best: Optional[tuple[int, float, Mapping, str]] = None
     for key, change in candidates:
         tier = _matches(root, key, change)
         if tier is None:
@@ -151,13 +155,14 @@ def attribute(root: Root, first_failure: float, candidates: Iterable[tuple[str, 
         if when is None or when > first_failure or first_failure - when > lookback_days * 86400:
             continue
         if best is None or (-tier, when) > (-best[0], best[1]):
-            best = (tier, when, change)
+            best = (tier, when, change, key)
     if best is None:
         return Attribution(None, _searched(root, first_failure, lookback_days))
-    tier, when, change = best
+    tier, when, change, key = best
     found = {k: change[k] for k in ("event_id", "event_time", "action", "actor", "summary", "account", "region")
              if k in change}
-    found.update(lead_seconds=int(first_failure - when), lead=lead(first_failure - when), tier=tier)
+    found.update(lead_seconds=int(first_failure - when), lead=lead(first_failure - when), tier=tier, key=key,
+                 topic=change.get("topic", ""))
     return Attribution(found, _searched(root, first_failure, lookback_days))
 
 

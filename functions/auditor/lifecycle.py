@@ -36,10 +36,10 @@ from .contract import Status
 from .finding import Finding
 from .incidents import (DEFAULT_LOOKBACK_DAYS, MAX_DISTINCT, MAX_LISTED, OPEN, RESOLVED, Attribution, Failure,
                         Incident, Mark, attribute, brief, distinct, epoch, iso, later_changes, lead, remediation_for)
-from .roots import Root
+from .roots import Root, iam_policy
 
 __all__ = ["ARRIVAL", "EVENT", "Added", "Decision", "Notice", "Settings", "decide", "due", "effective_time", "notices",
-           "on_changes", "quiet", "quiet_at", "resolve"]
+           "on_changes", "quiet", "quiet_at", "relink", "resolve"]
 
 ARRIVAL, EVENT = "arrival", "event"
 OPENED_ACTION, COUNT, RECORD, RESOLVE, ATTRIBUTE = "open", "count", "record", "resolve", "attribute"
@@ -266,6 +266,26 @@ def _record(before: Optional[Incident], late: list[Failure], now: float, setting
 
 
 # --------------------------------------------------------------------------------------------
+# One change, many callers
+# --------------------------------------------------------------------------------------------
+def relink(failure: Failure, candidates: Sequence[tuple[str, Mapping]], settings: Settings) -> Failure:
+    """A failure of a principal's permissions whose latest explaining change is a new default
+    version of a managed policy that governs the principal (its identity policy or its boundary,
+    as the root's links say) belongs to that policy: one change, many callers, one incident
+    (``roots.iam_policy``). Any other failure is returned as it is."""
+    root = failure.root
+    if root.kind != "principal-permissions" or not root.links:
+        return failure
+    found = attribute(root, failure.when, candidates, settings.lookback_days).change
+    key = str((found or {}).get("key", ""))
+    if not found or found.get("tier") != 0 or found.get("topic") != "policy-version" or not key.startswith("policy:"):
+        return failure
+    arn = key[len("policy:"):]
+    relation = next((r for p, r in root.links if p == arn), "identity")
+    return dataclasses.replace(failure, root=iam_policy(arn, relation))
+
+
+# --------------------------------------------------------------------------------------------
 # Quiet: resolved
 # --------------------------------------------------------------------------------------------
 def resolve(before: Incident, now: float, settings: Settings,
@@ -322,10 +342,12 @@ def on_changes(before: Incident, entries: Sequence[tuple[str, Mapping]], setting
 
 
 def _current(incident: Incident) -> list[tuple[str, Mapping]]:
-    """The change an incident names, as a candidate again (under the first key it searches at its tier)."""
+    """The change an incident names, as a candidate again (under the key it was found under)."""
     change = incident.attribution.change
     if not change:
         return []
+    if change.get("key"):
+        return [(change["key"], change)]
     tier = change.get("tier", 0)
     for key, topics, t in incident.root.searches:
         if t == tier:

@@ -165,6 +165,8 @@ class Pipeline:
         """Process ``(key, event)`` pairs (EventBridge events or bare records). Never raises for bad input."""
         report = Report()
         now = self.clock()
+        if self.enricher is not None and hasattr(self.enricher, "begin"):
+            self.enricher.begin()
         calls: list[tuple[str, FailedCall]] = []
         changes: list[Change] = []
         first_key: dict[str, int] = {}  # CloudTrail eventID -> position in calls
@@ -342,19 +344,55 @@ class Pipeline:
         if len(state.open_until) > 4096:
             state.open_until.clear()
         wanted = change_log.search_keys(r for r in roots if state.open_until.get(incident_pk(r.incident_id), 0.0) <= now)
+        wanted |= {f"policy:{arn}" for r in roots for arn, _ in r.links}  # a linked policy's versions: always
         pks = [incident_pk(r.incident_id) for r in roots] + [join_pk(h.join) for h in halves]
         items = state.table.read(pks + [change_pk(k) for k in wanted])
         joined = joins.resolve(halves, items, now, state.join_wait, state.writes) if halves else joins.Joined()
-        groups: dict[str, list[Failure]] = {members[0].root.key: list(members) for members in unit}
-        for failure in joined.failures:
+        candidates = change_log.candidates({pk: item for pk, item in items.items() if pk.startswith("chg#")}, changes)
+        groups: dict[str, list[Failure]] = {}
+        for failure in [f for members in unit for f in members] + joined.failures:
+            failure = lifecycle.relink(self._linked(failure, candidates), candidates, state.settings)
             groups.setdefault(failure.root.key, []).append(failure)
         missing = [incident_pk(m[0].root.incident_id) for m in groups.values() if incident_pk(m[0].root.incident_id) not in items]
-        if missing:
-            items.update(state.table.read(missing))
-        candidates = change_log.candidates({pk: item for pk, item in items.items() if pk.startswith("chg#")}, changes)
+        more = {change_pk(k) for m in groups.values() for k in change_log.search_keys([m[0].root])} - set(items)
+        if missing or more:
+            items.update(state.table.read(missing + sorted(more)))
+            candidates = change_log.candidates({pk: item for pk, item in items.items() if pk.startswith("chg#")}, changes)
         plans = [self._decide(members, stored_incident(items.get(incident_pk(members[0].root.incident_id))), now, token,
                               candidates) for members in groups.values()]
         return plans, joined, groups
+
+    def _linked(self, failure: Failure, candidates: list) -> Failure:
+        """A principal whose policies the lookups could not tell (not looked up, not allowed, another
+        account): first what the attach and boundary changes recorded say; else the managed policies
+        whose new default version may apply to it (the account's, among the candidates) are asked
+        whom they are attached to (ListEntitiesForPolicy, cached): one that lists it governs it."""
+        from .changes import links_from_records
+        from .roots import with_links
+
+        root = failure.root
+        if root.kind != "principal-permissions" or root.links or not root.id.startswith(("role:", "user:")):
+            return failure
+        recorded = links_from_records(root.id, candidates, failure.when)
+        if recorded is not None:
+            return dataclasses.replace(failure, root=with_links(root, recorded))
+        if self.enricher is None or not hasattr(self.enricher, "entities"):
+            return failure
+        account = root.id.split(":")[1]
+        versions = sorted(((c.get("event_time") or "", k, c) for k, c in candidates
+                           if k == f"iam-policies:{account}" and c.get("topic") == "policy-version"), reverse=True)
+        for _, _, change in versions[:3]:
+            arn = str(change.get("target", "")).removeprefix("policy:")
+            if not arn.startswith("arn:"):
+                continue
+            listed = self.enricher.entities(arn)
+            if listed and root.id in listed:
+                from .facts import LinkFacts
+
+                links = LinkFacts(root.id, policies=(arn,), source="lookups",
+                                  note=f"{arn} lists it (ListEntitiesForPolicy); its other policies were not looked up")
+                return dataclasses.replace(failure, root=with_links(root, links))
+        return failure
 
     def _decide(self, members: list[Failure], stored: Optional[Stored], now: float, token: str,
                 candidates: list) -> _Plan:

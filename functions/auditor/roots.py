@@ -17,6 +17,9 @@ kind (the root's ``id``)          failures it gathers
 ``secret-owner`` (the secret)     a secret managed by another AWS service
 ``rotation`` (the secret)         RotationFailed and the rotation function's failing calls
 ``principal-permissions`` (role/user)  identity policy, boundary, session policy, condition, unnamed
+``iam-policy`` (a managed policy)  a new default version of a policy that governs the failing
+                                  principals (their identity policy or boundary): one change,
+                                  many callers, one incident (lifecycle.relink moves them here)
 ``principal-credentials`` (role/user)  expired or invalid credentials, bad signatures
 ``org-policy`` (the SCP/RCP, or the account when unnamed)
 ``vpc-endpoint`` (the endpoint, or the account and region when unnamed)
@@ -41,7 +44,8 @@ from .changes import key_key, principal_key, secret_key
 from .facts import Facts
 from .records import FailedCall
 
-__all__ = ["Root", "RootRule", "affected", "key_of", "rotation", "secret_of", "touched_by"]
+__all__ = ["Root", "RootRule", "affected", "iam_policy", "key_of", "principal_root", "rotation", "secret_of", "touched_by",
+           "with_links"]
 
 ANY = None  # every topic
 
@@ -60,6 +64,11 @@ class Root:
     #: Manager call failing on its secret's KMS key names no key): the record waits for the
     #: KMS record that names it (auditor.pairing).
     known: bool = field(default=True, compare=False)
+    #: For a principal's permissions: the managed policies known to govern it, (ARN, relation
+    #: ``identity`` | ``boundary``); for a managed policy: how the callers use it.
+    links: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    #: What could not be searched, in words (IAM lookups not possible, ...): said with what was searched.
+    note: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:
@@ -185,18 +194,103 @@ def rotation(call: FailedCall, facts: Optional[Facts]) -> Root:
     secret = secret_of(call)
     searches = ((secret, _t("rotation", "state", "key", "policy"), 0),)
     if call.rotation_step and call.principal.identity_arn:  # the rotation function's own role
-        searches += ((principal_key(call.principal.identity_arn), _t("policy"), 0),)
+        searches += ((principal_key(call.principal.identity_arn), _t(*IDENTITY, *BOUNDARY), 0),)
     return Root("rotation", secret, f"the rotation of {_name(secret)}", searches)
 
 
-def principal_permissions(call: FailedCall, facts: Optional[Facts]) -> Root:
-    key, label = _principal(call)
-    searches: tuple = ((key, _t("policy", "membership"), 0),)
-    if call.denial is not None and call.denial.policy_arn.startswith("arn:") and ":iam::" in call.denial.policy_arn:
-        searches += ((f"policy:{call.denial.policy_arn}", ANY, 0),)
-    account = key.split(":")[1] if key.startswith(("role:", "user:")) else call.account
-    searches += ((f"iam-policies:{account}", ANY, 1),)
-    return Root("principal-permissions", key, f"the permissions of {label}", searches)
+#: The IAM changes each kind of denial of a principal's permissions can come from (auditor.changes'
+#: topics): an identity-policy denial from its own or its groups' policies and its group membership,
+#: a boundary denial from its boundary. A session policy is passed when the role is assumed: no
+#: recorded change explains it. Any other denial of the principal (the message names no policy
+#: type; a condition; temporary credentials): either.
+IDENTITY = ("identity-policy", "membership")
+BOUNDARY = ("boundary",)
+_DENIAL_TOPICS = {"identity": IDENTITY, "boundary": BOUNDARY, "session": (), "any": IDENTITY + BOUNDARY}
+
+
+def _links_of(key: str, facts: Optional[Facts]):
+    links = facts.links if facts is not None else None
+    return links if links is not None and links.principal == key else None
+
+
+def principal_root(key: str, label: str, kind: str, links=None, denied_policy: str = "") -> Root:
+    """The permissions of a principal (``key``: role:<acct>:<name> / user:...), for a denial of
+    ``kind`` (identity | boundary | session | any), with the managed policies ``links``
+    (facts.LinkFacts) say govern it: a new default version of one of them is a change to this
+    principal's permissions (tier 0). Only changes of the denial's kind are searched; when the
+    links are unknown, the account's policy versions are searched as "may apply" (tier 1), and
+    the root says why they are unknown."""
+    topics = _DENIAL_TOPICS[kind]
+    searches: list = [(key, frozenset(topics), 0)] if topics else []
+    linked: list[tuple[str, str]] = []
+    if links is not None:
+        if kind in ("identity", "any"):
+            linked += [(p, "identity") for p in links.policies]
+            account = key.split(":")[1] if key.count(":") >= 2 else ""
+            searches += [(f"group:{account}:{g}", _t("identity-policy"), 0) for g in links.groups]
+        if kind in ("boundary", "any") and links.boundary:
+            linked.append((links.boundary, "boundary"))
+    if denied_policy and kind != "session" and all(p != denied_policy for p, _ in linked):
+        linked.append((denied_policy, "boundary" if kind == "boundary" else "identity"))  # the message names it
+    searches += [(f"policy:{p}", _t("policy-version"), 0) for p, _ in linked]
+    note = ""
+    if kind != "session" and (links is None or not links.known):
+        account = key.split(":")[1] if key.startswith(("role:", "user:")) else ""
+        if account:
+            searches.append((f"iam-policies:{account}", _t("policy-version"), 1))
+        note = (links.note if links is not None and links.note else
+                "the managed policies that govern it could not be looked up")
+        if links is not None and links.source == "records" and linked:
+            note = "its managed policies are known from attach and boundary records only, not from IAM lookups"
+    return Root("principal-permissions", key, f"the permissions of {label}", tuple(searches), links=tuple(linked), note=note)
+
+
+def _principal_rule(kind: str) -> RootRule:
+    def rule(call: FailedCall, facts: Optional[Facts]) -> Root:
+        key, label = _principal(call)
+        d = call.denial
+        denied = d.policy_arn if d is not None and d.policy_arn.startswith("arn:") and ":iam::" in d.policy_arn else ""
+        return principal_root(key, label, kind, _links_of(key, facts), denied)
+
+    rule.__name__ = f"principal_{kind}"
+    return rule
+
+
+principal_identity = _principal_rule("identity")
+principal_boundary = _principal_rule("boundary")
+principal_session = _principal_rule("session")
+principal_permissions = _principal_rule("any")
+
+
+def with_links(root: Root, links) -> Root:
+    """A principal's root again, with what ``links`` (facts.LinkFacts) say governs it (the CLI,
+    which learns them from the attach and boundary records of its input)."""
+    if root.kind != "principal-permissions":
+        return root
+    topics = next((t for k, t, tier in root.searches if k == root.id and tier == 0), frozenset())
+    kind = next((k for k, t in _DENIAL_TOPICS.items() if frozenset(t) == topics), "session" if not topics else "any")
+    label = root.label.removeprefix("the permissions of ")
+    return principal_root(root.id, label, kind, links)
+
+
+def iam_policy(policy_arn: str, relation: str = "identity") -> Root:
+    """A customer managed policy whose new default version breaks the principals it governs: one
+    root for all of them (one incident, one alert), whatever the number of callers."""
+    key = f"policy:{policy_arn}"
+    what = "the permissions boundary" if relation == "boundary" else "a managed policy"
+    return Root("iam-policy", key, f"the managed policy {policy_arn} ({what} of the failing callers)",
+                ((key, _t("policy-version"), 0),), links=((policy_arn, relation),))
+
+
+def _denial_kind(call: FailedCall) -> str:
+    d = call.denial
+    policy_type = d.policy_type if d is not None else ""
+    return {"identity-based": "identity", "permissions boundary": "boundary", "session": "session"}.get(policy_type, "any")
+
+
+def caller_policy(call: FailedCall, facts: Optional[Facts]) -> Root:
+    """A denial by a policy of the caller's, by the type the message names."""
+    return _principal_rule(_denial_kind(call))(call, facts)
 
 
 def principal_credentials(call: FailedCall, facts: Optional[Facts]) -> Root:
@@ -244,7 +338,9 @@ def by_denying_policy(call: FailedCall, facts: Optional[Facts]) -> Root:
     d = call.denial
     if d is not None and d.policy_type == "resource-based":
         return key_policy(call, facts) if call.service == "kms" else secret_policy(call, facts)
-    return principal_permissions(call, facts)
+    if d is not None and d.policy_type in ("service control", "resource control"):
+        return org_policy(call, facts)
+    return caller_policy(call, facts)
 
 
 def resource_policy(call: FailedCall, facts: Optional[Facts]) -> Root:
@@ -261,7 +357,7 @@ def kms_key_access(call: FailedCall, facts: Optional[Facts]) -> Root:
     root is not known (auditor.pairing waits for it)."""
     d = call.denial
     if d is not None and d.policy_type in _CALLER_POLICIES:
-        return org_policy(call, facts) if d.policy_type in ("service control", "resource control") else principal_permissions(call, facts)
+        return org_policy(call, facts) if d.policy_type in ("service control", "resource control") else caller_policy(call, facts)
     root = key_policy(call, facts)
     if call.service == "secretsmanager" and (d is None or not d.policy_type or not d.action.startswith("kms:")):
         return Root(root.kind, root.id, root.label, root.searches, known=False)
@@ -295,6 +391,7 @@ _ROOTED_IN = {
     "org-policy": ("org-policy",),
     "org-policies": ("org-policy",),
     "vpce": ("vpc-endpoint",),
+    "policy": ("iam-policy",),
 }
 
 

@@ -443,13 +443,21 @@ def test_key_store_problems_behind_kms_invalid_state(message, cause, fix):
     assert found.cause == cause and fix in found.remediation, (found.cause, found.remediation)
 
 
-def test_describe_key_still_overrides_the_message_and_a_key_store_problem_leaves_the_key_enabled():
+def test_the_record_is_the_truth_of_its_moment_and_a_later_describe_key_is_evidence():
     enabled = Facts(key=KeyFacts(found=True, key_state="Enabled"))
     proxy = _kms_failure("KMSInvalidStateException", "The external key store proxy is in an unhealthy state.", **XKS_EXTRA)
-    assert classify(proxy, enabled).cause == "kms.key-disabled"
-    pending = Facts(key=KeyFacts(found=True, key_state="PendingDeletion"))
-    found = classify(_kms_failure("DisabledException", f"{KEY} is disabled."), pending)
-    assert found.cause == "kms.key-pending-deletion" and "DescribeKey: KeyState PendingDeletion" in found.evidence
+    assert classify(proxy, enabled).cause == "kms.key-disabled"  # a key store problem leaves the key enabled
+    # disabled when called, enabled again (or scheduled for deletion) when described: still the disabled key
+    for later in ("Enabled", "PendingDeletion"):
+        found = classify(_kms_failure("DisabledException", f"{KEY} is disabled."), Facts(key=KeyFacts(found=True, key_state=later)))
+        assert found.cause == "kms.key-disabled", later
+        assert any(f"DescribeKey now reports KeyState {later}" in e and "it was Disabled then" in e for e in found.evidence)
+    # pending deletion when called, the deletion cancelled since: still pending deletion
+    found = classify(_kms_failure("KMSInvalidStateException", f"{KEY} is pending deletion."), enabled)
+    assert found.cause == "kms.key-pending-deletion" and any("now reports KeyState Enabled" in e for e in found.evidence)
+    # the exception names no state: DescribeKey decides which documented state it is
+    found = classify(_kms_failure("DisabledException", "KMS key is not usable."), Facts(key=KeyFacts(found=True, key_state="PendingDeletion")))
+    assert found.cause in ("kms.key-pending-deletion", "kms.key-disabled")
 
 
 # ------------------------------------------------------------------------------------------------

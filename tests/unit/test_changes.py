@@ -53,15 +53,36 @@ def test_update_secret_is_a_change_only_when_it_changes_the_key():
     assert keys(rekey) == {f"secret:{s.ACCOUNT}:{s.REGION}:prod/a": "key", "key:" + s.KEY_ARN: "key"}
 
 
-def test_iam_changes_name_the_role_and_managed_policy_versions_the_account():
-    assert keys(s.detach_role_policy(0, "checkout", "arn:aws:iam::111122223333:policy/p")) == {
-        f"role:{s.ACCOUNT}:checkout": "policy"}
-    version = s.record("iam", "CreatePolicyVersion", 0, s.admin_identity(),
-                       {"policyArn": "arn:aws:iam::111122223333:policy/p", "policyDocument": "{}", "setAsDefault": True},
-                       region="us-east-1")
-    assert keys(version) == {"policy:arn:aws:iam::111122223333:policy/p": "policy", f"iam-policies:{s.ACCOUNT}": "policy"}
+def test_iam_changes_name_what_they_change_by_the_kind_of_denial_they_can_cause():
+    policy = "arn:aws:iam::111122223333:policy/p"
+    assert keys(s.detach_role_policy(0, "checkout", policy)) == {
+        f"role:{s.ACCOUNT}:checkout": "identity-policy", f"policy:{policy}": "attachment"}  # the link, on the policy too
+    assert keys(s.put_role_boundary(0, "checkout", policy)) == {
+        f"role:{s.ACCOUNT}:checkout": "boundary", f"policy:{policy}": "boundary-set"}
+    assert keys(s.create_policy_version(0, policy)) == {f"policy:{policy}": "policy-version", f"iam-policies:{s.ACCOUNT}": "policy-version"}
+    not_default = s.create_policy_version(0, policy)
+    not_default["requestParameters"]["setAsDefault"] = False
+    assert parse_record(not_default) is OTHER_SERVICE  # what nobody is allowed changed: no change
+    assert keys(s.set_default_policy_version(0, policy)) == {f"policy:{policy}": "policy-version",
+                                                             f"iam-policies:{s.ACCOUNT}": "policy-version"}
     key_off = s.record("iam", "UpdateAccessKey", 0, s.admin_identity(), {"userName": "ci", "accessKeyId": "AKIA...", "status": "Inactive"})
     assert keys(key_off) == {f"user:{s.ACCOUNT}:ci": "credentials"}
+    trust = s.record("iam", "UpdateAssumeRolePolicy", 0, s.admin_identity(), {"roleName": "checkout", "policyDocument": "{}"})
+    assert keys(trust) == {f"role:{s.ACCOUNT}:checkout": "trust"}
+
+
+def test_links_from_records_follow_attach_detach_and_boundary_in_time():
+    from auditor.changes import links_from_records
+    from auditor.incidents import change_entries, epoch
+
+    p, q, b = (f"arn:aws:iam::111122223333:policy/{n}" for n in ("p", "q", "b"))
+    history = [s.attach_role_policy(-300, "checkout", p), s.attach_role_policy(-200, "checkout", q),
+               s.detach_role_policy(-100, "checkout", q), s.put_role_boundary(-50, "checkout", b),
+               s.attach_role_policy(100, "checkout", q)]  # after the failure: not yet
+    entries = [e for r in history for e in change_entries(parse_record(r))]
+    links = links_from_records(f"role:{s.ACCOUNT}:checkout", entries, epoch(s.at(0)))
+    assert links.policies == (p,) and links.boundary == b and links.source == "records" and not links.known
+    assert links_from_records(f"role:{s.ACCOUNT}:other", entries, epoch(s.at(0))) is None
 
 
 def test_organizations_and_vpc_endpoint_changes():

@@ -89,8 +89,10 @@ def described_key_state(facts: Optional[Facts]) -> str:
     return key.key_state if key is not None and key.found else ""
 
 
-def key_evidence(call: FailedCall, named: str, described: str) -> tuple[str, ...]:
-    """Evidence of a key-state cause: the message (and the state it names), DescribeKey, the caller."""
+def key_evidence(call: FailedCall, named: str, described: str, acted: str = "") -> tuple[str, ...]:
+    """Evidence of a key-state cause: the message (and the state it names), DescribeKey, the caller.
+    The record is the truth of its moment: a DescribeKey made later that reports another state than
+    the one acted on (``acted``) says what changed since, it does not undo the failure."""
     if named:
         evidence = [f'the message says: "{call.error_message[:160]}"']
         if call.error_code == "DisabledException" and named != "Disabled":
@@ -98,7 +100,10 @@ def key_evidence(call: FailedCall, named: str, described: str) -> tuple[str, ...
                             "(key-state table), so the message decides, not the exception's name")
     else:
         evidence = [f"{call.action} failed with {call.error_code}"]
-    if described:
+    if described and acted and described != acted:
+        evidence.append(f"DescribeKey now reports KeyState {described}: the key changed after this call "
+                        f"(it was {acted} then; see the incident's later changes, e.g. EnableKey)")
+    elif described:
         evidence.append(f"DescribeKey: KeyState {described}")
     evidence.append(who(call))
     return tuple(evidence)

@@ -17,7 +17,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.identity-policy",
-    root=roots.principal_permissions,
+    root=roots.principal_identity,
     title="Access denied: no identity-based policy allows the action",
     severity="high",
     topic='"Access denied" messages when sending requests to Secrets Manager',

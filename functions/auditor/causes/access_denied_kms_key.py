@@ -43,8 +43,24 @@ def _for_secrets_manager(call) -> str:
     return ""
 
 
+def _key_unusable(call, facts) -> bool:
+    """A DecryptionFailure/EncryptionFailure (which names no reason of its own) whose key DescribeKey
+    finds unusable: the key-state cause. An access denial is the record's truth whatever the key's
+    state is later: a disabled key fails with DisabledException, not AccessDenied."""
+    return (call.error_code in _SM_FAILURE_CODES and facts is not None and facts.key is not None and facts.key.found
+            and facts.key.key_state not in ("", "Enabled"))
+
+
+def _described(facts) -> tuple[str, ...]:
+    key = facts.key if facts is not None else None
+    if key is not None and key.found and key.key_state not in ("", "Enabled"):
+        return (f"DescribeKey now reports KeyState {key.key_state}: the key changed after this call, or its state "
+                "and its policy both stand in the way",)
+    return ()
+
+
 def applies(call, facts):
-    if facts and facts.key and facts.key.found and facts.key.key_state not in ("", "Enabled"):
+    if _key_unusable(call, facts):
         return False
     d = call.denial
     if call.service == "kms":
@@ -56,7 +72,7 @@ def applies(call, facts):
 
 
 def match(call, facts):
-    if facts and facts.key and facts.key.found and facts.key.key_state not in ("", "Enabled"):
+    if _key_unusable(call, facts):
         return None  # the key's state, not a permission, is the cause
     if call.service == "kms":
         if call.denial is None:
@@ -64,13 +80,13 @@ def match(call, facts):
         via = _for_secrets_manager(call)
         if not via:
             return None
-        evidence = (via, said(call), who(call))
+        evidence = (via, said(call), *_described(facts), who(call))
         return Match(evidence, "high", _statement(call, call.resource, call.action))
     # Secrets Manager reports the KMS failure itself.
     d = call.denial
     if d is not None and (d.action.startswith("kms:") or _mentions_kms(call.error_message)):
         text = f'Secrets Manager says: "{call.error_message[:120]}"'
-        return Match((text, who(call)), "high", _statement(call, _sm_key(call, facts), call.action))
+        return Match((text, *_described(facts), who(call)), "high", _statement(call, _sm_key(call, facts), call.action))
     if call.error_code in _SM_FAILURE_CODES and not _names_key_problem(call):
         text = f"Secrets Manager could not use the secret's KMS key ({call.error_code})"
         why = "most often the caller lacks kms:Decrypt / kms:GenerateDataKey through Secrets Manager, or the key is not usable"

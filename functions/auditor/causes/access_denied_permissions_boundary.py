@@ -16,7 +16,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.permissions-boundary",
-    root=roots.principal_permissions,
+    root=roots.principal_boundary,
     title="Access denied: a permissions boundary",
     severity="high",
     topic='"Access denied" messages when sending requests to Secrets Manager',

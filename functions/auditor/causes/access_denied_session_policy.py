@@ -16,7 +16,7 @@ def remediation(call, m):
 
 CAUSE = Cause(
     id="access-denied.session-policy",
-    root=roots.principal_permissions,
+    root=roots.principal_session,
     title="Access denied for temporary credentials: a session policy",
     severity="high",
     topic='"Access denied" for temporary security credentials',

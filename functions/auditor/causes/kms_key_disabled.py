@@ -60,19 +60,24 @@ _FIX = {
 
 
 def _state(call, facts) -> tuple[str, str]:
-    """(the state or key store problem to act on, what the message names), or ("", "")."""
+    """(the state or key store problem to act on, what the message names), or ("", "").
+
+    The record is the truth of its moment: a state the message names, or a DisabledException,
+    stays the cause whatever DescribeKey says later (a key enabled again since is evidence, not
+    a reason to call the failure unknown). DescribeKey decides only what the record leaves open:
+    the state behind an exception that names none."""
     described = described_key_state(facts)
     named = key_condition(call)
-    if described and described not in _STATES and not (named in KEY_STORE_CONDITIONS and described == "Enabled"):
-        return "", ""  # DescribeKey says another state (a key store problem leaves the key Enabled)
     if named in _ANY and (call.service == "secretsmanager" or call.error_code in KEY_STATE_CODES):
         return named, named
     if named:
         return "", ""  # another cause's state (pending deletion), or not a usability problem
+    if described in _STATES and (call.error_code in KEY_STATE_CODES or call.service == "secretsmanager"):
+        return described, ""  # the record names no state; DescribeKey says which
+    if described and described not in _STATES and described != "Enabled" and call.error_code in KEY_STATE_CODES:
+        return "", ""  # the exception names no state and the key is in another cause's (pending deletion)
     if call.service == "kms" and call.error_code in _BY_NAME:
-        return described or _BY_NAME[call.error_code], ""
-    if described:
-        return described, ""
+        return _BY_NAME[call.error_code], ""
     return "", ""
 
 
@@ -84,7 +89,7 @@ def match(call, facts):
     state, named = _state(call, facts)
     if not state:
         return None
-    evidence = key_evidence(call, named, described_key_state(facts))
+    evidence = key_evidence(call, named, described_key_state(facts), state if state in _STATES else "")
     if state in KEY_STORE_CONDITIONS:
         evidence = evidence[:1] + ("the key is in a custom key store: KMS reports every key store problem of a cryptographic "
                                    "operation as KMSInvalidStateException, and the message names it",) + evidence[1:]

@@ -13,14 +13,16 @@ _STATES = frozenset({"PendingDeletion", "PendingReplicaDeletion"})
 
 
 def _state(call, facts) -> tuple[str, str]:
-    """(the state to act on, the state the message names), or ("", "") when this cause does not apply."""
+    """(the state to act on, the state the message names), or ("", "") when this cause does not apply.
+    A state the message names stays the cause whatever DescribeKey says later (a deletion cancelled
+    since is evidence); DescribeKey decides only what the record leaves open."""
     described = described_key_state(facts)
-    if described and described not in _STATES:
-        return "", ""  # DescribeKey says the key is in another state
     named = key_condition(call)
     if named in _STATES and (call.service == "secretsmanager" or call.error_code in KEY_STATE_CODES):
         return named, named
-    if described:
+    if named:
+        return "", ""
+    if described in _STATES and (call.error_code in KEY_STATE_CODES or call.service == "secretsmanager"):
         return described, ""
     return "", ""
 
@@ -33,7 +35,7 @@ def match(call, facts):
     state, named = _state(call, facts)
     if not state:
         return None
-    return Match(key_evidence(call, named, described_key_state(facts)), "high", state=state)
+    return Match(key_evidence(call, named, described_key_state(facts), state), "high", state=state)
 
 
 def remediation(call, m):

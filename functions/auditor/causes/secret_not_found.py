@@ -29,6 +29,9 @@ def match(call, facts):
         elif not facts.secret.found:
             evidence.append("DescribeSecret confirms: no such secret")
             confidence = "high"
+        else:  # the record is the truth of its moment: found later, the secret was created or restored since
+            evidence.append(f"DescribeSecret finds {facts.secret.name or 'it'} now: created or restored after this call, "
+                            "or the caller named it differently")
     return Match(tuple(evidence) + (who(call),), confidence)
 
 

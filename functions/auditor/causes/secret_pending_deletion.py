@@ -35,6 +35,8 @@ def match(call, facts):
         return None
     if deleted:
         evidence.append(f"DescribeSecret: DeletedDate {deleted}")
+    elif facts and facts.secret and facts.secret.found:  # the record is the truth of its moment
+        evidence.append("DescribeSecret now shows no deletion date: the secret was restored after this call")
     return Match(tuple(evidence) + (who(call),), "high")
 
 

@@ -15,14 +15,15 @@ import time
 from typing import Iterable, Optional, Union
 
 from .. import lifecycle
-from ..changes import Change
+from ..changes import Change, links_from_records
+from ..facts import LinkFacts
 from ..classify import classify, root_of
 from ..finding import Finding
 from ..incidents import Failure, Incident, change_entries
 from ..lifecycle import EVENT, Settings
 from ..pairing import Half, half_of, pair
 from ..records import FailedCall
-from ..roots import affected
+from ..roots import affected, with_links
 
 __all__ = ["Book", "Triage", "Unit", "unit_of"]
 
@@ -77,12 +78,23 @@ class Book:
             timed.append(dataclasses.replace(failure, finding=finding, when=end, time_note=note))
         by_root: dict[str, list[Failure]] = {}
         for failure in timed:
+            failure = lifecycle.relink(self._linked(failure), self._changes, settings)
             by_root.setdefault(failure.root.key, []).append(failure)
         out: list[Incident] = []
         closing = end if now is None else now
         for failures in by_root.values():
             out.extend(self._root(failures, closing))
         return sorted(out, key=lambda i: (i.first_failure, i.id, i.occurrence))
+
+    def _linked(self, failure: Failure) -> Failure:
+        """A principal's failure, with what the input's attach, boundary and membership records say
+        governs the principal at the time (the CLI looks nothing up, and says so)."""
+        root = failure.root
+        if root.kind != "principal-permissions" or root.links:
+            return failure
+        links = links_from_records(root.id, self._changes, failure.when) or LinkFacts(
+            root.id, note="the CLI looks nothing up, and no attach or boundary record of the input names its policies")
+        return dataclasses.replace(failure, root=with_links(root, links))
 
     def _root(self, failures: list[Failure], end: float) -> list[Incident]:
         """One root's occurrences: runs of failures no further apart than the quiet period."""
