@@ -167,9 +167,12 @@ def main(argv=None) -> int:
             r = storm.measure()
             figures["storm_requests_per_event"] = r["ratio"]
             rows.append(("storm_requests_per_event", f"{r['requests']} AWS requests", f"{r['events']} failure events",
-                         f"3 root causes, batches of {storm.BATCH}, {r['alerts']} alerts sent"))
-            say(f"storm_requests_per_event: {r['requests']} requests for {r['events']} failure events ({r['alerts']} alerts), "
-                f"ratio {r['ratio']:.4f}; by operation: " + ", ".join(f"{k} {v}" for k, v in r["by_operation"].items()))
+                         f"3 root causes + 1 policy version breaking {r['shared_roles']} roles, batches of {storm.BATCH}, "
+                         f"{r['alerts']} alerts sent ({r['shared_messages']} for the {r['shared_roles']} roles)"))
+            say(f"storm_requests_per_event: {r['requests']} requests for {r['events']} failure events ({r['alerts']} alerts; "
+                f"the policy version breaking {r['shared_roles']} roles: {r['shared_messages']} message(s), target <= 3), "
+                f"ratio {r['ratio']:.4f}; by operation (IAM lookups included): "
+                + ", ".join(f"{k} {v}" for k, v in r["by_operation"].items()))
 
     if "sweep" in only:
         r = sweep.measure(args.sweep_incidents)

@@ -56,9 +56,14 @@ def start_moto() -> tuple[subprocess.Popen, str]:
 
     from demo.stand_in import free_port
 
+    import os
+
+    from demo.scenarios import ACCOUNT
+
     port = free_port()
+    # the scenarios' account: what moto creates (IAM policies, roles) is named as the records name it
     server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "MOTO_ACCOUNT_ID": ACCOUNT})
     for _ in range(400):
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:

@@ -1,7 +1,9 @@
 """storm_requests_per_event: AWS requests the function makes per failure event during a storm
 of 10,000 failures spread over 3 root causes, in SQS batches of 100 (as the event source
-mapping delivers them), counted with botocore event hooks: deterministic, independent of the
-machine and of the local stand-in's speed.
+mapping delivers them), then one change to a shared IAM policy breaking 1,000 roles (a new
+default version of a managed policy attached to all of them, in moto's IAM: one failure per
+role, after the change), counted with botocore event hooks (IAM lookups included):
+deterministic, independent of the machine and of the local stand-in's speed.
 
 The storm: a key policy replaced under two roles that read three secrets (each GetSecretValue
 with the KMS Decrypt Secrets Manager made for it: two records, one failure), a role whose
@@ -27,6 +29,8 @@ from .warm_invocation import moto_server, quiet_handler
 #: The storm's records, in order: (share, builder of the i-th record(s)).
 TOTAL = 10_000
 BATCH = 100
+#: Roles the shared policy's new version breaks.
+SHARED_ROLES = 1_000
 
 
 def storm_records(total: int = TOTAL) -> list[dict]:
@@ -50,6 +54,26 @@ def storm_records(total: int = TOTAL) -> list[dict]:
             out.append(rec)
         i += 1
     return out[:total]
+
+
+def shared_policy(boto3, roles: int = SHARED_ROLES) -> tuple[str, list[dict]]:
+    """``roles`` roles in moto's IAM with one managed policy attached; the policy's new default
+    version and then one failure per role (an identity-policy denial), in event-time order."""
+    iam = boto3.client("iam")
+    document = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
+    arn = iam.create_policy(PolicyName=f"shared-{uuid.uuid4().hex[:6]}", PolicyDocument=document)["Policy"]["Arn"]
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    names = [f"svc-{i:04d}" for i in range(roles)]
+    for name in names:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
+        iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+    start = s.since_t0()
+    records = [s.create_policy_version(start, arn)]
+    records += [s.identity_denied(start + 5 + i * 0.05, name, "prod/shared/db", seed=f"shared-{name}")
+                for i, name in enumerate(names)]
+    return arn, records
 
 
 def count_requests() -> dict:
@@ -83,13 +107,15 @@ def count_requests() -> dict:
     return sent
 
 
-def measure(total: int = TOTAL) -> dict:
+def measure(total: int = TOTAL, shared_roles: int = SHARED_ROLES) -> dict:
     from demo.stand_in import findings_stack
 
     records = storm_records(total)
     with moto_server():
         import boto3
 
+        arn, shared = shared_policy(boto3, shared_roles) if shared_roles else ("", [])
+        records += shared
         name = f"storm-{uuid.uuid4().hex[:8]}"
         topic, _ = findings_stack(boto3.client("sns"), boto3.client("sqs"), boto3.client("dynamodb"), name)
         os.environ.update(FINDINGS_TOPIC_ARN=topic, DEDUP_TABLE_NAME=name)
@@ -112,9 +138,12 @@ def measure(total: int = TOTAL) -> dict:
             sent["restore"]()
             handler._pipeline = None
         requests, by_operation = sent["total"], dict(sent["by_operation"])  # the function's only, not the drain below
-        notified = len(_drain_notifications(boto3, name))
+        messages = _drain_notifications(boto3, name)
+        notified = len(messages)
+        about_shared = [m for m in messages if arn and arn in json.loads(m["Body"]).get("Message", "")]
     return {"events": len(records), "requests": requests, "ratio": requests / len(records),
-            "by_operation": dict(sorted(by_operation.items(), key=lambda kv: -kv[1])), "alerts": notified}
+            "by_operation": dict(sorted(by_operation.items(), key=lambda kv: -kv[1])), "alerts": notified,
+            "shared_roles": shared_roles, "shared_messages": len(about_shared)}
 
 
 def s_to_eb(record: dict) -> dict:

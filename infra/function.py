@@ -137,6 +137,18 @@ class AuditorFunction(Construct):
             resources=[f"arn:{partition}:secretsmanager:*:{account}:secret:*"]))
         self.role.add_to_policy(iam.PolicyStatement(
             sid="DescribeKeys", actions=["kms:DescribeKey"], resources=[f"arn:{partition}:kms:*:{account}:key/*"]))
+        # What governs a denied caller (auditor/enrich.py, Enricher.links/entities): its boundary, its
+        # attached and its groups' managed policies, and whom a changed policy is attached to. Reads
+        # only, on this account's roles, users, groups and policies.
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="ReadWhatGovernsCallers",
+            actions=["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:GetUser", "iam:ListAttachedUserPolicies",
+                     "iam:ListGroupsForUser", "iam:ListAttachedGroupPolicies"],
+            resources=[f"arn:{partition}:iam::{account}:role/*", f"arn:{partition}:iam::{account}:user/*",
+                       f"arn:{partition}:iam::{account}:group/*"]))
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="ListWhomAPolicyGoverns", actions=["iam:ListEntitiesForPolicy"],
+            resources=[f"arn:{partition}:iam::{account}:policy/*"]))
         if config.simulate_policies:
             self.role.add_to_policy(iam.PolicyStatement(
                 sid="SimulatePolicies", actions=["iam:SimulatePrincipalPolicy"],

@@ -75,9 +75,16 @@ class AuditorStack(Stack):
             "Action::kms:GenerateDataKey*":
                 "Publishing to an SSE-KMS topic needs the GenerateDataKey family, scoped to the topic's own key only.",
             "Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*":
-                "Opt-in policy simulation (simulatePolicies) of the denied principal, which can be any role of the account.",
+                "Read-only lookups (GetRole, ListAttachedRolePolicies; opt-in policy simulation) of the denied principal, "
+                "which can be any role of the account.",
             "Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*":
-                "Opt-in policy simulation (simulatePolicies) of the denied principal, which can be any user of the account.",
+                "Read-only lookups (GetUser, ListAttachedUserPolicies, ListGroupsForUser; opt-in policy simulation) of the "
+                "denied principal, which can be any user of the account.",
+            "Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:group/*":
+                "Read-only ListAttachedGroupPolicies of a denied user's groups, which can be any group of the account.",
+            "Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy/*":
+                "Read-only ListEntitiesForPolicy of a managed policy that just got a new default version, which can be any "
+                "policy of the account.",
         }
         acknowledge(fn.role, *[(f"AwsSolutions-IAM5[{finding}]", reason) for finding, reason in partition_wildcards.items()])
         acknowledge(fn.function, ("AwsSolutions-L1", "Pinned to Python 3.13: the runtime the code, the Powertools layer and the tests are built for."))

@@ -103,9 +103,11 @@ class Enricher:
     """
 
     def __init__(self, *, consistency_window_seconds: int = 600, simulate_policies: bool = False, session=None,
-                 timeout_seconds: float = 2.0, cache: Optional[TTLCache] = None, own_account: Optional[str] = None):
+                 timeout_seconds: float = 2.0, cache: Optional[TTLCache] = None, own_account: Optional[str] = None,
+                 look_up_links: bool = True):
         self.window = consistency_window_seconds
         self.simulate = simulate_policies
+        self.look_up_links = look_up_links
         self.timeout = timeout_seconds
         self._session = session
         self._clients: dict[tuple[str, str], Any] = {}
@@ -164,7 +166,7 @@ class Enricher:
             key_id = self._key_id(call)
             wants_key = bool(key_id) or (call.service == "secretsmanager" and call.error_code in SM_KEY_CODES)
             wants_sim = self.simulate and call.denial is not None
-            wants_links = (call.denial is not None and call.denial.policy_type in _CALLER_DENIALS
+            wants_links = (self.look_up_links and call.denial is not None and call.denial.policy_type in _CALLER_DENIALS
                            and _IAM_PRINCIPAL.match(call.principal.identity_arn) is not None)
             if not (wants_secret or wants_key or wants_sim or wants_links):
                 return None  # most failures: nothing a lookup could change
@@ -345,14 +347,14 @@ class Enricher:
         if cached is not None:
             return cached
         listed = self._listed(key)
+        if listed:  # a policy that changed lists it already: no lookup of its own
+            return LinkFacts(key, policies=tuple(listed), source="lookups",
+                             note="only the managed policies that list it were looked up (ListEntitiesForPolicy)")
         with self._lock:
             allowed = self._link_budget > 0
             if allowed:
                 self._link_budget -= 1
         if not allowed:
-            if listed:
-                return LinkFacts(key, policies=tuple(listed), source="lookups",
-                                 note="only the managed policies that list it were looked up (ListEntitiesForPolicy)")
             return LinkFacts(key, note=f"not looked up: more than {LINK_LOOKUPS_PER_INVOCATION} callers' policies to look "
                                        "up in one invocation")
         return self._once(("links", key), lambda: self._look_up_links(key, kind, name))
@@ -377,6 +379,11 @@ class Enricher:
                     policies += self._attached(iam.list_attached_group_policies, GroupName=group)
         except Exception as exc:  # noqa: BLE001 - recorded, never raised
             code = error_code(exc)
+            if code == "NoSuchEntity":  # an answer: the role or user is gone (deleted since the call?)
+                found = LinkFacts(key, known=True, source="lookups",
+                                  note=f"IAM has no such {kind} now (deleted after the call?)")
+                self.cache.put(("links", key), found, ttl=NOT_FOUND_TTL)
+                return found
             self._failed()
             self._breaker.record(code, ("iam", ""))
             found = LinkFacts(key, note=f"not looked up: IAM answered {code}")
@@ -402,6 +409,13 @@ class Enricher:
         """The managed policies whose listed entities (ListEntitiesForPolicy, cached) name ``key``."""
         now = time.monotonic()
         return [arn for arn, (until, who) in list(self._entities.items()) if until > now and key in who]
+
+    def linked_to(self, policy_arn: str) -> set[str]:
+        """The principals whose looked-up links (still cached) name ``policy_arn``."""
+        with self.cache._lock:
+            found = [v for k, (_, v) in self.cache._items.items() if isinstance(k, tuple) and k and k[0] == "links"]
+        return {links.principal for links in found
+                if isinstance(links, LinkFacts) and (policy_arn in links.policies or links.boundary == policy_arn)}
 
     def entities(self, policy_arn: str) -> Optional[frozenset[str]]:
         """The roles and users a managed policy is attached to (ListEntitiesForPolicy), as change

@@ -38,8 +38,8 @@ from .incidents import (DEFAULT_LOOKBACK_DAYS, MAX_DISTINCT, MAX_LISTED, OPEN, R
                         Incident, Mark, attribute, brief, distinct, epoch, iso, later_changes, lead, remediation_for)
 from .roots import Root, iam_policy
 
-__all__ = ["ARRIVAL", "EVENT", "Added", "Decision", "Notice", "Settings", "decide", "due", "effective_time", "notices",
-           "on_changes", "quiet", "quiet_at", "relink", "resolve"]
+__all__ = ["ARRIVAL", "EVENT", "Added", "Decision", "Notice", "Settings", "decide", "due", "effective_time", "fold",
+           "governed_by", "notices", "on_changes", "quiet", "quiet_at", "relink", "resolve"]
 
 ARRIVAL, EVENT = "arrival", "event"
 OPENED_ACTION, COUNT, RECORD, RESOLVE, ATTRIBUTE = "open", "count", "record", "resolve", "attribute"
@@ -283,6 +283,72 @@ def relink(failure: Failure, candidates: Sequence[tuple[str, Mapping]], settings
     arn = key[len("policy:"):]
     relation = next((r for p, r in root.links if p == arn), "identity")
     return dataclasses.replace(failure, root=iam_policy(arn, relation))
+
+
+def governed_by(incident: Incident, policy_arn: str, listed: frozenset[str] = frozenset()) -> bool:
+    """Whether a principal's incident is one that a new version of ``policy_arn`` can explain: its
+    root's links name the policy (for its denial's kind), or, when its links are unknown, the
+    policy lists the principal (``listed``: ListEntitiesForPolicy, attach records)."""
+    root = incident.root
+    if root.kind != "principal-permissions":
+        return False
+    if root.links:
+        return any(p == policy_arn for p, _ in root.links)
+    return root.id in listed and any(k.startswith("iam-policies:") for k, _, _ in root.searches)
+
+
+def fold(before: Optional[Incident], taken: Sequence[Incident], policy: Root, entries: Sequence[tuple[str, Mapping]],
+         now: float, settings: Settings) -> Optional[tuple[Decision, list[Decision]]]:
+    """A managed policy's new default version that arrives after the principals it broke opened
+    incidents of their own (IAM events come from us-east-1, often later): the policy's incident
+    (``before``, or a new occurrence) takes their failures over, and each of them is resolved as
+    superseded by it. One change, one incident: the policy's incident says how many it took over
+    (one "opened" or "updated"), and each superseded incident gets its "resolved" so that an
+    on-call tool closes the alert it opened. ``taken``: the principals' open incidents that the
+    change explains (``governed_by``); only those whose first failure follows the change."""
+    found = [i for i in taken if i.status == OPEN and i.occurrence > 0 and i.superseded_by == "" and
+             attribute(policy, i.first_failure, entries, settings.lookback_days).change is not None]
+    if not found:
+        return None
+    first = min(i.first_failure for i in found)
+    principals = tuple(dict.fromkeys(p for i in found for p in i.principals))
+    resources = tuple(dict.fromkeys(r for i in found for r in i.resources))
+    pkeys = frozenset().union(*(i.principal_keys for i in found))
+    rkeys = frozenset().union(*(i.resource_keys for i in found))
+    failures = sum(i.failures for i in found)
+    last = max(i.last_failure for i in found)
+    arrival = max(i.last_arrival for i in found)
+    ids = ", ".join(i.id for i in found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    note = f"took over {len(found)} incident(s) opened before the change was known: {ids}"
+    if before is not None and before.status == OPEN:
+        room = MAX_LISTED - len(before.principals)
+        new_p = tuple(p for p in principals if p not in before.principals)[:max(room, 0)]
+        new_r = tuple(r for r in resources if r not in before.resources)[:max(MAX_LISTED - len(before.resources), 0)]
+        after = dataclasses.replace(
+            before, failures=before.failures + failures, first_failure=min(before.first_failure, first),
+            last_failure=max(before.last_failure, last), last_arrival=max(before.last_arrival, arrival),
+            principals=before.principals + new_p, principal_keys=before.principal_keys | pkeys,
+            resources=before.resources + new_r, resource_keys=before.resource_keys | rkeys,
+            notes=tuple(dict.fromkeys(before.notes + (note,)))[:MAX_NOTES])
+        added = Added(failures, first, last, arrival, new_p, pkeys - before.principal_keys, new_r, rkeys - before.resource_keys)
+        decision = Decision(COUNT, before, after, added)
+    else:
+        lead_incident = min(found, key=lambda i: (i.first_failure, i.id))
+        attribution = attribute(policy, first, entries, settings.lookback_days)
+        after = Incident(
+            id=policy.incident_id, root=policy, status=OPEN, occurrence=(before.occurrence if before else 0) + 1,
+            cause=lead_incident.cause, title=lead_incident.title, severity=lead_incident.severity,
+            finding=lead_incident.finding, evidence=lead_incident.evidence,
+            remediation=remediation_for(policy, lead_incident.finding, attribution) if lead_incident.finding else "",
+            attribution=attribution, first_failure=first, last_failure=last, failures=failures,
+            principals=principals[:MAX_LISTED], principal_keys=pkeys, resources=resources[:MAX_LISTED],
+            resource_keys=rkeys, opened_at=now, last_arrival=arrival, notes=(note,),
+            marks=before.marks if before is not None else {})
+        decision = Decision(OPENED_ACTION, before, after, Added(failures, first, last, arrival, after.principals, pkeys,
+                                                                after.resources, rkeys))
+    superseded = [Decision(RESOLVE, i, dataclasses.replace(i, status=RESOLVED, resolved_at=now, superseded_by=after.id))
+                  for i in found]
+    return decision, superseded
 
 
 # --------------------------------------------------------------------------------------------

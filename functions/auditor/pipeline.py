@@ -354,7 +354,9 @@ class Pipeline:
             failure = lifecycle.relink(self._linked(failure, candidates), candidates, state.settings)
             groups.setdefault(failure.root.key, []).append(failure)
         missing = [incident_pk(m[0].root.incident_id) for m in groups.values() if incident_pk(m[0].root.incident_id) not in items]
-        more = {change_pk(k) for m in groups.values() for k in change_log.search_keys([m[0].root])} - set(items)
+        moved = [m[0].root for m in groups.values() if m[0].root.key not in {r.key for r in roots}
+                 and state.open_until.get(incident_pk(m[0].root.incident_id), 0.0) <= now]  # relinked, not known open
+        more = {change_pk(k) for k in change_log.search_keys(moved)} - set(items)
         if missing or more:
             items.update(state.table.read(missing + sorted(more)))
             candidates = change_log.candidates({pk: item for pk, item in items.items() if pk.startswith("chg#")}, changes)
@@ -418,32 +420,87 @@ class Pipeline:
 
     def _write_changes(self, changes: list[Change], now: float, token: str, report: Report) -> list[_Plan]:
         """Incidents rooted in what the changes changed: the change that started one (found late)
-        or ended it. Each decided again from a fresh read if another write met it."""
+        or ended it; and a managed policy's new version that broke principals whose incidents
+        opened before it arrived: folded into the policy's incident. Each decided again from a
+        fresh read if another write met it."""
         pks = change_log.incidents_touched(changes)
-        if not pks:
+        versions = self._versions(changes)
+        if not pks and not versions:
             return []
         entries = change_log.candidates({}, changes)
         for attempt in range(ATTEMPTS):
             plans = []
-            for pk, item in self.state.table.read(pks).items():
+            for pk, item in (self.state.table.read(pks).items() if pks else ()):
                 stored = stored_incident(item)
                 if stored is None:
                     continue
                 decision = lifecycle.on_changes(stored.incident, entries, self.state.settings)
                 if decision is not None:
                     plans.append(self._plan_for(decision, stored, now, token))
+            folded = [p for arn, listed in versions.items() for p in self._fold(arn, listed, entries, now, token)]
+            plans = [p for p in plans if not any(f.decision.after.id == p.decision.after.id for f in folded)] + folded
             if not plans:
                 return []
             try:
-                self.state.table.transact([p.op for p in plans])
+                for start in range(0, len(plans), 100):
+                    self.state.table.transact([p.op for p in plans[start:start + 100]])
             except Conflict:
                 report.counts[Metric.STATE_RETRIES] += 1
                 backoff(attempt)
                 continue
             report.counts[Metric.LATE_ATTRIBUTIONS] += sum(
-                1 for p in plans if p.decision.after.attribution != p.decision.before.attribution)
+                1 for p in plans if p.decision.before is not None and p.decision.after.attribution != p.decision.before.attribution)
             return plans
         raise StateUnavailable(f"TransactWriteItems on {self.state.table.name}: still conflicting after {ATTEMPTS} attempts")
+
+    def _versions(self, changes: list[Change]) -> dict[str, set[str]]:
+        """The managed policies the changes give a new default version, with the principals known
+        to be governed by each: listed by the policy (ListEntitiesForPolicy), looked up earlier
+        (cached links), or named by attach and boundary records (the policy's change item)."""
+        arns = list(dict.fromkeys(k[len("policy:"):] for change in changes for k, t in change.keys
+                                  if k.startswith("policy:") and t == "policy-version"))
+        if not arns:
+            return {}
+        out: dict[str, set[str]] = {}
+        items = self.state.table.read(change_pk(f"policy:{arn}") for arn in arns)
+        for arn in arns:
+            known: set[str] = set()
+            if self.enricher is not None and hasattr(self.enricher, "entities"):
+                known |= set(self.enricher.entities(arn) or ()) | self.enricher.linked_to(arn)
+            for entry in change_log.entries_of(items.get(change_pk(f"policy:{arn}"))):
+                if entry.get("topic") in ("attachment", "boundary-set"):
+                    known |= {k for k in entry.get("keys") or () if k.startswith(("role:", "user:"))}
+            out[arn] = known
+        return out
+
+    def _fold(self, arn: str, listed: set[str], entries: list, now: float, token: str) -> list[_Plan]:
+        """The principals' open incidents a new version of ``arn`` explains, folded into its incident."""
+        from .roots import Root, iam_policy
+
+        if not listed:
+            return []
+        principal_pks = {incident_pk(Root("principal-permissions", p).incident_id): p for p in sorted(listed)[:500]}
+        items = self.state.table.read(list(principal_pks) + [incident_pk(iam_policy(arn).incident_id)])
+        taken = [st for pk, item in items.items() if pk in principal_pks and (st := stored_incident(item)) is not None
+                 and lifecycle.governed_by(st.incident, arn, frozenset(listed))]
+        if not taken:
+            return []
+        relation = next((r for st in taken for p, r in st.incident.root.links if p == arn), "identity")
+        policy = iam_policy(arn, relation)
+        before = stored_incident(items.get(incident_pk(policy.incident_id)))
+        result = lifecycle.fold(before.incident if before else None, [st.incident for st in taken], policy, entries, now,
+                                self.state.settings)
+        if result is None:
+            return []
+        decision, superseded = result
+        plan = self._plan_for(decision, before, now, token)
+        if decision.action == "count" and plan.claim is None and (before is None or before.claim_free(now)):
+            reason = decision.after.notes[-1] if decision.after.notes else "took over incidents opened before the change was known"
+            notice = Notice(Status.UPDATED, decision.after, decision.after.finding, reason, self.channel_names)
+            claim = Claim(token, now + CLAIM_SECONDS)
+            plan = _Plan(decision, before, claim, [notice], self.state.writes.decision(decision, before, now, claim, None))
+        by_id = {st.incident.id: st for st in taken}
+        return [plan] + [self._plan_for(d, by_id[d.before.id], now, token) for d in superseded]
 
     # ---- sending, and confirming what was sent ------------------------------------------------
     def _send(self, plans: list[_Plan], now: float, report: Report) -> None:

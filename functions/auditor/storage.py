@@ -130,13 +130,15 @@ def _json(raw: str, kind: type) -> Any:
 # --------------------------------------------------------------------------------------------
 def root_to_dict(root: Root) -> dict:
     return {"kind": root.kind, "id": root.id, "label": root.label, "known": root.known,
-            "searches": [[k, sorted(t) if t is not None else None, tier] for k, t, tier in root.searches]}
+            "searches": [[k, sorted(t) if t is not None else None, tier] for k, t, tier in root.searches],
+            "links": [list(link) for link in root.links], "note": root.note}
 
 
 def root_from_dict(data: Mapping) -> Root:
     searches = tuple((str(k), frozenset(t) if t is not None else None, int(tier)) for k, t, tier in data.get("searches", ()))
+    links = tuple((str(p), str(r)) for p, r in data.get("links") or ())
     return Root(str(data.get("kind", "unknown")), str(data.get("id", "")), str(data.get("label", "")), searches,
-                bool(data.get("known", True)))
+                bool(data.get("known", True)), links, str(data.get("note") or ""))
 
 
 _FINDING_LIMIT = 12_000

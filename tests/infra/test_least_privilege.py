@@ -5,6 +5,7 @@ Manager or KMS."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -159,6 +160,17 @@ def test_the_function_role_holds_exactly_these_statements(which, request):
            {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":secretsmanager:*:", {"Ref": "AWS::AccountId"}, ":secret:*"]]})
     pinned("DescribeKeys", {"kms:DescribeKey"},
            {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":kms:*:", {"Ref": "AWS::AccountId"}, ":key/*"]]})
+    def account_arns(*kinds):
+        return [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, f":{kind}/*"]]}
+                for kind in kinds]
+
+    # what governs a denied caller (read only): its boundary and managed policies, whom a policy governs
+    stmt = by_sid.pop("ReadWhatGovernsCallers")
+    assert stmt["Effect"] == "Allow" and "Condition" not in stmt
+    assert set(actions(stmt)) == {"iam:GetRole", "iam:ListAttachedRolePolicies", "iam:GetUser", "iam:ListAttachedUserPolicies",
+                                  "iam:ListGroupsForUser", "iam:ListAttachedGroupPolicies"}
+    assert sorted(map(json.dumps, stmt["Resource"])) == sorted(map(json.dumps, account_arns("role", "user", "group")))
+    pinned("ListWhomAPolicyGoverns", {"iam:ListEntitiesForPolicy"}, account_arns("policy")[0])
     if which == "full_template":  # simulatePolicies: true
         stmt = by_sid.pop("SimulatePolicies")
         assert set(actions(stmt)) == {"iam:SimulatePrincipalPolicy"}  # the only IAM call enrich.py makes

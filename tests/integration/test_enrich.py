@@ -326,7 +326,8 @@ def test_lookups_are_cached_for_a_storm(aws, enricher):
     call = sm_failure(name, "AccessDeniedException", "not authorized")
     for _ in range(50):
         assert enricher.facts_for(call).secret.found
-    assert len(sent) == 1 and enricher.requests == 1
+    # one DescribeSecret, and one look-up of what governs the denied caller (GetRole: no such role in moto)
+    assert len(sent) == 1 and enricher.requests == 2
     missing = sm_failure(f"missing/{uuid.uuid4().hex[:6]}")
     for _ in range(20):
         assert not enricher.facts_for(missing).secret.found  # not-found is cached too (for a minute)
@@ -434,7 +435,7 @@ def test_policy_simulation_names_the_condition(moto_server):
         "PolicySourceArn": f"arn:aws:iam::{ACCOUNT}:user/night", "ActionNames": ["secretsmanager:GetSecretValue"],
         "ResourceArns": [resource]})
     session = StubbedSession(iam=iam)
-    enricher = Enricher(simulate_policies=True, session=session)
+    enricher = Enricher(simulate_policies=True, session=session, look_up_links=False)
     call = denied_record()
     facts = enricher.facts_for(call)
     assert facts.simulation.decision == "explicitDeny" and facts.simulation.allowed_without_context
@@ -456,7 +457,7 @@ def test_simulation_of_an_allow_whose_condition_failed_reports_the_key(moto_serv
     iam = stub("iam")
     iam.add_response("simulate_principal_policy", evaluation("implicitDeny"))
     iam.add_response("simulate_principal_policy", evaluation("implicitDeny", missing=["aws:SourceIp"]))
-    enricher = Enricher(simulate_policies=True, session=StubbedSession(iam=iam))
+    enricher = Enricher(simulate_policies=True, session=StubbedSession(iam=iam), look_up_links=False)
     sim = enricher.facts_for(denied_record()).simulation
     assert (sim.decision, sim.allowed_without_context, sim.condition_keys) == ("implicitDeny", False, ("aws:SourceIp",))
 
@@ -480,7 +481,7 @@ def test_moto_has_no_policy_simulation_and_the_failure_is_noted(enricher):
 
 def test_simulation_skips_callers_it_cannot_simulate(moto_server):
     iam = stub("iam")
-    enricher = Enricher(simulate_policies=True, session=StubbedSession(iam=iam), own_account=ACCOUNT)
+    enricher = Enricher(simulate_policies=True, session=StubbedSession(iam=iam), own_account=ACCOUNT, look_up_links=False)
     record = json.loads(json.dumps({
         "eventSource": "secretsmanager.amazonaws.com", "eventName": "GetSecretValue", "awsRegion": "us-east-1",
         "recipientAccountId": ACCOUNT, "errorCode": "AccessDeniedException", "errorMessage": "not authorized",
@@ -488,3 +489,33 @@ def test_simulation_skips_callers_it_cannot_simulate(moto_server):
     }))
     facts = enricher.facts_for(parse_record(record))
     assert facts.simulation is None and any("not simulated" in n for n in facts.notes)
+
+
+def test_what_governs_a_denied_caller_is_looked_up_once_bounded_and_said_when_it_cannot_be(aws):
+    """The role's boundary and attached policies (GetRole, ListAttachedRolePolicies), cached across
+    invocations; at most LINK_LOOKUPS_PER_INVOCATION principals an invocation; a caller of another
+    account is not looked up, and the links say why."""
+    from auditor import enrich as module
+
+    iam = aws("iam")
+    tag = uuid.uuid4().hex[:6]
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]})
+    policy = iam.create_policy(PolicyName=f"p-{tag}", PolicyDocument=doc)["Policy"]["Arn"]
+    bound = iam.create_policy(PolicyName=f"b-{tag}", PolicyDocument=doc)["Policy"]["Arn"]
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                                                "Action": "sts:AssumeRole"}]})
+    iam.create_role(RoleName=f"r-{tag}", AssumeRolePolicyDocument=trust, PermissionsBoundary=bound)
+    iam.attach_role_policy(RoleName=f"r-{tag}", PolicyArn=policy)
+    enricher = Enricher(own_account=ACCOUNT)
+    arn = f"arn:aws:iam::{ACCOUNT}:role/r-{tag}"
+    links = enricher.links(arn, ACCOUNT)
+    assert links.known and links.policies == (policy,) and links.boundary == bound and links.source == "lookups"
+    requests = enricher.requests
+    assert enricher.links(arn, ACCOUNT) == links and enricher.requests == requests  # cached
+    assert "another account" in enricher.links("arn:aws:iam::444455556666:role/x", ACCOUNT).note
+    gone = enricher.links(f"arn:aws:iam::{ACCOUNT}:role/gone-{tag}", ACCOUNT)
+    assert gone.known and not gone.policies and "no such role" in gone.note and enricher.failures == 0
+    enricher.begin()
+    for i in range(module.LINK_LOOKUPS_PER_INVOCATION + 3):
+        last = enricher.links(f"arn:aws:iam::{ACCOUNT}:role/many-{tag}-{i}", ACCOUNT)
+    assert "more than" in last.note and not last.known  # the bound: said, not looked up
