@@ -102,6 +102,10 @@ def measure(total: int = TOTAL) -> dict:
         with mock_aws():
             import boto3
 
+            import auditor.aws
+
+            auditor.aws._SESSION = None  # a session made before moto's mock (another figure's) would reach AWS
+
             from auditor.pipeline import Pipeline, State
             from auditor.publish import Publisher
 
