@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Sequence
 
-from . import change_log, joins, lifecycle, sweep
+from . import change_log, lifecycle
 from .aws import fan_out
 from .changes import Change
 from .classify import classify, classify_unknown, root_of
@@ -56,6 +56,18 @@ CLAIM_SECONDS = 90
 RETRY_SECONDS = 60
 #: Roots per transaction (each also has join items and the like beside it: at most 100 operations).
 ROOTS_PER_WRITE = 80
+
+
+class _NoHalves:
+    """What a batch without halves of a failure gets from the joins: nothing (auditor.joins.Joined's shape)."""
+
+    failures: tuple = ()
+    ops: tuple = ()
+    outcomes: dict = {}
+    counts: Counter = Counter()
+
+
+_NO_HALVES = _NoHalves()
 
 
 class Metrics(Protocol):
@@ -94,7 +106,7 @@ class State:
     table: Table
     settings: Settings
     retention_days: int = 7
-    join_wait: int = joins.JOIN_WAIT
+    join_wait: int = 90  # how long a record waits for its partner at most (auditor.joins.JOIN_WAIT)
     writes: Writes = field(init=False)
     open_until: dict = field(default_factory=dict)  # incidents this container saw open: their changes need no read
 
@@ -240,7 +252,7 @@ class Pipeline:
 
     # ---- decide, write, send, confirm ---------------------------------------------------------
     def _settle(self, failures: list[Failure], halves: list[Half], changes: list[Change], now: float,
-                report: Report, extra: Optional[joins.Joined] = None) -> None:
+                report: Report, extra: Optional["joins.Joined"] = None) -> None:
         """Count the failures into their incidents, record the changes, send what is owed; fail open."""
         every = failures + (extra.failures if extra else []) + [h.failure for h in halves]
         outcomes: dict[str, tuple[str, str]] = {}
@@ -283,7 +295,7 @@ class Pipeline:
                 report.counts[("findings", failure.finding.service, failure.finding.cause)] += 1
 
     def _write_failures(self, failures: list[Failure], halves: list[Half], changes: list[Change], now: float,
-                        token: str, extra: Optional[joins.Joined] = None):
+                        token: str, extra: Optional["joins.Joined"] = None):
         """Decide and write every root of the batch, a transaction per ``ROOTS_PER_WRITE`` roots
         (halves and their join items with the first), each decided again from a fresh read when
         another invocation's write met it. (plans written, outcomes by event id, counts)."""
@@ -299,7 +311,7 @@ class Pipeline:
             unit_extra = extra if number == 0 else None
             for attempt in range(ATTEMPTS):
                 plans, joined, decided = self._plan(unit, unit_halves, changes, now, token)
-                ops = [p.op for p in plans] + joined.ops + (unit_extra.ops if unit_extra else [])
+                ops = [p.op for p in plans] + list(joined.ops) + (unit_extra.ops if unit_extra else [])
                 if not ops:
                     break
                 try:
@@ -336,7 +348,7 @@ class Pipeline:
         return written, outcomes, counts
 
     def _plan(self, unit: list[list[Failure]], halves: list[Half], changes: list[Change], now: float,
-              token: str) -> tuple[list[_Plan], joins.Joined, dict[str, list[Failure]]]:
+              token: str) -> tuple[list[_Plan], "joins.Joined", dict[str, list[Failure]]]:
         """Read what the unit's incidents, join items and (for roots not known open) changes are,
         and decide each root: the plans, what the halves became, and the failures of each root."""
         state = self.state
@@ -347,10 +359,15 @@ class Pipeline:
         wanted |= {f"policy:{arn}" for r in roots for arn, _ in r.links}  # a linked policy's versions: always
         pks = [incident_pk(r.incident_id) for r in roots] + [join_pk(h.join) for h in halves]
         items = state.table.read(pks + [change_pk(k) for k in wanted])
-        joined = joins.resolve(halves, items, now, state.join_wait, state.writes) if halves else joins.Joined()
+        if halves:  # only a batch with halves of a failure needs the join items (and their module)
+            from . import joins
+
+            joined = joins.resolve(halves, items, now, state.join_wait, state.writes)
+        else:
+            joined = _NO_HALVES
         candidates = change_log.candidates({pk: item for pk, item in items.items() if pk.startswith("chg#")}, changes)
         groups: dict[str, list[Failure]] = {}
-        for failure in [f for members in unit for f in members] + joined.failures:
+        for failure in [f for members in unit for f in members] + list(joined.failures):
             failure = lifecycle.relink(self._linked(failure, candidates), candidates, state.settings)
             groups.setdefault(failure.root.key, []).append(failure)
         missing = [incident_pk(m[0].root.incident_id) for m in groups.values() if incident_pk(m[0].root.incident_id) not in items]
@@ -612,6 +629,8 @@ class Pipeline:
         if self.state is None:
             self._emit(report)
             return report
+        from . import joins, sweep  # the scheduled run only: not imported by an event's cold start
+
         state = self.state
         left = remaining or (lambda: float(state.table.call_timeout * 5))
         try:

@@ -271,7 +271,7 @@ def incident_lines(notice) -> list[str]:
     goes through the sanitiser here; the lines are defanged again as a whole where they are shown."""
     if notice is None:
         return []
-    from .incidents import epoch, iso, lead
+    from .incidents import MAX_DISTINCT, epoch, iso, lead
 
     i = notice.incident
     c = clean
@@ -281,20 +281,17 @@ def incident_lines(notice) -> list[str]:
     if resolved and i.resolved_at and i.opened_at:
         head += f"; no failure since {iso(i.last_failure)}, open {int(i.resolved_at - i.opened_at)} s"
 
-    def listed(values, count: int, exact: bool) -> str:
-        shown = c(", ".join(list(values)[:5]), 600) + (" ..." if count > 5 else "")
-        return shown
+    def listed(values, count: int) -> str:
+        return c(", ".join(list(values)[:5]), 600) + (" ..." if count > 5 else "")
 
-    def counted(count: int, exact: bool) -> str:
-        return f"{int(count)}" if exact else f"at least {int(count)}"
+    def counted(count: int, keys) -> str:
+        return f"{int(count)}" if len(keys) < MAX_DISTINCT else f"at least {int(count)}"
 
     lines = [
         head,
         f"Root:       {c(i.root.label, 400)}",
-        f"Affected:   {counted(i.principal_count, len(i.principal_keys) < 10_000)} principal(s): "
-        f"{listed(i.principals, i.principal_count, True)}",
-        f"            {counted(i.resource_count, len(i.resource_keys) < 10_000)} resource(s): "
-        f"{listed(i.resources, i.resource_count, True)}",
+        f"Affected:   {counted(i.principal_count, i.principal_keys)} principal(s): {listed(i.principals, i.principal_count)}",
+        f"            {counted(i.resource_count, i.resource_keys)} resource(s): {listed(i.resources, i.resource_count)}",
         f"Changed:    {c(i.attribution.sentence(), 900)}",
     ]
     if resolved:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import string
 import time
 import uuid
 import zlib
@@ -312,10 +313,11 @@ class _Update:
 
 
 def _names_in(condition: str) -> list[str]:
-    """The ``{attribute}`` fields of a condition template that are attribute names (not values)."""
-    import string
+    """The ``{attribute}`` fields of a condition template that are attribute names (values are ``{v_...}``)."""
+    return [f for _, f, _, _ in _FORMATTER.parse(condition) if f and not f.startswith("v_")]
 
-    return [f for _, f, _, _ in string.Formatter().parse(condition) if f and not f.startswith("v_")]
+
+_FORMATTER = string.Formatter()
 
 
 def _arm(update: _Update, pk: str, due: Optional[float]) -> None:

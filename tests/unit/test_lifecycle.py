@@ -140,3 +140,10 @@ def test_event_time_and_arrival_time_are_one_parameter_of_the_same_decisions():
     assert not lifecycle.quiet(live, T + 1800, dataclasses.replace(history, clock=ARRIVAL))
     assert lifecycle.resolve(opened, T + 9999, history).after.resolved_at == T + 1800  # when it became quiet
     assert epoch(iso(T)) == T
+
+
+def test_the_state_waits_for_a_partner_as_long_as_the_joins_say():
+    from auditor import joins
+    from auditor.pipeline import State
+
+    assert State.__dataclass_fields__["join_wait"].default == joins.JOIN_WAIT
