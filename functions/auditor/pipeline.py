@@ -56,6 +56,8 @@ CLAIM_SECONDS = 90
 RETRY_SECONDS = 60
 #: Roots per transaction (each also has join items and the like beside it: at most 100 operations).
 ROOTS_PER_WRITE = 80
+#: Principals whose incidents a late policy version can take over in one batch (their items are read).
+FOLD_PRINCIPALS = 5000
 
 
 class _NoHalves:
@@ -496,7 +498,7 @@ class Pipeline:
 
         if not listed:
             return []
-        principal_pks = {incident_pk(Root("principal-permissions", p).incident_id): p for p in sorted(listed)[:500]}
+        principal_pks = {incident_pk(Root("principal-permissions", p).incident_id): p for p in sorted(listed)[:FOLD_PRINCIPALS]}
         items = self.state.table.read(list(principal_pks) + [incident_pk(iam_policy(arn).incident_id)])
         taken = [st for pk, item in items.items() if pk in principal_pks and (st := stored_incident(item)) is not None
                  and lifecycle.governed_by(st.incident, arn, frozenset(listed))]
