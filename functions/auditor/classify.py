@@ -51,22 +51,38 @@ def classify_unknown(call: FailedCall, why: str) -> Finding:
 
 
 def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
+    """The finding of ``call``: the first cause (most specific first) that applies, with its
+    evidence, confidence, policy statement and remediation. Raises whatever a cause raises (a bug
+    in its test or its text): callers classify each record in a guard of its own."""
     denial = call.denial
     key = (call.error_code, denial.policy_type if denial is not None else None, call.service, facts is not None)
     tried = _INDEX.get(key) or candidates(*key)
-    # Each candidate is asked the cheap question (applies); the winner's evidence, remediation and
-    # fingerprint are written when the finding is first read (Finding.later, _explain).
+    # Each candidate is asked the cheap question (applies); only the winner says why (match).
+    at = 0
     for cause in tried:
+        at += 1
         if cause.applies(call, facts):
             break
     else:  # pragma: no cover - "unknown" always applies
         raise AssertionError("the catalog has no catch-all cause")
-    return _later(call, cause, (_explain, call, facts, cause, tried))
+    found = cause.match(call, facts)
+    evidence = found.evidence
+    runners_up = []  # the evidence names the first three more general causes that also fit
+    for other in tried[at:]:
+        if not other.fallback and other.applies(call, facts):
+            runners_up.append(other.id)
+            if len(runners_up) == 3:
+                break
+    if runners_up:
+        evidence += (f"{cause.id} is more specific than {', '.join(runners_up)}, which also fit",)
+    if facts is not None and facts.notes:
+        evidence += facts.notes
+    return _finding(call, cause, found, evidence)
 
 
-def _later(call: FailedCall, cause: Cause, filler: tuple) -> Finding:
-    """The finding of ``call`` by ``cause``, what the cause says of it left to ``filler``."""
-    return Finding.later(  # positional: this runs once per failure, and keyword passing costs
+def _finding(call: FailedCall, cause: Cause, found, evidence: tuple[str, ...]) -> Finding:
+    """The finding of ``call`` by ``cause``, from the cause's ``found`` (its match) and ``evidence``."""
+    return Finding(  # positional: this runs once per failure, and keyword passing costs
         call.event_id,
         call.event_time,
         call.account,
@@ -82,44 +98,14 @@ def _later(call: FailedCall, cause: Cause, filler: tuple) -> Finding:
         cause.id,
         cause.title,
         cause.severity,
+        found.confidence,
+        evidence,
+        cause.remediation(call, found),
+        found.policy,
         cause.doc_url,
         cause.topic,
-        filler,
+        fingerprint(call.principal.identity_arn, call.service, call.action, call.resource, cause.id),
     )
-
-
-def _explain(finding: Finding, call: FailedCall, facts: Optional[Facts], cause: Cause, tried: tuple[Cause, ...]) -> None:
-    """Fill in what ``classify`` left for later: the winner's evidence (with the more general causes
-    that also fit, and the facts' notes), confidence, policy statement and remediation, and the fingerprint."""
-    found = cause.match(call, facts)
-    evidence = found.evidence
-    runners_up = []  # the evidence names the first three more general causes that also fit
-    for other in tried[tried.index(cause) + 1 :]:
-        if not other.fallback and other.applies(call, facts):
-            runners_up.append(other.id)
-            if len(runners_up) == 3:
-                break
-    if runners_up:
-        evidence += (f"{cause.id} is more specific than {', '.join(runners_up)}, which also fit",)
-    if facts is not None and facts.notes:
-        evidence += facts.notes
-    _fill(finding, call, cause, found, evidence)
-
-
-def _fill(finding: Finding, call: FailedCall, cause: Cause, found, evidence: tuple[str, ...]) -> None:
-    """Set the fields of ``finding.LATER`` from the cause's ``found`` (its match) and ``evidence``:
-    all or, when the cause's text fails, none (the next read raises the same way)."""
-    remediation = cause.remediation(call, found)
-    finding.fingerprint = fingerprint(call.principal.identity_arn, call.service, call.action, call.resource, cause.id)
-    finding.confidence = found.confidence
-    finding.evidence = evidence
-    finding.remediation = remediation
-    finding.policy = found.policy
-
-
-def _finding(call: FailedCall, cause: Cause, found, evidence: tuple[str, ...]) -> Finding:
-    """The finding of ``call`` by ``cause`` with everything filled in now, from ``found``."""
-    return _later(call, cause, (_fill, call, cause, found, evidence)).settle()
 
 
 def root_of(cause: str, call: FailedCall, facts: Optional[Facts] = None) -> Root:

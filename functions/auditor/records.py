@@ -104,6 +104,33 @@ class Principal:
             "invoked_by": self.invoked_by,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Principal":
+        """The principal ``to_dict`` gave: ``Principal.from_dict(p.to_dict()).to_dict() == p.to_dict()``.
+
+        ``to_dict`` leaves out ``access_key_id`` and ``session_issuer`` (they only say why the
+        credentials count as temporary, ``temporary_credentials`` keeps the verdict): they are read
+        when present and are ``""`` otherwise. ``arn``, ``type`` and ``temporary_credentials`` must be
+        there; ``account``, ``identity_arn`` and ``invoked_by`` may be absent (``""``). Raises
+        ``KeyError`` for a missing field, ``TypeError`` for a value of the wrong type (or ``data``
+        not a dict).
+        """
+        if type(data) is not dict:
+            raise TypeError(f"a principal is a JSON object, not {type(data).__name__}")
+        temporary = data["temporary_credentials"]
+        if type(temporary) is not bool:
+            raise TypeError("temporary_credentials is not a boolean")
+        arn, kind = data["arn"], data["type"]
+        get = data.get
+        account, identity_arn, invoked_by = get("account", ""), get("identity_arn", ""), get("invoked_by", "")
+        access_key_id, session_issuer = get("access_key_id", ""), get("session_issuer", "")
+        for name, value in (("arn", arn), ("type", kind), ("account", account), ("identity_arn", identity_arn),
+                            ("invoked_by", invoked_by), ("access_key_id", access_key_id),
+                            ("session_issuer", session_issuer)):
+            if type(value) is not str:
+                raise TypeError(f"principal {name} is not a string")
+        return cls(arn, kind, temporary, account, identity_arn, access_key_id, invoked_by, session_issuer)
+
 
 @dataclass(slots=True)
 class FailedCall:

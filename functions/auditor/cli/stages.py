@@ -75,9 +75,7 @@ class Incidents:
     def take(self, part: Part, origin: str, record: Any, outcome: Outcome) -> None:
         kind = type(outcome)
         if kind is FailedCall:
-            # settled here, in this record's guard (process): the unit outlives it (pickled back
-            # from a worker), and a cause's error must cost this record, not the whole input
-            finding = classify(outcome).settle()
+            finding = classify(outcome)  # in this record's guard (process): a cause's error costs this record
             part.tally.findings[finding.cause] += 1
             part.units.append(unit_of(outcome, finding))
             return
