@@ -19,6 +19,9 @@ __all__ = ["classify", "classify_unknown", "candidates", "root_of"]
 
 _WILDCARDS = tuple(c for c in CATALOG if c.error_codes is None)
 _INDEX: dict[tuple[str, Optional[str], Optional[str], bool], tuple[Cause, ...]] = {}
+#: Per key of _INDEX: each candidate with its test and the candidates after it that can be named
+#: as also fitting (fallbacks never are), so classify does no filtering per call.
+_PLANS: dict[tuple[str, Optional[str], Optional[str], bool], tuple] = {}
 
 
 def candidates(error_code: str, policy_type: Optional[str] = None, service: Optional[str] = None,
@@ -42,6 +45,16 @@ def candidates(error_code: str, policy_type: Optional[str] = None, service: Opti
     return found
 
 
+def _plan(key: tuple[str, Optional[str], Optional[str], bool]) -> tuple:
+    """((cause, its applies, the non-fallback causes after it), ...) for the candidates of ``key``; memoised."""
+    tried = candidates(*key)
+    plan = tuple((cause, cause.applies, tuple(c for c in tried[at + 1:] if not c.fallback))
+                 for at, cause in enumerate(tried))
+    if len(_PLANS) < 4096:  # bounded as _INDEX is
+        _PLANS[key] = plan
+    return plan
+
+
 def classify_unknown(call: FailedCall, why: str) -> Finding:
     """The catch-all finding for a call the classifier could not handle (a bug): still reported."""
     cause = BY_ID["unknown"]
@@ -56,25 +69,24 @@ def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
     in its test or its text): callers classify each record in a guard of its own."""
     denial = call.denial
     key = (call.error_code, denial.policy_type if denial is not None else None, call.service, facts is not None)
-    tried = _INDEX.get(key) or candidates(*key)
+    plan = _PLANS.get(key) or _plan(key)
     # Each candidate is asked the cheap question (applies); only the winner says why (match).
-    at = 0
-    for cause in tried:
-        at += 1
-        if cause.applies(call, facts):
+    for cause, applies, rest in plan:
+        if applies(call, facts):
             break
     else:  # pragma: no cover - "unknown" always applies
         raise AssertionError("the catalog has no catch-all cause")
     found = cause.match(call, facts)
     evidence = found.evidence
-    runners_up = []  # the evidence names the first three more general causes that also fit
-    for other in tried[at:]:
-        if not other.fallback and other.applies(call, facts):
-            runners_up.append(other.id)
-            if len(runners_up) == 3:
-                break
-    if runners_up:
-        evidence += (f"{cause.id} is more specific than {', '.join(runners_up)}, which also fit",)
+    if rest:  # the evidence names the first three more general causes that also fit
+        runners_up = []
+        for other in rest:
+            if other.applies(call, facts):
+                runners_up.append(other.id)
+                if len(runners_up) == 3:
+                    break
+        if runners_up:
+            evidence += (f"{cause.id} is more specific than {', '.join(runners_up)}, which also fit",)
     if facts is not None and facts.notes:
         evidence += facts.notes
     return _finding(call, cause, found, evidence)

@@ -103,9 +103,11 @@ def who(call: FailedCall) -> str:
     """The caller, as the evidence names it: identity type, ARN, and why its credentials count as temporary."""
     p = call.principal
     if p.arn:
-        text = f"caller: {p.type} {p.arn}"
-    else:  # e.g. the AWSAccount caller of a network activity event: its account is all the record names
-        text = f"caller: {p.type} (no ARN in the record{f'; account {p.account}' if p.account else ''})"
+        if p.temporary:
+            return f"caller: {p.type} {p.arn} using temporary credentials ({p.temporary_reason})"
+        return f"caller: {p.type} {p.arn}"
+    # e.g. the AWSAccount caller of a network activity event: its account is all the record names
+    text = f"caller: {p.type} (no ARN in the record{f'; account {p.account}' if p.account else ''})"
     if p.temporary:
         text += f" using temporary credentials ({p.temporary_reason})"
     return text

@@ -3,6 +3,7 @@ engineer pastes, with ``", "`` and ``": "`` separators)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Optional
 
@@ -29,6 +30,24 @@ def render(stmt: Optional[dict]) -> str:
     """A policy statement as the remediation prints it (JSON, ``", "`` and ``": "`` separators)."""
     if not stmt:
         return ""
+    if len(stmt) == 3 and tuple(stmt) == _PLAIN:  # policy_statement's, without a Condition: memoised
+        effect, action, resource = stmt.values()
+        if type(effect) is str and type(action) is str and type(resource) is str:
+            return _render_plain(effect, action, resource)
+    return _encode(stmt)
+
+
+_PLAIN = ("Effect", "Action", "Resource")
+
+
+def _encode(stmt: dict) -> str:
     if _C_ENCODER is None:
         return _ENCODER.encode(stmt)
     return "".join(_C_ENCODER(stmt, 0))
+
+
+# Memoised: a pure function of strings, and a failure stream repeats its statements (the same action
+# denied on the same secret or key). Bounded: the strings come from the records.
+@functools.lru_cache(maxsize=4096)
+def _render_plain(effect: str, action: str, resource: str) -> str:
+    return _encode({"Effect": effect, "Action": action, "Resource": resource})
