@@ -1,6 +1,6 @@
 """Byte-identity check of every finding, for speed work: dump, then compare after each change.
 
-    python -m bench.golden dump  [DIR]   # with the code as it is: writes DIR/*.gz (default bench/.work/golden)
+    python -m bench.golden dump  [DIR] [SET...]   # with the code as it is: writes DIR/*.gz (default bench/.work/golden)
     python -m bench.golden check [DIR] [SET...]   # with the changed code: compares, names the first differences
 
 What is dumped (one line per finding, ``Finding.to_json()``; the CLI's own stdout as bytes):
@@ -14,8 +14,11 @@ What is dumped (one line per finding, ``Finding.to_json()``; the CLI's own stdou
   must escape the same way);
 * ``cli-jsonl``, ``cli-table``, ``cli-incidents``: ``auditor classify`` over the bench's log files
   (200,000 records in 100 .json.gz files) with ``--format jsonl``, ``--format table`` and
-  ``--incidents --format jsonl``, plus ``--format jsonl`` over tests/fixtures; run with and
-  without ``AUDITOR_STDLIB=1`` (the stdlib JSON and gzip path) when checking.
+  ``--incidents --format jsonl``, plus ``--format jsonl`` over tests/fixtures; ``cli-inputs``:
+  inputs whose JSON or gzip a faster library could read differently (lone surrogates, huge
+  integers, NaN, a byte order mark, UTF-16, damaged and multi-member gzip, ...). Each is run with
+  and without ``AUDITOR_STDLIB=1`` (the standard library's JSON and gzip) when checking; the
+  findings of the first four sets are also rendered as the CLI's UTF-8 JSON Lines and compared.
 
 Not a test (it needs the bench corpus, minutes and ~200 MB); the fixture tests keep the findings'
 contents under test.
@@ -48,7 +51,7 @@ def _corpus():
     for raw in corpus(100_000, 42).lines:
         call = parse_record(json.loads(raw))
         if type(call) is FailedCall:
-            yield classify(call).to_json()
+            yield classify(call)
 
 
 def _fixture_rows():
@@ -68,9 +71,9 @@ def _fixtures():
     for path, record, facts in _fixture_rows():
         call = parse_record(record, path.name)
         if type(call) is FailedCall:
-            yield classify(call).to_json()
+            yield classify(call)
             if facts is not None:
-                yield classify(call, facts).to_json()
+                yield classify(call, facts)
 
 
 def _crossed():
@@ -89,7 +92,7 @@ def _crossed():
             if type(call) is not FailedCall:
                 continue
             for f in [None, facts] + rng.sample(FACT_VARIANTS, 4):
-                yield classify(call, f).to_json()
+                yield classify(call, f)
 
 
 def _hostile():
@@ -109,8 +112,8 @@ def _hostile():
             for variant in variants:
                 call = parse_record(variant, path.name)
                 if type(call) is FailedCall:
-                    yield classify(call).to_json()
-                    yield classify(call, facts).to_json()
+                    yield classify(call)
+                    yield classify(call, facts)
 
 
 def _cli(args: list[str], env: dict | None = None) -> bytes:
@@ -119,23 +122,66 @@ def _cli(args: list[str], env: dict | None = None) -> bytes:
     return done.stdout + b"\n--- exit " + str(done.returncode).encode() + b"\n" + done.stderr
 
 
+def _hostile_inputs(where: Path) -> Path:
+    """Inputs whose JSON or gzip the faster libraries could read differently: lone surrogates, huge
+    integers, NaN, duplicate keys, a byte order mark, UTF-16, non-ASCII, JSON Lines, concatenated,
+    truncated and damaged gzip, trailing bytes, multi-member gzip (written once, deterministic)."""
+    where.mkdir(parents=True, exist_ok=True)
+    base = [json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*/*.json"))][:60]
+    text = json.dumps({"Records": base})
+    odd = []
+    for i, rec in enumerate(base[:20]):
+        raw = json.dumps(rec)
+        odd.append(raw.replace('"eventVersion": "', '"eventVersion": "\\ud800', 1) if i % 4 == 0 else
+                   raw.replace('"awsRegion": ', '"bigNumber": 123456789012345678901234567890, "awsRegion": ', 1) if i % 4 == 1 else
+                   raw.replace('"awsRegion": ', '"awsRegion": "x", "awsRegion": ', 1) if i % 4 == 2 else
+                   raw.replace('"eventVersion": ', '"f": 1e400, "n": -0.0, "eventVersion": ', 1))
+        if i % 5 == 0:
+            odd[-1] = odd[-1].replace('"errorMessage": "', '"errorMessage": "\\udc80 é 日本 \\u2028 ', 1)
+    files = {
+        "plain.json": text.encode(),
+        "odd.json": ('{"Records": [' + ", ".join(odd) + "]}").encode(),
+        "nan.json": ('{"Records": [' + ", ".join(odd[:3]) + ', {"x": NaN}]}').encode(),
+        "lines.jsonl": "\n".join(odd + [json.dumps(r) for r in base[:10]] + ["{broken"]).encode(),
+        "bom.json": b"\xef\xbb\xbf" + text.encode(),
+        "utf16.json": text.encode("utf-16"),
+        "nonascii.json": json.dumps({"Records": base[:10]}, ensure_ascii=False).replace("us-east-1", "us-éast-1").encode(),
+        "multi.json.gz": gzip.compress(text.encode(), mtime=0) + gzip.compress(text.encode(), mtime=0),
+        "padded.json.gz": gzip.compress(text.encode(), mtime=0) + b"\0" * 64,
+        "trailing.json.gz": gzip.compress(text.encode(), mtime=0) + b"garbage",
+        "truncated.json.gz": gzip.compress(text.encode(), mtime=0)[:-4000],
+        "badcrc.json.gz": (lambda z: z[:-8] + bytes([z[-8] ^ 1]) + z[-7:])(gzip.compress(text.encode(), mtime=0)),
+        "concatenated.json": (text + "\n" + text[: len(text) // 2]).encode(),
+    }
+    for name, data in files.items():
+        (where / name).write_bytes(data)
+    return where
+
+
 def _cli_sets():
     logs = str(log_files(200_000, 42))
+    inputs = str(_hostile_inputs(DEFAULT.parent / "golden-inputs"))
     return {"cli-jsonl": [logs, "--format", "jsonl"], "cli-table": [logs, "--format", "table"],
             "cli-incidents": [logs, "--incidents", "--format", "jsonl"],
-            "cli-fixtures": [str(FIXTURES), "--format", "jsonl", "--jobs", "1"]}
+            "cli-fixtures": [str(FIXTURES), "--format", "jsonl", "--jobs", "1"],
+            "cli-inputs": [inputs, "--format", "jsonl", "--jobs", "1"],
+            "cli-inputs-table": [inputs, "--format", "table", "--jobs", "2"]}
 
 
 SETS = {"corpus": _corpus, "fixtures": _fixtures, "crossed": _crossed, "hostile": _hostile}
 
 
-def dump(where: Path) -> None:
+def dump(where: Path, sets: list[str] | None = None) -> None:
     where.mkdir(parents=True, exist_ok=True)
     for name, make in SETS.items():
-        lines = list(make())
+        if sets and name not in sets:
+            continue
+        lines = [f.to_json() for f in make()]
         (where / f"{name}.gz").write_bytes(gzip.compress("\n".join(lines).encode("utf-8", "surrogatepass"), 1))
         print(f"{name}: {len(lines)} findings", flush=True)
     for name, args in _cli_sets().items():
+        if sets and name not in sets:
+            continue
         out = _cli(args)
         (where / f"{name}.gz").write_bytes(gzip.compress(out, 1))
         print(f"{name}: {len(out)} bytes, sha256 {hashlib.sha256(out).hexdigest()[:16]}", flush=True)
@@ -160,10 +206,21 @@ def check(where: Path, sets: list[str] | None = None) -> int:
         if sets and name not in sets:
             continue
         old = gzip.decompress((where / f"{name}.gz").read_bytes()).decode("utf-8", "surrogatepass").split("\n")
-        new = list(make())
+        findings = list(make())
+        new = [f.to_json() for f in findings]
         same = old == new
         bad += not same
         print(f"{name}: {len(new)} findings, {'identical' if same else _first_difference(name, old, new)}", flush=True)
+        # The CLI's JSON Lines on a UTF-8 stdout, rendered by orjson when installed: the same bytes.
+        from auditor.cli.output import ENCODE_ERRORS, render_jsonl_utf8
+        from auditor.cli.speedups import libraries
+
+        old = [line.encode("utf-8", ENCODE_ERRORS["jsonl"]) for line in old]
+        new = [render_jsonl_utf8(f, None) for f in findings]
+        same = old == new
+        bad += not same
+        print(f"{name} rendered for the CLI ({libraries()}): {'identical' if same else _first_difference(name, old, new)}",
+              flush=True)
     for name, args in _cli_sets().items():
         if sets and name not in sets:
             continue
@@ -187,7 +244,7 @@ def main(argv=None) -> int:
     where = Path(rest.pop(0)) if rest and "/" in rest[0] else DEFAULT
     sets = rest or None
     if argv[0] == "dump":
-        dump(where)
+        dump(where, sets)
         return 0
     return check(where, sets)
 

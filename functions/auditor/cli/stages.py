@@ -19,6 +19,7 @@ process to group into incidents across every input, the flow unchanged.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -26,7 +27,7 @@ from ..classify import classify
 from .documents import Unreadable, iter_documents
 from ..records import OTHER_SERVICE, SERVICES, SUCCESS, Change, FailedCall, Malformed, Outcome, Skipped, parse_record
 from ..triage import unit_of
-from .output import ENCODE_ERRORS, RENDER, Part
+from .output import ENCODE_ERRORS, RENDER, Part, render_jsonl_utf8
 from .sources import Events, Failed, describe, read
 
 __all__ = ["Classify", "Incidents", "LIMIT_HINT", "process"]
@@ -44,7 +45,10 @@ class Classify:
     render: Callable = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "render", RENDER[self.fmt])
+        render = RENDER[self.fmt]
+        if self.fmt == "jsonl" and _is_utf8(self.encoding):
+            render = render_jsonl_utf8  # encoded as it is rendered (by orjson when installed): the same bytes
+        object.__setattr__(self, "render", render)
 
     def part(self) -> Part:
         return Part()
@@ -82,6 +86,13 @@ class Incidents:
         if kind is Change:
             part.units.append(outcome)
         _count(part, outcome)
+
+
+def _is_utf8(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
 
 
 def _count(part: Part, outcome: Outcome) -> None:
