@@ -211,7 +211,7 @@ def check(where: Path, sets: list[str] | None = None) -> int:
         same = old == new
         bad += not same
         print(f"{name}: {len(new)} findings, {'identical' if same else _first_difference(name, old, new)}", flush=True)
-        # The CLI's JSON Lines on a UTF-8 stdout, rendered by orjson when installed: the same bytes.
+        # The CLI's JSON Lines on a UTF-8 stdout, rendered by msgspec when installed: the same bytes.
         from auditor.cli.output import ENCODE_ERRORS, render_jsonl_utf8
         from auditor.cli.speedups import libraries
 

@@ -114,7 +114,7 @@ def render_jsonl(finding, call) -> str:
 
 def render_jsonl_utf8(finding, call) -> bytes:
     """render_jsonl's line, encoded in UTF-8 as ``Part.seal`` would encode it (``jsonl`` on a UTF-8
-    stdout): written by orjson when installed (the same bytes: ``auditor.cli.speedups``)."""
+    stdout): written by msgspec when installed (the same bytes: ``auditor.cli.speedups``)."""
     data = finding.to_dict()
     line = dumps(data)
     if line is None:

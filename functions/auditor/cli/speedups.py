@@ -1,4 +1,4 @@
-"""Faster JSON and gzip for the CLI, used when installed: orjson parses the inputs and writes the
+"""Faster JSON and gzip for the CLI, used when installed: msgspec parses the inputs and writes the
 JSON Lines, zlib-ng decompresses gzip. Both are the CLI's dependencies only (requirements.txt):
 the Lambda function never imports this module, and without them (or with ``AUDITOR_STDLIB=1`` in
 the environment, which the benchmark and a test use to compare) the standard library does the
@@ -6,15 +6,14 @@ same work with the same results.
 
 The same results, because each is used only where it gives what the standard library gives:
 
-* ``loads``: orjson reads exactly the JSON the standard library reads, to the same values, with
-  two differences a record can never show: an integer beyond 64 bits comes back as a float (the
-  parser only ever tests a number's type, and "a JSON number" it is either way), and documents
-  nested deeper than about 1,000 levels are read up to orjson's 1,024 (the standard library gives
-  up at the interpreter's recursion limit). What orjson refuses (NaN, lone surrogates, a byte
-  order mark, UTF-16, anything malformed) goes to ``json.loads``, whose answer or error stands.
-* ``dumps``: orjson writes what ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``
+* ``loads``: msgspec reads exactly the JSON the standard library reads, to the same values
+  (integers of any size included). What it refuses (NaN and Infinity, a number beyond a float's
+  range, lone surrogates, a byte order mark, UTF-16, anything malformed, nesting deeper than the
+  interpreter's recursion limit) goes to ``json.loads``, whose answer or error stands. Only a
+  document nested within a few levels of that limit (about 1,000) can fare differently.
+* ``dumps``: msgspec writes what ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``
   writes, encoded in UTF-8, for what a finding holds (strings, booleans, null, lists and objects
-  with string keys; no floats, whose spelling differs). A value it refuses (a lone surrogate,
+  with string keys; no floats, whose spelling may differ). A value it refuses (a lone surrogate,
   which the parser never lets through anyway) is written by the standard library.
 * ``gzip``: zlib-ng is a drop-in for zlib; the CLI reads with it only streams that decompress
   cleanly, and reads any other (truncated, damaged) again with zlib, so what is salvaged and how
@@ -29,7 +28,7 @@ import os
 import zlib
 from typing import Any
 
-__all__ = ["STDLIB", "dumps", "gzip_module", "libraries", "loads", "orjson"]
+__all__ = ["STDLIB", "dumps", "gzip_module", "libraries", "loads", "msgspec"]
 
 #: ``AUDITOR_STDLIB=1``: the standard library only, whatever is installed.
 STDLIB = os.environ.get("AUDITOR_STDLIB", "") not in ("", "0")
@@ -44,7 +43,7 @@ def _optional(name: str):
         return None
 
 
-orjson = _optional("orjson")
+msgspec = _optional("msgspec")
 _zlib_ng = _optional("zlib_ng.zlib_ng")
 
 #: The zlib module gzip inputs are decompressed with first.
@@ -54,27 +53,28 @@ gzip_module = _zlib_ng or zlib
 def libraries() -> str:
     """What this process uses, for the benchmark's report."""
     used = [f"{name} {getattr(module, '__version__', '')}".strip()
-            for name, module in (("orjson", orjson), ("zlib-ng", _zlib_ng and importlib.import_module("zlib_ng")))
+            for name, module in (("msgspec", msgspec), ("zlib-ng", _zlib_ng and importlib.import_module("zlib_ng")))
             if module is not None]
     return ", ".join(used) or "the standard library"
 
 
-if orjson is not None:
-    _orjson_loads, _orjson_dumps, _OrjsonError = orjson.loads, orjson.dumps, orjson.JSONDecodeError
+if msgspec is not None:
+    _decode, _encode = msgspec.json.Decoder().decode, msgspec.json.Encoder().encode
+    _Refused = (msgspec.DecodeError, RecursionError)  # DecodeError: ValidationError (out of range) too
 
     def loads(data: bytes) -> Any:
         """``json.loads(data)`` (see the module's docstring)."""
         try:
-            return _orjson_loads(data)
-        except _OrjsonError:  # what orjson does not read: the standard library's answer, or error, stands
+            return _decode(data)
+        except _Refused:  # what msgspec does not read: the standard library's answer, or error, stands
             return json.loads(data)
 
     def dumps(value: Any) -> bytes | None:
         """``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` in UTF-8, or None when
-        orjson cannot write it (the caller writes it with the standard library)."""
+        msgspec cannot write it (the caller writes it with the standard library)."""
         try:
-            return _orjson_dumps(value)
-        except TypeError:
+            return _encode(value)
+        except (TypeError, ValueError, OverflowError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
             return None
 else:
     loads = json.loads

@@ -48,7 +48,7 @@ class Classify:
     def __post_init__(self):
         render = RENDER[self.fmt]
         if self.fmt == "jsonl" and _is_utf8(self.encoding):
-            render = render_jsonl_utf8  # encoded as it is rendered (by orjson when installed): the same bytes
+            render = render_jsonl_utf8  # encoded as it is rendered (by msgspec when installed): the same bytes
         object.__setattr__(self, "render", render)
 
     def part(self) -> Part:
