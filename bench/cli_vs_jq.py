@@ -1,5 +1,6 @@
 """cli_vs_jq: ``auditor classify DIR --format jsonl --quiet`` (the installed console script, its
-default worker count) over gzip CloudTrail log files, divided by jq filtering the same files:
+default worker count, with the faster JSON and gzip libraries it uses when installed: msgspec,
+zlib-ng) over gzip CloudTrail log files, divided by jq filtering the same files:
 
     gzip -dc DIR/*.json.gz | jq -c '.Records[] | select(.errorCode)'      (the figure's baseline)
 
@@ -9,6 +10,8 @@ instead of one per file). For information, also timed:
 
 * jq in parallel, as many ``gzip -dc | jq`` pipelines as the CLI has workers (xargs -P), since
   the CLI uses every core by default and jq could be made to;
+* the CLI with the standard library only (``AUDITOR_STDLIB=1``), in the same rounds: what the
+  faster libraries buy (``stdlib_ratio``; the figure is the CLI as installed);
 * the floor: a plain Python process that only gunzips and json.loads every file, in one process
   and in as many worker processes as the CLI uses (``python -c``, no auditor import).
 
@@ -53,9 +56,21 @@ def cli_jobs() -> int:
     return build_parser().parse_args(["classify", "x"]).jobs
 
 
-def _run(cmd, shell: bool = False) -> float:
+#: The environment that makes the CLI use the standard library's JSON and gzip only.
+STDLIB_ENV = {"AUDITOR_STDLIB": "1"}
+
+
+def _run(cmd, shell: bool = False, env: dict | None = None) -> float:
+    environ = dict(os.environ, **env) if env else None
     with open(os.devnull, "wb") as null:
-        return timed(lambda: subprocess.run(cmd, shell=shell, stdout=null, check=True))
+        return timed(lambda: subprocess.run(cmd, shell=shell, stdout=null, check=True, env=environ))
+
+
+def libraries() -> str:
+    """The faster libraries the installed CLI uses (as its speedups module reports them)."""
+    done = subprocess.run([PY, "-c", "from auditor.cli.speedups import libraries; print(libraries())"],
+                          capture_output=True, text=True)
+    return done.stdout.strip() or "?"
 
 
 def measure(logs, rounds: int) -> dict:
@@ -69,26 +84,34 @@ def measure(logs, rounds: int) -> dict:
                 f"sh -c 'gzip -dc \"$@\" | {jq} -c \"{JQ_FILTER}\"' _")
     floor1 = [PY, "-c", FLOOR_SINGLE, *files]
     floorn = [PY, "-c", FLOOR_POOL, str(jobs), *files]
-    _run(cli), _run(floor1)  # warm the page cache and .pyc files
-    t = {k: [] for k in ("cli", "jq", "jq_parallel", "floor_single", "floor_jobs")}
-    ratios = []
+    _run(cli), _run(cli, env=STDLIB_ENV), _run(floor1)  # warm the page cache and .pyc files
+    t = {k: [] for k in ("cli", "cli_stdlib", "jq", "jq_parallel", "floor_single", "floor_jobs")}
+    ratios, stdlib_ratios = [], []
     for i in range(rounds):
-        c = _run(cli)
-        t["cli"].append(c)
+        # alternate which CLI runs first: neither always follows jq (or the other) on a warmer machine
+        first, second = (("cli", None), ("cli_stdlib", STDLIB_ENV)) if i % 2 == 0 else (
+            ("cli_stdlib", STDLIB_ENV), ("cli", None))
+        for key, env in (first, second):
+            t[key].append(_run(cli, env=env))
         if jq:
             j = _run(stream, shell=True)
             t["jq"].append(j)
-            ratios.append(c / j)
+            ratios.append(t["cli"][-1] / j)
+            stdlib_ratios.append(t["cli_stdlib"][-1] / j)
             t["jq_parallel"].append(_run(parallel, shell=True))
         t["floor_single"].append(_run(floor1))
         t["floor_jobs"].append(_run(floorn))
     out = {"files": len(files), "bytes_gz": sum(os.path.getsize(f) for f in files), "jobs": jobs, "rounds": rounds,
-           "jq": jq, "jq_cmd": stream, "jq_parallel_cmd": parallel}
+           "jq": jq, "jq_cmd": stream, "jq_parallel_cmd": parallel, "libraries": libraries()}
     for key, values in t.items():
         if values:
             out[f"{key}_s"] = median(values)
+            out[f"{key}_range"] = (min(values), max(values))
     if jq:
         out["ratio"] = median(ratios)
+        out["ratios"] = sorted(ratios)
+        out["stdlib_ratio"] = median(stdlib_ratios)
+        out["stdlib_ratios"] = sorted(stdlib_ratios)
         out["ratio_vs_parallel_jq"] = median(c / j for c, j in zip(t["cli"], t["jq_parallel"]))
     return out
 
@@ -108,58 +131,66 @@ def start_overhead(logs) -> dict:
 
 
 def breakdown(logs) -> dict:
-    """Where one process's time goes, stage by stage over every file (each stage timed alone):
-    read, gunzip, json.loads, parse_record (every record), classify (failures), render
-    (Finding.to_json, the --format jsonl line), and for the worker pool the pickling of each
-    file's rendered lines back to the parent, and the parent's write."""
-    import gzip
-    import json
+    """Where one process's time goes, stage by stage over every file (each stage timed alone, as the
+    CLI runs it: the faster libraries when installed, the collector kept off the parsed input):
+    read, gunzip, JSON parse, parse_record (every record), classify (failures), render (the
+    --format jsonl line, encoded), and for the worker pool the pickling of each file's rendered
+    bytes back to the parent, and the parent's write."""
+    import gc
     import pickle
     import time
 
     from auditor.classify import classify
+    from auditor.cli.documents import DEFAULT_LIMIT, _gunzip, iter_outcomes
     from auditor.cli.sources import LocalFile
+    from auditor.cli.speedups import loads
     from auditor.cli.stages import Classify, process
-    from auditor.cli.documents import DEFAULT_LIMIT, iter_outcomes
     from auditor.records import FailedCall, parse_record
 
     files = sorted(logs.glob("*.json.gz"))
-    stages = dict.fromkeys(("read", "gunzip", "json.loads", "parse_record", "classify", "render", "ipc (pickle)",
+    stages = dict.fromkeys(("read", "gunzip", "json parse", "parse_record", "classify", "render", "ipc (pickle)",
                             "write"), 0.0)
     records = findings = out_bytes = 0
     clock = time.perf_counter
-    with open(os.devnull, "w") as null:
+    render = Classify("jsonl", "utf-8").render
+    with open(os.devnull, "wb") as null:
         for path in files:
             t0 = clock()
             data = path.read_bytes()
             t1 = clock()
-            raw = gzip.decompress(data)
+            raw, _ = _gunzip(data, DEFAULT_LIMIT)
             t2 = clock()
-            doc = json.loads(raw)
+            gc.disable()
+            doc = loads(raw)
+            gc.freeze()
+            gc.enable()
             t3 = clock()
             calls = [parse_record(r) for r in doc["Records"]]
             t4 = clock()
-            found = [classify(c) for c in calls if type(c) is FailedCall]
+            found = [(classify(c), c) for c in calls if type(c) is FailedCall]
             t5 = clock()
-            lines = [f.to_json() for f in found]
+            lines = [render(f, c) for f, c in found]
+            lines.append(b"")
+            text = b"\n".join(lines)
             t6 = clock()
-            pickle.loads(pickle.dumps((lines, None), protocol=pickle.HIGHEST_PROTOCOL))
+            pickle.loads(pickle.dumps((text, None), protocol=pickle.HIGHEST_PROTOCOL))
             t7 = clock()
-            null.write("\n".join(lines))
-            null.write("\n")
+            null.write(text)
             t8 = clock()
             for k, a, b in zip(stages, (t0, t1, t2, t3, t4, t5, t6, t7), (t1, t2, t3, t4, t5, t6, t7, t8)):
                 stages[k] += b - a
             records += len(calls)
             findings += len(found)
-            out_bytes += sum(map(len, lines)) + len(lines)
+            out_bytes += len(text)
+            del doc, calls, found, lines
+            gc.unfreeze()
         # The CLI's own per-file function end to end (bounded read included), for comparison with the sum of the stages.
         stage = Classify("jsonl")
         started = clock()
         for path in files:
             process(LocalFile(str(path)), stage, DEFAULT_LIMIT)
         whole = clock() - started
-        # iter_outcomes alone (gunzip + loads + parse, as the CLI runs them): the generator's share.
+        # iter_outcomes alone (gunzip + parse + parse_record, as the CLI runs them): the generator's share.
         started = clock()
         for path in files:
             for _ in iter_outcomes(path.read_bytes(), str(path)):

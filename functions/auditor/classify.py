@@ -19,6 +19,9 @@ __all__ = ["classify", "classify_unknown", "candidates", "root_of"]
 
 _WILDCARDS = tuple(c for c in CATALOG if c.error_codes is None)
 _INDEX: dict[tuple[str, Optional[str], Optional[str], bool], tuple[Cause, ...]] = {}
+#: Per key of _INDEX: each candidate with its test and the candidates after it that can be named
+#: as also fitting (fallbacks never are), so classify does no filtering per call.
+_PLANS: dict[tuple[str, Optional[str], Optional[str], bool], tuple] = {}
 
 
 def candidates(error_code: str, policy_type: Optional[str] = None, service: Optional[str] = None,
@@ -42,6 +45,16 @@ def candidates(error_code: str, policy_type: Optional[str] = None, service: Opti
     return found
 
 
+def _plan(key: tuple[str, Optional[str], Optional[str], bool]) -> tuple:
+    """((cause, its applies, the non-fallback causes after it), ...) for the candidates of ``key``; memoised."""
+    tried = candidates(*key)
+    plan = tuple((cause, cause.applies, tuple(c for c in tried[at + 1:] if not c.fallback))
+                 for at, cause in enumerate(tried))
+    if len(_PLANS) < 4096:  # bounded as _INDEX is
+        _PLANS[key] = plan
+    return plan
+
+
 def classify_unknown(call: FailedCall, why: str) -> Finding:
     """The catch-all finding for a call the classifier could not handle (a bug): still reported."""
     cause = BY_ID["unknown"]
@@ -51,22 +64,37 @@ def classify_unknown(call: FailedCall, why: str) -> Finding:
 
 
 def classify(call: FailedCall, facts: Optional[Facts] = None) -> Finding:
+    """The finding of ``call``: the first cause (most specific first) that applies, with its
+    evidence, confidence, policy statement and remediation. Raises whatever a cause raises (a bug
+    in its test or its text): callers classify each record in a guard of its own."""
     denial = call.denial
     key = (call.error_code, denial.policy_type if denial is not None else None, call.service, facts is not None)
-    tried = _INDEX.get(key) or candidates(*key)
-    # Each candidate is asked the cheap question (applies); the winner's evidence, remediation and
-    # fingerprint are written when the finding is first read (Finding.later, _explain).
-    for cause in tried:
-        if cause.applies(call, facts):
+    plan = _PLANS.get(key) or _plan(key)
+    # Each candidate is asked the cheap question (applies); only the winner says why (match).
+    for cause, applies, rest in plan:
+        if applies(call, facts):
             break
     else:  # pragma: no cover - "unknown" always applies
         raise AssertionError("the catalog has no catch-all cause")
-    return _later(call, cause, (_explain, call, facts, cause, tried))
+    found = cause.match(call, facts)
+    evidence = found.evidence
+    if rest:  # the evidence names the first three more general causes that also fit
+        runners_up = []
+        for other in rest:
+            if other.applies(call, facts):
+                runners_up.append(other.id)
+                if len(runners_up) == 3:
+                    break
+        if runners_up:
+            evidence += (f"{cause.id} is more specific than {', '.join(runners_up)}, which also fit",)
+    if facts is not None and facts.notes:
+        evidence += facts.notes
+    return _finding(call, cause, found, evidence)
 
 
-def _later(call: FailedCall, cause: Cause, filler: tuple) -> Finding:
-    """The finding of ``call`` by ``cause``, what the cause says of it left to ``filler``."""
-    return Finding.later(  # positional: this runs once per failure, and keyword passing costs
+def _finding(call: FailedCall, cause: Cause, found, evidence: tuple[str, ...]) -> Finding:
+    """The finding of ``call`` by ``cause``, from the cause's ``found`` (its match) and ``evidence``."""
+    return Finding(  # positional: this runs once per failure, and keyword passing costs
         call.event_id,
         call.event_time,
         call.account,
@@ -82,44 +110,14 @@ def _later(call: FailedCall, cause: Cause, filler: tuple) -> Finding:
         cause.id,
         cause.title,
         cause.severity,
+        found.confidence,
+        evidence,
+        cause.remediation(call, found),
+        found.policy,
         cause.doc_url,
         cause.topic,
-        filler,
+        fingerprint(call.principal.identity_arn, call.service, call.action, call.resource, cause.id),
     )
-
-
-def _explain(finding: Finding, call: FailedCall, facts: Optional[Facts], cause: Cause, tried: tuple[Cause, ...]) -> None:
-    """Fill in what ``classify`` left for later: the winner's evidence (with the more general causes
-    that also fit, and the facts' notes), confidence, policy statement and remediation, and the fingerprint."""
-    found = cause.match(call, facts)
-    evidence = found.evidence
-    runners_up = []  # the evidence names the first three more general causes that also fit
-    for other in tried[tried.index(cause) + 1 :]:
-        if not other.fallback and other.applies(call, facts):
-            runners_up.append(other.id)
-            if len(runners_up) == 3:
-                break
-    if runners_up:
-        evidence += (f"{cause.id} is more specific than {', '.join(runners_up)}, which also fit",)
-    if facts is not None and facts.notes:
-        evidence += facts.notes
-    _fill(finding, call, cause, found, evidence)
-
-
-def _fill(finding: Finding, call: FailedCall, cause: Cause, found, evidence: tuple[str, ...]) -> None:
-    """Set the fields of ``finding.LATER`` from the cause's ``found`` (its match) and ``evidence``:
-    all or, when the cause's text fails, none (the next read raises the same way)."""
-    remediation = cause.remediation(call, found)
-    finding.fingerprint = fingerprint(call.principal.identity_arn, call.service, call.action, call.resource, cause.id)
-    finding.confidence = found.confidence
-    finding.evidence = evidence
-    finding.remediation = remediation
-    finding.policy = found.policy
-
-
-def _finding(call: FailedCall, cause: Cause, found, evidence: tuple[str, ...]) -> Finding:
-    """The finding of ``call`` by ``cause`` with everything filled in now, from ``found``."""
-    return _later(call, cause, (_fill, call, cause, found, evidence)).settle()
 
 
 def root_of(cause: str, call: FailedCall, facts: Optional[Facts] = None) -> Root:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -14,29 +13,10 @@ from .records import Principal
 SCHEMA_VERSION = "1"
 
 
-class _Later:
-    """The slot a finding filled in later keeps its filler in (see ``Finding``)."""
-
-    __slots__ = ("_filler",)
-
-
-#: The fields a finding may fill in on first use: what the winning cause says of the call.
-LATER = ("confidence", "evidence", "remediation", "policy", "fingerprint")
-
-
 @dataclass(slots=True)
-class Finding(_Later):
-    """One failure, classified.
-
-    ``auditor.classify`` decides the cause at once and leaves the fields of ``LATER`` (the
-    cause's evidence and confidence, its remediation text and policy statement, the
-    fingerprint) to be filled in on first use: a finding that is counted but never shown,
-    stored or published costs no text. Such a finding is built by ``later``; a read of any
-    of those fields (attribute access, ``to_dict``, ``==``, ``repr``, ``dataclasses.replace``,
-    pickling) fills them all, by the filler's call ``filler[0](self, *filler[1:])``, which
-    must set every field of ``LATER``. ``settle`` fills them now (to have a cause's error
-    raised where the caller catches it). A finding built with all its fields is just that.
-    """
+class Finding:
+    """One failure, classified: built whole by ``auditor.classify`` (what the winning cause says
+    of the call included), or from its own ``to_dict`` by ``from_dict``."""
 
     event_id: str
     event_time: str
@@ -63,58 +43,6 @@ class Finding(_Later):
     #: Other records that are the same failure (the KMS call Secrets Manager made for this call,
     #: the RotationFailed event of this rotation): event id, service, action, error code, resource.
     joined: tuple[dict, ...] = ()
-
-    def __getattr__(self, name: str) -> Any:
-        # Reached only when a slot is not set: a field of LATER not filled in yet.
-        if name not in LATER:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        self.settle()
-        return object.__getattribute__(self, name)
-
-    def settle(self) -> "Finding":
-        """Fill in the fields left for later (``LATER``), if any; the finding itself."""
-        try:
-            filler = object.__getattribute__(self, "_filler")
-        except AttributeError:
-            return self
-        filler[0](self, *filler[1:])  # raises, and keeps the filler, if the cause's text fails
-        try:
-            del self._filler
-        except AttributeError:  # another thread filled them in at the same time (the same values)
-            pass
-        return self
-
-    def __reduce__(self):
-        # Pickled (the CLI's worker processes) with every field filled in; the filler stays behind.
-        return type(self), tuple(getattr(self, f) for f in _FIELDS)
-
-    @classmethod
-    def later(cls, event_id: str, event_time: str, account: str, region: str, service: str, action: str,
-              error_code: str, error_message: str, principal: Principal, source_ip: str, user_agent: str,
-              resource: str, cause: str, title: str, severity: str, doc_url: str, topic: str,
-              filler: tuple) -> "Finding":
-        """A finding whose fields of ``LATER`` are filled in on first use by ``filler`` (see the class)."""
-        self = _new(cls)
-        self.event_id = event_id
-        self.event_time = event_time
-        self.account = account
-        self.region = region
-        self.service = service
-        self.action = action
-        self.error_code = error_code
-        self.error_message = error_message
-        self.principal = principal
-        self.source_ip = source_ip
-        self.user_agent = user_agent
-        self.resource = resource
-        self.cause = cause
-        self.title = title
-        self.severity = severity
-        self.doc_url = doc_url
-        self.topic = topic
-        self.joined = ()
-        self._filler = filler
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,12 +73,64 @@ class Finding(_Later):
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        """``json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))``, by an encoder built once."""
+        if _C_JSON is None:
+            return _JSON.encode(self.to_dict())
+        return "".join(_C_JSON(self.to_dict(), 0))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Finding":
+        """The finding ``to_dict`` gave: ``Finding.from_dict(f.to_dict()).to_dict() == f.to_dict()``
+        (and ``== f`` but for the two principal fields ``to_dict`` leaves out, see ``Principal.from_dict``).
+
+        Read by field name and checked by type; ``policy``, ``topic`` and ``joined`` may be absent
+        (``None``, ``""``, ``()``), every other field must be there. Raises ``KeyError`` for a
+        missing field, ``TypeError`` for a value of the wrong type (or ``data`` not a dict),
+        ``ValueError`` for a ``schema_version`` other than this one's: callers catch those three.
+        """
+        if type(data) is not dict:
+            raise TypeError(f"a finding is a JSON object, not {type(data).__name__}")
+        version = data.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"finding schema_version {version!r}, not {SCHEMA_VERSION!r}")
+        text = {name: _text(data, name) for name in _TEXT_FIELDS}
+        evidence = data["evidence"]
+        if type(evidence) not in (list, tuple) or any(type(e) is not str for e in evidence):
+            raise TypeError("evidence is not a list of strings")
+        policy = data.get("policy")
+        if policy is not None and type(policy) is not dict:
+            raise TypeError("policy is neither an object nor null")
+        joined = data.get("joined") or ()
+        if type(joined) not in (list, tuple) or any(type(j) is not dict for j in joined):
+            raise TypeError("joined is not a list of objects")
+        topic = data.get("topic", "")
+        if type(topic) is not str:
+            raise TypeError("topic is not a string")
+        return cls(text["event_id"], text["event_time"], text["account"], text["region"], text["service"],
+                   text["action"], text["error_code"], text["error_message"], Principal.from_dict(data["principal"]),
+                   text["source_ip"], text["user_agent"], text["resource"], text["cause"], text["title"],
+                   text["severity"], text["confidence"], tuple(evidence), text["remediation"], policy,
+                   text["doc_url"], topic, text["fingerprint"], tuple(joined))
 
 
-_new = object.__new__
-_FIELDS = tuple(f.name for f in dataclasses.fields(Finding))
-assert set(LATER) <= set(_FIELDS)
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps with options builds one per call
+# The C encoder behind _JSON, built once too (JSONEncoder.encode builds one per call): what json.dumps
+# runs, without its circular-reference check (a finding holds no cycle). None without the _json accelerator.
+_make_encoder = json.encoder.c_make_encoder
+_C_JSON = _make_encoder and _make_encoder(None, _JSON.default, json.encoder.encode_basestring, None, _JSON.key_separator,
+                                          _JSON.item_separator, False, False, True)
+
+#: The fields of ``to_dict`` that ``from_dict`` requires, each a string.
+_TEXT_FIELDS = ("event_id", "event_time", "account", "region", "service", "action", "error_code", "error_message",
+                "source_ip", "user_agent", "resource", "cause", "title", "severity", "confidence", "remediation",
+                "doc_url", "fingerprint")
+
+
+def _text(data: dict, name: str) -> str:
+    value = data[name]
+    if type(value) is not str:
+        raise TypeError(f"{name} is not a string")
+    return value
 
 
 # Memoised: a failure stream repeats (the same role failing on the same secret until someone

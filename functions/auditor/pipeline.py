@@ -237,7 +237,7 @@ class Pipeline:
         """The finding; a classifier bug on one record still gives a finding (the catch-all cause,
         whose match cannot fail), logged with its traceback and counted, and never fails the batch."""
         try:
-            return classify(call, facts).settle()  # its text too: a cause's error in it is caught here
+            return classify(call, facts)  # its text too: a cause's error in it is caught here
         except Exception as exc:  # noqa: BLE001
             report.counts[Metric.CLASSIFIER_ERRORS] += 1
             self.log.exception("classifier error: reported as an unknown cause", extra={"event_id": call.event_id})

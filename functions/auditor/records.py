@@ -104,6 +104,33 @@ class Principal:
             "invoked_by": self.invoked_by,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Principal":
+        """The principal ``to_dict`` gave: ``Principal.from_dict(p.to_dict()).to_dict() == p.to_dict()``.
+
+        ``to_dict`` leaves out ``access_key_id`` and ``session_issuer`` (they only say why the
+        credentials count as temporary, ``temporary_credentials`` keeps the verdict): they are read
+        when present and are ``""`` otherwise. ``arn``, ``type`` and ``temporary_credentials`` must be
+        there; ``account``, ``identity_arn`` and ``invoked_by`` may be absent (``""``). Raises
+        ``KeyError`` for a missing field, ``TypeError`` for a value of the wrong type (or ``data``
+        not a dict).
+        """
+        if type(data) is not dict:
+            raise TypeError(f"a principal is a JSON object, not {type(data).__name__}")
+        temporary = data["temporary_credentials"]
+        if type(temporary) is not bool:
+            raise TypeError("temporary_credentials is not a boolean")
+        arn, kind = data["arn"], data["type"]
+        get = data.get
+        account, identity_arn, invoked_by = get("account", ""), get("identity_arn", ""), get("invoked_by", "")
+        access_key_id, session_issuer = get("access_key_id", ""), get("session_issuer", "")
+        for name, value in (("arn", arn), ("type", kind), ("account", account), ("identity_arn", identity_arn),
+                            ("invoked_by", invoked_by), ("access_key_id", access_key_id),
+                            ("session_issuer", session_issuer)):
+            if type(value) is not str:
+                raise TypeError(f"principal {name} is not a string")
+        return cls(arn, kind, temporary, account, identity_arn, access_key_id, invoked_by, session_issuer)
+
 
 @dataclass(slots=True)
 class FailedCall:
@@ -169,34 +196,41 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
     if type(obj) is not dict:
         return Malformed(origin, f"record is a JSON {json_type(obj)}, not an object")
     source = obj.get("eventSource")
-    if source is None and "detail" in obj and "eventSource" not in obj:
-        detail_type = obj.get("detail-type")
-        # Any JSON value can sit here: test the type before using it as a set member (a dict or a
-        # list is unhashable, and one such record must not fail the batch it came in).
-        if type(detail_type) is not str or detail_type not in DETAIL_TYPES:
-            return Malformed(origin, f"EventBridge event with unsupported detail-type {_clip(detail_type)}")
-        obj = obj["detail"]
-        if type(obj) is not dict:
-            return Malformed(origin, "EventBridge event whose detail is not an object")
-        source = obj.get("eventSource")
-    if type(source) is not str or not source:
-        return Malformed(origin, "record has no eventSource")
-    service = _SERVICE_OF.get(source)  # our two sources' names, without splitting them
+    # Our two sources' usual names, without splitting them (most records): a non-empty str of SERVICES.
+    service = _SERVICE_OF.get(source) if type(source) is str else None
     if service is None:
-        service = source.partition(".")[0]
-    if service not in SERVICES:
-        changes = CHANGE_ACTIONS.get(source)  # IAM, Organizations, EC2: only their changes are ours
-        if changes is None:
-            return OTHER_SERVICE
-        action = obj.get("eventName")
-        if type(action) is not str or action not in changes or obj.get("errorCode") not in (None, ""):
-            return OTHER_SERVICE
-        return parse_change(obj, source, action) or OTHER_SERVICE
+        if source is None and "detail" in obj and "eventSource" not in obj:
+            detail_type = obj.get("detail-type")
+            # Any JSON value can sit here: test the type before using it as a set member (a dict or a
+            # list is unhashable, and one such record must not fail the batch it came in).
+            if type(detail_type) is not str or detail_type not in DETAIL_TYPES:
+                return Malformed(origin, f"EventBridge event with unsupported detail-type {_clip(detail_type)}")
+            obj = obj["detail"]
+            if type(obj) is not dict:
+                return Malformed(origin, "EventBridge event whose detail is not an object")
+            source = obj.get("eventSource")
+        if type(source) is not str or not source:
+            return Malformed(origin, "record has no eventSource")
+        service = _SERVICE_OF.get(source)
+        if service is None:
+            service = source.partition(".")[0]
+        if service not in SERVICES:
+            changes = CHANGE_ACTIONS.get(source)  # IAM, Organizations, EC2: only their changes are ours
+            if changes is None:
+                return OTHER_SERVICE
+            action = obj.get("eventName")
+            if type(action) is not str or action not in changes or obj.get("errorCode") not in (None, ""):
+                return OTHER_SERVICE
+            return parse_change(obj, source, action) or OTHER_SERVICE
     action = obj.get("eventName")
     if type(action) is not str or not action:
         return Malformed(origin, "record has no eventName")
     error_code = obj.get("errorCode")
     if error_code is None or error_code == "":
+        # A successful call: a success unless the action is a failure service event or a change.
+        notable = _NOTABLE.get(source)
+        if notable is not None and action not in notable:
+            return SUCCESS
         if action in FAILURE_SERVICE_EVENTS and service == "secretsmanager":
             error_code = action
         else:
@@ -209,6 +243,14 @@ def parse_record(obj: Any, origin: str = "event") -> Outcome:
     if len(error_code) > 256 or not error_code.isascii():  # a str (tested above): bounded as _text bounds it
         error_code = _text(error_code, 256)
     return _failed_call(obj, service, action, error_code, origin)
+
+
+_NOTHING: frozenset = frozenset()
+#: Per usual eventSource of our services: the actions a successful record of it is more than a
+#: success for (Secrets Manager's failure service events, the changes). Other sources: parse_record
+#: asks both questions.
+_NOTABLE = {source: CHANGE_ACTIONS.get(source, _NOTHING) | (FAILURE_SERVICE_EVENTS if service == "secretsmanager" else _NOTHING)
+            for source, service in _SERVICE_OF.items()}
 
 
 #: (field, bound) read from every failed record, in FailedCall's order.

@@ -25,7 +25,6 @@ marks as read; an acknowledgement on its own claim token. A batch writes in one
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import string
@@ -41,7 +40,6 @@ from .contract import Table as Names
 from .finding import Finding
 from .incidents import OPEN, RESOLVED, Attribution, Incident, Mark, dumps
 from .lifecycle import Decision
-from .records import Principal
 from .roots import Root
 
 __all__ = ["Claim", "Stored", "StateUnavailable", "Table", "Conflict", "change_pk", "incident_pk", "join_pk",
@@ -158,19 +156,10 @@ def finding_to_dict(finding: Finding) -> dict:
     return data
 
 
-_FINDING_FIELDS = tuple(f.name for f in dataclasses.fields(Finding))
-
-
 def finding_from_dict(data: Mapping) -> Optional[Finding]:
-    """The finding a stored dict (``Finding.to_dict``) holds, by field name; None when it is not one."""
+    """The finding a stored dict (``Finding.to_dict``) holds; None when it is not one."""
     try:
-        p = data["principal"]
-        principal = Principal(p["arn"], p["type"], bool(p["temporary_credentials"]), p.get("account", ""),
-                              p.get("identity_arn", ""), "", p.get("invoked_by", ""), "")
-        values = {name: data[name] for name in _FINDING_FIELDS if name in data}
-        values.update(principal=principal, evidence=tuple(data["evidence"]), joined=tuple(data.get("joined") or ()),
-                      policy=data.get("policy"), topic=data.get("topic", ""))
-        return Finding(**values)
+        return Finding.from_dict(dict(data))
     except (KeyError, TypeError, ValueError):
         return None
 

@@ -339,6 +339,27 @@ def test_render_prints_what_the_json_encoder_prints(stmt):
     assert render(stmt) == _ENCODER.encode(stmt) == json.dumps(stmt, separators=(", ", ": "))
 
 
+_LEAF = st.text(max_size=8) | st.integers() | st.booleans() | st.none()
+_EXTRA = _LEAF | st.dictionaries(st.text(max_size=4) | st.integers(), _LEAF | st.dictionaries(st.text(max_size=4), _LEAF,
+                                                                                            max_size=2), max_size=2)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.permutations(["Effect", "Action", "Resource", "Condition", "Principal"]), st.integers(3, 5),
+       st.lists(_EXTRA, min_size=5, max_size=5), st.booleans())
+def test_render_of_the_statements_the_causes_write_is_the_json_encoders(keys, size, values, again):
+    """render memoises the shapes policy_statement writes (and the Principal one): whatever the keys'
+    order, the values' types and the nesting, it prints what the encoder prints, first time and again."""
+    from auditor.causes._statements import _ENCODER, policy_statement, render
+
+    stmt = dict(zip(keys[:size], values))
+    assert render(stmt) == _ENCODER.encode(stmt)
+    if again:
+        assert render(stmt) == _ENCODER.encode(stmt)
+    plain = policy_statement(str(values[0]), str(values[1]), values[2] if type(values[2]) is dict else None)
+    assert render(plain) == render(dict(plain)) == _ENCODER.encode(plain)
+
+
 _TAIL = re.compile(r"-(?P<tail>[A-Za-z0-9]{6})$")
 _ARN_HEAD = st.sampled_from(["arn:aws:secretsmanager:us-east-2:111122223333:secret:", "arn:aws-cn:secretsmanager:::secret:",
                              "arn:aws:kms:us-east-1:111122223333:key/", "arn::secretsmanager:x:y:secret:", "", "arn:"])

@@ -268,3 +268,34 @@ def test_denial_of_iam_form_is_read_after_the_caller(caller, rest):
     for message in (f"User: {caller} is not authorized to perform{rest}", f"User: {caller} is not authorized to perform: {rest}",
                     f"User: {caller} {rest}", f"User: {caller}{rest}"):
         assert parse_denial(message) == _parse_denial.__wrapped__(message), message
+
+
+@pytest.mark.parametrize("source", ["secretsmanager.amazonaws.com", "kms.amazonaws.com", "secretsmanager.us-east-1.amazonaws.com",
+                                    "kms.example", "s3.amazonaws.com", "iam.amazonaws.com"])
+@pytest.mark.parametrize("action", ["GetSecretValue", "RotationFailed", "PutResourcePolicy", "DisableKey", "PutKeyPolicy",
+                                    "ScheduleKeyDeletion", "DetachRolePolicy", "Decrypt"])
+@pytest.mark.parametrize("error_code", [None, "", "AccessDeniedException"])
+def test_a_successful_record_is_a_success_unless_its_action_is_a_failure_event_or_a_change(source, action, error_code):
+    """parse_record's shortcut for successes of our usual sources gives what asking both questions gives."""
+    from auditor.changes import CHANGE_ACTIONS
+    from auditor.records import FAILURE_SERVICE_EVENTS, Change
+
+    record = {**DENIED, "eventSource": source, "eventName": action, "errorCode": error_code}
+    found = parse_record(record)
+    service = source.partition(".")[0]
+    if service not in ("secretsmanager", "kms"):
+        expected = Change if action in CHANGE_ACTIONS.get(source, ()) and not error_code else OTHER_SERVICE
+    elif error_code:
+        expected = FailedCall
+    elif action in FAILURE_SERVICE_EVENTS and service == "secretsmanager":
+        expected = FailedCall
+    elif action in CHANGE_ACTIONS.get(source, ()):
+        expected = Change
+    else:
+        expected = SUCCESS
+    if expected is FailedCall:
+        assert type(found) is FailedCall
+    elif expected is Change:  # parse_change finds nothing an incident can be rooted in: the success it is
+        assert type(found) is Change or found is (SUCCESS if service in ("secretsmanager", "kms") else OTHER_SERVICE)
+    else:
+        assert found is expected

@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 from .. import roots
 from ..facts import Facts, KeyFacts, SecretFacts, parse_time
-from ..records import ACCESS_DENIED_CODES, FAILURE_SERVICE_EVENTS, FailedCall
+from ..records import ACCESS_DENIED_CODES, FAILURE_SERVICE_EVENTS, TEMPORARY_IDENTITY_TYPES, FailedCall
 from ..roots import RootRule
 
 __all__ = [
@@ -103,9 +103,14 @@ def who(call: FailedCall) -> str:
     """The caller, as the evidence names it: identity type, ARN, and why its credentials count as temporary."""
     p = call.principal
     if p.arn:
-        text = f"caller: {p.type} {p.arn}"
-    else:  # e.g. the AWSAccount caller of a network activity event: its account is all the record names
-        text = f"caller: {p.type} (no ARN in the record{f'; account {p.account}' if p.account else ''})"
+        if not p.temporary:
+            return f"caller: {p.type} {p.arn}"
+        kind = p.type
+        if kind in TEMPORARY_IDENTITY_TYPES:  # Principal.temporary_reason's first case, inline (the common one)
+            return f"caller: {kind} {p.arn} using temporary credentials (userIdentity.type is {kind})"
+        return f"caller: {kind} {p.arn} using temporary credentials ({p.temporary_reason})"
+    # e.g. the AWSAccount caller of a network activity event: its account is all the record names
+    text = f"caller: {p.type} (no ARN in the record{f'; account {p.account}' if p.account else ''})"
     if p.temporary:
         text += f" using temporary credentials ({p.temporary_reason})"
     return text

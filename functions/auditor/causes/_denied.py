@@ -48,12 +48,11 @@ def denied_by(types: frozenset[str], explicit: Optional[bool] = None):
 def by_policy_type(types: frozenset[str], explicit: Optional[bool] = None, fix: bool = False):
     """A ``match`` for denials whose message names one of ``types`` (and explicitness): its
     ``applies`` is ``denied_by(types, explicit)``."""
-    applies = denied_by(types, explicit)
-
     def match(call: FailedCall, facts: Optional[Facts]) -> Optional[Match]:
-        if not applies(call, facts):
+        d = call.denial  # denied_by(types, explicit) and denied_action(call), inline: this runs per denial
+        if d is None or d.policy_type not in types or (explicit is not None and d.explicit is not explicit):
             return None
-        action = denied_action(call)
+        action = d.action or f"{call.service}:{call.action}"
         policy = policy_statement(action, denied_resource_arn(call, action)) if fix else None
         return Match((said(call, action), f"denied action: {action}", who(call)), "high", policy)
 

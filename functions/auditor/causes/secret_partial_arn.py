@@ -13,6 +13,8 @@ from ._base import SM_DOC, Cause, Match, roots, who
 
 def looks_generated(tail: str) -> bool:
     """A random suffix almost always has an upper-case letter (62-letter alphabet)."""
+    if tail.isascii():  # the suffix is ASCII letters and digits: lower() changes exactly its upper-case letters
+        return tail != tail.lower()
     return any(c.isupper() for c in tail)
 
 

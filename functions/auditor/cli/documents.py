@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ..records import Malformed, Outcome, json_type, parse_record
+from .speedups import gzip_module, loads
 
 __all__ = ["DEFAULT_LIMIT", "LOG_SUFFIXES", "MiB", "Unreadable", "iter_documents", "iter_outcomes", "read_bounded",
            "too_large"]
@@ -109,18 +110,29 @@ def _gunzip(data: bytes, limit: int) -> tuple[bytes | None, str | None]:
     ``{count}`` slot), or (None, None) when the output would exceed ``limit`` bytes.
 
     Every member of a multi-member file is read; zero padding after the last is ignored (as
-    gzip(1) does). Never produces more than ``limit + 1`` bytes.
+    gzip(1) does). Never produces more than ``limit + 1`` bytes (and never holds more than that:
+    a stream the faster module could not read cleanly is read again by zlib once its output is gone).
     """
+    if gzip_module is not zlib:
+        found = _gunzip_with(gzip_module, data, limit)
+        if found[1] is None:  # read in full (or over the limit): the bytes, or the verdict, are zlib's
+            return found
+        del found
+    return _gunzip_with(zlib, data, limit)
+
+
+def _gunzip_with(module, data: bytes, limit: int) -> tuple[bytes | None, str | None]:
+    """_gunzip with ``module``'s decompressobj (zlib's API)."""
     out: list[bytes] = []
     total = 0
     rest = data
     problem = None
     while True:
         member = rest
-        inflate = zlib.decompressobj(31)
+        inflate = module.decompressobj(31)
         try:
             chunk = inflate.decompress(member, limit + 1 - total)
-        except zlib.error as exc:
+        except module.error as exc:
             salvaged = _salvage(member, limit + 1 - total)
             total += len(salvaged)
             if total > limit:
@@ -181,7 +193,7 @@ def _iter_text(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
     if name.endswith((".csv", ".csv.gz")):
         return _iter_athena_csv(data, name)
     try:
-        doc = json.loads(data)
+        doc = loads(data)
     except RecursionError:
         return iter(((name, Malformed(name, "JSON nested too deeply")),))
     except ValueError:
@@ -328,7 +340,7 @@ def _iter_json_lines(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
         if not raw.strip():
             continue
         try:
-            doc = json.loads(raw)
+            doc = loads(raw)
         except RecursionError:
             yield f"{name}:{number}", Malformed(f"{name}:{number}", "JSON nested too deeply")
             continue

@@ -9,13 +9,16 @@ S3 keys, event ids and error texts come from the input and are never echoed raw.
 from __future__ import annotations
 
 import codecs
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .speedups import dumps
+
 __all__ = ["ENCODE_ERRORS", "INCIDENT_HEADER", "MAX_MALFORMED_SHOWN", "Part", "RENDER", "RENDER_INCIDENT", "Run",
-           "TABLE_HEADER", "Tally", "safe"]
+           "TABLE_HEADER", "Tally", "render_jsonl_utf8", "safe"]
 
 MAX_MALFORMED_SHOWN = 20
 
@@ -61,9 +64,14 @@ class Part:
     units: list = field(default_factory=list)  # --incidents: failures and changes, grouped at the end
 
     def seal(self, encoding: str = "utf-8", errors: str = "backslashreplace") -> "Part":
-        if self.lines:
-            self.lines.append("")
-            self.text = "\n".join(self.lines).encode(encoding, errors)
+        lines = self.lines
+        if lines:
+            if type(lines[0]) is bytes:  # already encoded where rendered (render_jsonl_utf8)
+                lines.append(b"")
+                self.text = b"\n".join(lines)
+            else:
+                lines.append("")
+                self.text = "\n".join(lines).encode(encoding, errors)
             self.lines = []
         return self
 
@@ -102,6 +110,16 @@ def safe(text: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 def render_jsonl(finding, call) -> str:
     return finding.to_json()
+
+
+def render_jsonl_utf8(finding, call) -> bytes:
+    """render_jsonl's line, encoded in UTF-8 as ``Part.seal`` would encode it (``jsonl`` on a UTF-8
+    stdout): written by msgspec when installed (the same bytes: ``auditor.cli.speedups``)."""
+    data = finding.to_dict()
+    line = dumps(data)
+    if line is None:
+        line = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", ENCODE_ERRORS["jsonl"])
+    return line
 
 
 def _clip(text: str, width: int) -> str:

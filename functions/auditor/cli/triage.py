@@ -133,7 +133,7 @@ class Triage:
         if kind is Change:
             self.take(outcome)
         elif kind is FailedCall:
-            self.take(unit_of(outcome, classify(outcome).settle()))  # a cause's error raised here, by its record
+            self.take(unit_of(outcome, classify(outcome)))  # a cause's error raised here, by its record
 
     def take(self, unit: Unit) -> None:
         kind = type(unit)
