@@ -13,7 +13,6 @@ and that a second run finds nothing left.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
@@ -89,55 +88,45 @@ def _incidents(state, total: int, now: float) -> None:
 def measure(total: int = TOTAL) -> dict:
     from moto import mock_aws
 
-    from demo.stand_in import create_state_table, one_backup_per_transaction
+    from demo.stand_in import create_state_table, environment, one_backup_per_transaction
 
     from .storm import count_requests
 
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                                           "AWS_ENDPOINT_URL")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    os.environ.pop("AWS_ENDPOINT_URL", None)
     one_backup_per_transaction()
-    try:
-        with mock_aws():
-            import boto3
+    with environment(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+                     AWS_ENDPOINT_URL=None), mock_aws():
+        import boto3
 
-            import auditor.aws
+        import auditor.aws
 
-            auditor.aws._SESSION = None  # a session made before moto's mock (another figure's) would reach AWS
+        auditor.aws._SESSION = None  # a session made before moto's mock (another figure's) would reach AWS
 
-            from auditor.pipeline import Pipeline, State
-            from auditor.publish import Publisher
+        from auditor.pipeline import Pipeline, State
+        from auditor.publish import Publisher
 
-            name = f"sweep-{uuid.uuid4().hex[:8]}"
-            create_state_table(boto3.client("dynamodb"), name)
-            topic = boto3.client("sns").create_topic(Name=name)["TopicArn"]  # no subscriber: the run's requests only
-            now = s.T0.timestamp() + 60
-            state = State.create(name, quiet_seconds=1800, update_seconds=900, timeout_seconds=900)
+        name = f"sweep-{uuid.uuid4().hex[:8]}"
+        create_state_table(boto3.client("dynamodb"), name)
+        topic = boto3.client("sns").create_topic(Name=name)["TopicArn"]  # no subscriber: the run's requests only
+        now = s.T0.timestamp() + 60
+        state = State.create(name, quiet_seconds=1800, update_seconds=900, timeout_seconds=900)
+        started = time.perf_counter()
+        _incidents(state, total, now)
+        made = time.perf_counter() - started
+        clock = [now + 1801]
+        metrics = _Metrics()
+        sent = count_requests()  # every client made from here on: the run's own
+        state = State.create(name, quiet_seconds=1800, update_seconds=900, timeout_seconds=900)
+        pipe = Pipeline(publisher=Publisher(topic), state=state, metrics=metrics, logger=_Log(), clock=lambda: clock[0])
+        try:
             started = time.perf_counter()
-            _incidents(state, total, now)
-            made = time.perf_counter() - started
-            clock = [now + 1801]
-            metrics = _Metrics()
-            sent = count_requests()  # every client made from here on: the run's own
-            state = State.create(name, quiet_seconds=1800, update_seconds=900, timeout_seconds=900)
-            pipe = Pipeline(publisher=Publisher(topic), state=state, metrics=metrics, logger=_Log(), clock=lambda: clock[0])
-            try:
-                started = time.perf_counter()
-                report = pipe.scheduled(remaining=lambda: 900.0)
-                took = time.perf_counter() - started
-                requests, by_operation = sent["total"], dict(sent["by_operation"])
-            finally:
-                sent["restore"]()
-            resolved = sum(1 for status, _ in report.notified if status == "resolved")
-            clock[0] += 120
-            again = pipe.scheduled(remaining=lambda: 900.0)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+            report = pipe.scheduled(remaining=lambda: 900.0)
+            took = time.perf_counter() - started
+            requests, by_operation = sent["total"], dict(sent["by_operation"])
+        finally:
+            sent["restore"]()
+        resolved = sum(1 for status, _ in report.notified if status == "resolved")
+        clock[0] += 120
+        again = pipe.scheduled(remaining=lambda: 900.0)
     return {"incidents": total, "requests": requests, "per_incident": requests / total, "resolved": resolved,
             "left_after": len(again.notified), "open_after": metrics.gauges.get("OpenIncidents"),
             "by_operation": dict(sorted(by_operation.items(), key=lambda kv: -kv[1])), "setup_s": made, "run_s": took}

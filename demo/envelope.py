@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 from auditor.contract import API_CALL, NETWORK_ACTIVITY, SERVICE_EVENT
+from auditor.facts import parse_time
 
 __all__ = ["fresh", "to_eventbridge"]
 
@@ -41,7 +42,7 @@ def fresh(records: list[dict], now: Optional[datetime] = None, lag_seconds: floa
     recorded history replayed through it (the demo's sample log, the fixtures) is made recent first.
     A record without a readable eventTime is copied as it is."""
     now = now or datetime.now(timezone.utc)
-    times = [_parse(r.get("eventTime")) for r in records]
+    times = [parse_time(r.get("eventTime")) if isinstance(r.get("eventTime"), str) else None for r in records]
     known = [t for t in times if t is not None]
     if not known:
         return [copy.deepcopy(r) for r in records]
@@ -53,13 +54,3 @@ def fresh(records: list[dict], now: Optional[datetime] = None, lag_seconds: floa
             record["eventTime"] = (when + shift).strftime("%Y-%m-%dT%H:%M:%SZ")
         out.append(record)
     return out
-
-
-def _parse(value) -> Optional[datetime]:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

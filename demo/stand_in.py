@@ -3,6 +3,8 @@ the benchmark and the integration tests: one definition, so the three cannot dri
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 
 
@@ -86,3 +88,22 @@ def one_backup_per_transaction() -> None:
     transact_write_items._one_backup = True
     models.copy = Copy()
     models.DynamoDBBackend.transact_write_items = transact_write_items
+
+
+@contextlib.contextmanager
+def environment(**values):
+    """The process environment with ``values`` set (a value of None: unset), restored afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

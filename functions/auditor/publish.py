@@ -38,22 +38,32 @@ def _batches(sizes: list[int]) -> list[range]:
     return out
 
 
-class Publisher:
-    """The findings topic: one SNS message per incident state change (channel ``sns``)."""
+class _Channel:
+    """A channel's AWS client, made on first use (3 s to connect, 5 s to answer, 3 attempts)."""
 
-    name = "sns"
+    name = ""
+    service = ""
 
-    def __init__(self, topic_arn: str, client=None, region: Optional[str] = None):
-        self.topic_arn = topic_arn
+    def __init__(self, client=None, region: Optional[str] = None):
         self._client = client
         self.region = region
 
     @property
     def client(self):
         if self._client is None:
-            self._client = aws_client("sns", self.region, connect_timeout=3, read_timeout=5,
+            self._client = aws_client(self.service, self.region, connect_timeout=3, read_timeout=5,
                                       retries={"max_attempts": 3, "mode": "standard"})
         return self._client
+
+
+class Publisher(_Channel):
+    """The findings topic: one SNS message per incident state change (channel ``sns``)."""
+
+    name, service = "sns", "sns"
+
+    def __init__(self, topic_arn: str, client=None, region: Optional[str] = None):
+        super().__init__(client, region)
+        self.topic_arn = topic_arn
 
     def publish(self, finding, notice=None) -> str:
         """Publish one message; raises on failure (the caller lets AWS retry)."""
@@ -92,24 +102,16 @@ class Publisher:
         return results
 
 
-class EventBus:
+class EventBus(_Channel):
     """The incidents as EventBridge events (``PutEvents``: up to 10 entries and 256 KiB a call),
     each built by ``auditor.incident_event`` (documented in docs/events.md)."""
 
-    name = "events"
+    name, service = "events", "events"
 
     def __init__(self, bus_name: str, client=None, region: Optional[str] = None, account: str = ""):
+        super().__init__(client, region)
         self.bus_name = bus_name
-        self._client = client
-        self.region = region
         self.account = account
-
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = aws_client("events", self.region, connect_timeout=3, read_timeout=5,
-                                      retries={"max_attempts": 3, "mode": "standard"})
-        return self._client
 
     def send(self, notices: list) -> list[Optional[Exception]]:
         """One event per incident state change (PutEvents, as many a call as fit); per notice,

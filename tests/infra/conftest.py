@@ -99,16 +99,10 @@ PAGERDUTY_ONLY_CONTEXT = {"stackName": "PagerDutyOnly", "region": "eu-west-1", "
 @pytest.fixture(scope="session")
 def oncall_synth(tmp_path_factory):
     """The app with both tools configured, synthesized while the shell holds fake keys in its environment."""
-    saved = {k: os.environ.get(k) for k in ("PAGERDUTY_ROUTING_KEY", "OPSGENIE_API_KEY")}
-    os.environ.update(PAGERDUTY_ROUTING_KEY=FAKE_PAGERDUTY_KEY, OPSGENIE_API_KEY=FAKE_OPSGENIE_KEY)
-    try:
+    from demo.stand_in import environment
+
+    with environment(PAGERDUTY_ROUTING_KEY=FAKE_PAGERDUTY_KEY, OPSGENIE_API_KEY=FAKE_OPSGENIE_KEY):
         return synth(ONCALL_CONTEXT, tmp_path_factory.mktemp("cdk-oncall"))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
