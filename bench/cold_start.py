@@ -149,7 +149,7 @@ marks = {}
 t = T(); import botocore.session; marks["import botocore (the handler's AWS SDK)"] = T() - t
 t = T(); import aws_lambda_powertools.logging, aws_lambda_powertools.metrics; marks["import Powertools"] = T() - t
 t = T(); import auditor.handler as h; marks["import auditor (its bytecode)"] = T() - t
-from auditor import aws, state, publish, enrich
+from auditor import aws, storage, publish, enrich
 create = aws.client
 def client(service, *a, **k):
     t = T(); c = create(service, *a, **k); marks[f"client {service}"] = T() - t
@@ -157,7 +157,7 @@ def client(service, *a, **k):
     c.meta.events.register("after-call.*.*", lambda model, **_: marks.__setitem__(
         f"request {service}:{model.name}", marks.get(f"request {service}:{model.name}", 0) + T() - marks["_sent"]))
     return c
-for module in (state, publish, enrich):
+for module in (storage, publish, enrich):
     module.aws_client = client
 class Context:
     function_name, memory_limit_in_mb, aws_request_id = "auditor", 256, "cold"

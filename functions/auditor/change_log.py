@@ -18,7 +18,7 @@ from .incidents import change_entries, dumps
 from .roots import Root, touched_by
 from .storage import N, S, Table, change_pk, incident_pk
 
-__all__ = ["MAX_CHANGES", "candidates", "entries_of", "incidents_touched", "record", "search_keys"]
+__all__ = ["MAX_CHANGES", "by_target", "candidates", "entries_of", "incidents_touched", "record", "search_keys"]
 
 MAX_CHANGES = 20  # per change key
 
@@ -79,6 +79,16 @@ def candidates(items: Mapping[str, Optional[dict]], batch: Iterable[Change] = ()
     """(change key, change) from ``chg#`` items read (by pk) and the batch's own changes."""
     found = [(pk[4:], entry) for pk, item in items.items() if pk.startswith("chg#") for entry in entries_of(item)]
     return found + [entry for change in batch for entry in change_entries(change)]
+
+
+def by_target(candidates: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The candidates read under an account-wide key (``iam-policies:<acct>``: a managed policy's
+    new version), again under the key of what they changed (``policy:<ARN>``), when that is not
+    among the candidates already: what lets a principal whose policies are learned after the read
+    find the version of one of them."""
+    have = {(key, c.get("event_id")) for key, c in candidates}
+    return [(c["target"], c) for key, c in candidates if key.startswith("iam-policies:") and str(c.get("target", "")).startswith("policy:")
+            and (c["target"], c.get("event_id")) not in have]
 
 
 def incidents_touched(changes: Iterable[Change]) -> list[str]:

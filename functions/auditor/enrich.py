@@ -46,8 +46,7 @@ LINK_LOOKUPS_PER_INVOCATION = 25
 #: Managed policies whose principals are listed (ListEntitiesForPolicy) per invocation at most.
 ENTITY_LOOKUPS_PER_INVOCATION = 5
 _IAM_PRINCIPAL = __import__("re").compile(r"^arn:[\w-]+:iam::(\d{12}):(role|user)/(?:.*/)?([^/]+)$")
-#: Denials whose cause can be a policy of the caller's (whose links are worth looking up).
-_CALLER_DENIALS = frozenset({"identity-based", "permissions boundary", ""})
+
 FAILURE_TTL = 30.0  # a storm must not hammer AWS, and a transient failure must not stick
 BREAKER_SECONDS = 30.0  # an endpoint that did not answer is not asked again for this long
 _IAM_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
@@ -160,15 +159,13 @@ class Enricher:
     # -- the one entry point ------------------------------------------------------------------
     def facts_for(self, call: FailedCall) -> Optional[Facts]:
         notes: list[str] = []
-        secret = key = simulation = links = None
+        secret = key = simulation = None
         try:
             wants_secret = call.service == "secretsmanager" and call.error_code in SECRET_CODES and bool(call.resource)
             key_id = self._key_id(call)
             wants_key = bool(key_id) or (call.service == "secretsmanager" and call.error_code in SM_KEY_CODES)
             wants_sim = self.simulate and call.denial is not None
-            wants_links = (self.look_up_links and call.denial is not None and call.denial.policy_type in _CALLER_DENIALS
-                           and _IAM_PRINCIPAL.match(call.principal.identity_arn) is not None)
-            if not (wants_secret or wants_key or wants_sim or wants_links):
+            if not (wants_secret or wants_key or wants_sim):
                 return None  # most failures: nothing a lookup could change
             own = self._account(notes)
             if own is None:
@@ -184,14 +181,12 @@ class Enricher:
                     key = self._key(call, key_id, own, notes)
                 if wants_sim:
                     simulation = self._simulation(call, own, secret, key, notes)
-            if wants_links:
-                links = self.links(call.principal.identity_arn, own)
         except Exception as exc:  # noqa: BLE001 - enrichment must never fail the event
             self._failed()
             notes.append(f"enrichment failed unexpectedly ({type(exc).__name__}): confidence lowered")
-        if secret is None and key is None and simulation is None and links is None and not notes:
+        if secret is None and key is None and simulation is None and not notes:
             return None
-        return Facts(secret=secret, key=key, simulation=simulation, links=links, notes=tuple(notes), window_seconds=self.window)
+        return Facts(secret=secret, key=key, simulation=simulation, notes=tuple(notes), window_seconds=self.window)
 
     @staticmethod
     def _key_id(call: FailedCall) -> str:
@@ -327,6 +322,10 @@ class Enricher:
                         key_usage=m.get("KeyUsage", ""), key_state=m.get("KeyState", ""), key_manager=m.get("KeyManager", ""))
 
     # -- the managed policies that govern a caller -------------------------------------------------
+    def own_account(self) -> Optional[str]:
+        """The auditor's own account (GetCallerIdentity once, when the function's ARN did not say)."""
+        return self._account([])
+
     def links(self, identity_arn: str, own: Optional[str]) -> Optional[LinkFacts]:
         """What governs the role or user ``identity_arn``: its attached managed policies (and, for
         a user, its groups' and the groups), its permissions boundary (GetRole/GetUser,
@@ -406,9 +405,13 @@ class Enricher:
         return out
 
     def _listed(self, key: str) -> list[str]:
-        """The managed policies whose listed entities (ListEntitiesForPolicy, cached) name ``key``."""
+        """The managed policies whose listed entities (ListEntitiesForPolicy, cached) name ``key``
+        (by kind and name: the account is the records')."""
         now = time.monotonic()
-        return [arn for arn, (until, who) in list(self._entities.items()) if until > now and key in who]
+        kind, _, rest = key.partition(":")
+        name = rest.partition(":")[2]
+        return [arn for arn, (until, who) in list(self._entities.items())
+                if until > now and any(k.startswith(kind + ":") and k.endswith(":" + name) for k in who)]
 
     def linked_to(self, policy_arn: str) -> set[str]:
         """The principals whose looked-up links (still cached) name ``policy_arn``."""
@@ -417,16 +420,16 @@ class Enricher:
         return {links.principal for links in found
                 if isinstance(links, LinkFacts) and (policy_arn in links.policies or links.boundary == policy_arn)}
 
-    def entities(self, policy_arn: str) -> Optional[frozenset[str]]:
-        """The roles and users a managed policy is attached to (ListEntitiesForPolicy), as change
-        keys; cached LINK_TTL; at most ENTITY_LOOKUPS_PER_INVOCATION a invocation; None when it
-        could not be listed. (A policy used as a permissions boundary lists its principals only
-        where IAM reports boundary usage: the principals' own lookups say the rest.)"""
+    def entities(self, policy_arn: str, account: str = "") -> Optional[frozenset[str]]:
+        """The roles and users a managed policy is attached to or bounds (ListEntitiesForPolicy,
+        no usage filter: both), as change keys of ``account`` (default: the policy's own; the
+        account of the records that name them); cached LINK_TTL; at most
+        ENTITY_LOOKUPS_PER_INVOCATION a invocation; None when it could not be listed."""
+        account = account or (policy_arn.split(":")[4] if policy_arn.count(":") >= 5 else "")
         found = self._entities.get(policy_arn)
         if found is not None and found[0] > time.monotonic():
-            return found[1]
-        account = policy_arn.split(":")[4] if policy_arn.count(":") >= 5 else ""
-        if not account or (self._own_account and account != self._own_account):
+            return frozenset(f"{k.split(':')[0]}:{account}:{k.split(':', 2)[2]}" for k in found[1])
+        if not account:
             return None
         with self._lock:
             allowed = self._entity_budget > 0

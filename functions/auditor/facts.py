@@ -53,7 +53,7 @@ class SimulationFacts:
     error: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class LinkFacts:
     """The managed policies that govern a role or user: its attached policies and its groups'
     (``policies``), its permissions ``boundary``; from IAM lookups (``source`` "lookups") or from the

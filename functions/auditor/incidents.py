@@ -66,7 +66,7 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Failure:
     """One failure: one record, or several that are one failure (a Secrets Manager call and the
     KMS call it made for the caller; a RotationFailed event and the rotation function's calls).
@@ -242,7 +242,7 @@ def _undo(action: str) -> str:
 # --------------------------------------------------------------------------------------------
 # The incident
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Mark:
     """What a channel (SNS, EventBridge) last confirmed it announced of an incident: the
     occurrence, the status, the failures counted then and the change named then, and when."""
@@ -262,7 +262,7 @@ class Mark:
                    float(data.get("at") or 0.0))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Incident:
     """One root cause: what broke, since when, who and what is affected, what changed before it
     (and what ended it), the one remediation for its root, and what each channel announced.

@@ -38,7 +38,7 @@ from .incidents import (DEFAULT_LOOKBACK_DAYS, MAX_DISTINCT, MAX_LISTED, OPEN, R
                         Incident, Mark, attribute, brief, distinct, epoch, iso, later_changes, lead, remediation_for)
 from .roots import Root, iam_policy
 
-__all__ = ["ARRIVAL", "EVENT", "Added", "Decision", "Notice", "Settings", "decide", "due", "effective_time", "fold",
+__all__ = ["ARRIVAL", "EVENT", "Added", "Decision", "Notice", "Settings", "decide", "due", "effective_time", "epoch", "fold",
            "governed_by", "notices", "on_changes", "quiet", "quiet_at", "relink", "resolve"]
 
 ARRIVAL, EVENT = "arrival", "event"
@@ -54,7 +54,7 @@ MAX_EVIDENCE = 12
 MAX_NOTES = 8
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Settings:
     quiet: int  # seconds without a failure before an incident resolves
     update_window: int  # at most one "updated" per this many seconds
@@ -63,7 +63,7 @@ class Settings:
     max_ahead: int = MAX_AHEAD_SECONDS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Added:
     """What a decision adds to a stored incident: the storage writes it as atomic adds."""
 
@@ -79,7 +79,7 @@ class Added:
     late_span: tuple[float, float] = (0.0, 0.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Decision:
     action: str  # open | count | record | resolve | attribute
     before: Optional[Incident]
@@ -89,7 +89,7 @@ class Decision:
     late: frozenset[str] = frozenset()  # event ids of the failures it took as old news
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Notice:
     """One message to send: an incident's state change, to the channels that have not had it."""
 

@@ -88,7 +88,7 @@ class Channel(Protocol):
     def send(self, notices: list[Notice]) -> list[Optional[Exception]]: ...
 
 
-@dataclass
+@dataclass(eq=False)
 class Report:
     """What one invocation did (also what the tests and the demo print)."""
 
@@ -100,7 +100,7 @@ class Report:
     retried: set = field(default_factory=set)  # event ids handed back to SQS (only without the table)
 
 
-@dataclass
+@dataclass(eq=False)
 class State:
     """The incident state the pipeline keeps: the table, the lifecycle's settings, and what the
     table's writes need to know (retention, how long a record waits for its partner)."""
@@ -128,7 +128,7 @@ class State:
         return self.table.requests
 
 
-@dataclass
+@dataclass(eq=False)
 class _Plan:
     """One incident's part of a write: the decision, what was read, the claim, the messages owed."""
 
@@ -359,6 +359,8 @@ class Pipeline:
             state.open_until.clear()
         wanted = change_log.search_keys(r for r in roots if state.open_until.get(incident_pk(r.incident_id), 0.0) <= now)
         wanted |= {f"policy:{arn}" for r in roots for arn, _ in r.links}  # a linked policy's versions: always
+        wanted |= {k for r in roots if r.kind == "principal-permissions" and not r.links
+                   for k, _, _ in r.searches if k.startswith("iam-policies:")}  # ... and the account's, to link them
         pks = [incident_pk(r.incident_id) for r in roots] + [join_pk(h.join) for h in halves]
         items = state.table.read(pks + [change_pk(k) for k in wanted])
         if halves:  # only a batch with halves of a failure needs the join items (and their module)
@@ -368,6 +370,7 @@ class Pipeline:
         else:
             joined = _NO_HALVES
         candidates = change_log.candidates({pk: item for pk, item in items.items() if pk.startswith("chg#")}, changes)
+        candidates += change_log.by_target(candidates)  # an account's policy versions, under their policy too
         groups: dict[str, list[Failure]] = {}
         for failure in [f for members in unit for f in members] + list(joined.failures):
             failure = lifecycle.relink(self._linked(failure, candidates), candidates, state.settings)
@@ -379,40 +382,53 @@ class Pipeline:
         if missing or more:
             items.update(state.table.read(missing + sorted(more)))
             candidates = change_log.candidates({pk: item for pk, item in items.items() if pk.startswith("chg#")}, changes)
+            candidates += change_log.by_target(candidates)
         plans = [self._decide(members, stored_incident(items.get(incident_pk(members[0].root.incident_id))), now, token,
                               candidates) for members in groups.values()]
         return plans, joined, groups
 
     def _linked(self, failure: Failure, candidates: list) -> Failure:
-        """A principal whose policies the lookups could not tell (not looked up, not allowed, another
-        account): first what the attach and boundary changes recorded say; else the managed policies
-        whose new default version may apply to it (the account's, among the candidates) are asked
-        whom they are attached to (ListEntitiesForPolicy, cached): one that lists it governs it."""
+        """A principal's failure, with what governs the principal, when a managed policy of its
+        account got a new default version before the failure (the only change a link can name):
+        what the attach and boundary changes recorded say; else IAM lookups (its boundary, its
+        and its groups' attached policies: Enricher.links, cached, bounded); else whom the changed
+        policies are attached to (ListEntitiesForPolicy). No version, no lookup: most denials
+        cost no IAM call."""
         from .changes import links_from_records
         from .roots import with_links
 
         root = failure.root
         if root.kind != "principal-permissions" or root.links or not root.id.startswith(("role:", "user:")):
             return failure
+        account = root.id.split(":")[1]
+        lookback = self.state.settings.lookback_days * 86400
+        versions = sorted(((c.get("event_time") or "", c) for k, c in candidates
+                           if k == f"iam-policies:{account}" and c.get("topic") == "policy-version"
+                           and (when := lifecycle.epoch(c.get("event_time") or "")) is not None
+                           and 0 <= failure.when - when <= lookback), key=lambda pair: pair[0], reverse=True)
+        if not versions:
+            return failure
         recorded = links_from_records(root.id, candidates, failure.when)
         if recorded is not None:
             return dataclasses.replace(failure, root=with_links(root, recorded))
-        if self.enricher is None or not hasattr(self.enricher, "entities"):
+        if self.enricher is None or not hasattr(self.enricher, "links"):
             return failure
-        account = root.id.split(":")[1]
-        versions = sorted(((c.get("event_time") or "", k, c) for k, c in candidates
-                           if k == f"iam-policies:{account}" and c.get("topic") == "policy-version"), reverse=True)
-        for _, _, change in versions[:3]:
+        looked_up = self.enricher.links(failure.principal, self.enricher.own_account())
+        if looked_up is not None and (looked_up.known or looked_up.policies):
+            return dataclasses.replace(failure, root=with_links(root, looked_up))
+        for _, change in versions[:3]:
             arn = str(change.get("target", "")).removeprefix("policy:")
             if not arn.startswith("arn:"):
                 continue
-            listed = self.enricher.entities(arn)
+            listed = self.enricher.entities(arn, account)
             if listed and root.id in listed:
                 from .facts import LinkFacts
 
                 links = LinkFacts(root.id, policies=(arn,), source="lookups",
                                   note=f"{arn} lists it (ListEntitiesForPolicy); its other policies were not looked up")
                 return dataclasses.replace(failure, root=with_links(root, links))
+        if looked_up is not None and looked_up.note:  # say why the lookups could not tell
+            return dataclasses.replace(failure, root=dataclasses.replace(root, note=looked_up.note))
         return failure
 
     def _decide(self, members: list[Failure], stored: Optional[Stored], now: float, token: str,
@@ -482,10 +498,11 @@ class Pipeline:
             return {}
         out: dict[str, set[str]] = {}
         items = self.state.table.read(change_pk(f"policy:{arn}") for arn in arns)
+        account = {k[len("policy:"):]: change.account for change in changes for k, _ in change.keys if k.startswith("policy:")}
         for arn in arns:
             known: set[str] = set()
             if self.enricher is not None and hasattr(self.enricher, "entities"):
-                known |= set(self.enricher.entities(arn) or ()) | self.enricher.linked_to(arn)
+                known |= set(self.enricher.entities(arn, account.get(arn, "")) or ()) | self.enricher.linked_to(arn)
             for entry in change_log.entries_of(items.get(change_pk(f"policy:{arn}"))):
                 if entry.get("topic") in ("attachment", "boundary-set"):
                     known |= {k for k in entry.get("keys") or () if k.startswith(("role:", "user:"))}

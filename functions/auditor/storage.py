@@ -164,7 +164,7 @@ def finding_from_dict(data: Mapping) -> Optional[Finding]:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Stored:
     """An incident as read, with what a conditional write on it must check: the claim of a message
     being sent, the document's version, and each channel's mark as stored."""
@@ -228,7 +228,7 @@ def _doc(incident: Incident) -> str:
 # --------------------------------------------------------------------------------------------
 # The conditional writes, built in one place
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Claim:
     """A message being sent: its token, until when the claim holds (then the message is due again)."""
 
@@ -318,13 +318,16 @@ def _arm(update: _Update, pk: str, due: Optional[float]) -> None:
 
 
 def _claim(update: _Update, stored: Optional[Stored], claim: Claim, now: float) -> None:
-    """Claim a message: no live claim, and the marks still as read (nobody confirmed it meanwhile)."""
+    """Claim a message: no live claim, and the marks still as read (nobody confirmed it meanwhile).
+    An item written for the first time (its own condition: it does not exist) has neither."""
     update.set("claim", S(claim.token)).set("claim_until", N(claim.until))
+    if stored is None:
+        return
     update.when("attribute_not_exists({claim_until}) OR {claim_until} < {v_now}", v_now=N(now))
-    for channel, raw in (stored.raw_marks if stored else {}).items():
+    for channel, raw in stored.raw_marks.items():
         update.when("{" + CHANNEL_PREFIX + channel + "} = {v_mark}", v_mark=S(raw))
     for channel in ("sns", "events"):
-        if stored is None or channel not in stored.raw_marks:
+        if channel not in stored.raw_marks:
             update.when("attribute_not_exists({" + CHANNEL_PREFIX + channel + "})")
 
 
@@ -347,15 +350,17 @@ class Writes:
             u.set("first_failure", N(after.first_failure)).set("last_failure", N(after.last_failure))
             u.set("last_arrival", N(after.last_arrival)).set("opened_at", N(after.opened_at))
             u.set("doc", S(_doc(after))).set("docv", N((stored.version if stored else 0) + 1))
-            u.set("late", N(after.late)).set("late_first", N(after.late_span[0])).set("late_last", N(after.late_span[1]))
+            if after.late or stored is not None:
+                u.set("late", N(after.late)).set("late_first", N(after.late_span[0])).set("late_last", N(after.late_span[1]))
             for attribute, values in (("principals", after.principals), ("pkeys", after.principal_keys),
                                       ("resources", after.resources), ("rkeys", after.resource_keys),
                                       ("notes", after.notes)):
                 if values:
                     u.set(attribute, {"SS": sorted(values)})
-                else:
+                elif stored is not None:
                     u.remove(attribute)
-            u.remove("resolved_at")
+            if stored is not None:
+                u.remove("resolved_at")
             u.set(TTL, N(now + self.open_ttl))
             if stored is None:
                 u.when("attribute_not_exists({pk})")
