@@ -192,19 +192,20 @@ def decrypt_pending_deletion(when: float, role: str, key_arn: str = KEY_ARN, see
 
 
 def identity_denied(when: float, role: str, secret: str, seed: str = "") -> dict:
-    msg = (f"User: arn:aws:sts::{ACCOUNT}:assumed-role/{role}/i-0abc is not authorized to perform: "
-           f"secretsmanager:GetSecretValue on resource: {secret} because no identity-based policy allows the "
-           "secretsmanager:GetSecretValue action")
-    return record("secretsmanager", "GetSecretValue", when, role_identity(role), {"secretId": secret},
-                  error="AccessDeniedException", message=msg, read_only=True, seed=seed or f"id{role}{secret}{when}")
+    return _nothing_allows("identity-based policy", when, role, secret, seed or f"id{role}{secret}{when}")
 
 
 def boundary_denied(when: float, role: str, secret: str, seed: str = "") -> dict:
+    return _nothing_allows("permissions boundary", when, role, secret, seed or f"pb{role}{secret}{when}")
+
+
+def _nothing_allows(policy: str, when: float, role: str, secret: str, seed: str) -> dict:
+    """GetSecretValue denied to ``role`` because no ``policy`` of its kind allows it (the message AWS writes)."""
     msg = (f"User: arn:aws:sts::{ACCOUNT}:assumed-role/{role}/i-0abc is not authorized to perform: "
-           f"secretsmanager:GetSecretValue on resource: {secret} because no permissions boundary allows the "
+           f"secretsmanager:GetSecretValue on resource: {secret} because no {policy} allows the "
            "secretsmanager:GetSecretValue action")
     return record("secretsmanager", "GetSecretValue", when, role_identity(role), {"secretId": secret},
-                  error="AccessDeniedException", message=msg, read_only=True, seed=seed or f"pb{role}{secret}{when}")
+                  error="AccessDeniedException", message=msg, read_only=True, seed=seed)
 
 
 def scp_denied(when: float, role: str, secret: str, policy_arn: str, seed: str = "") -> dict:
