@@ -11,8 +11,9 @@ nothing of Lambda; the handler wires it, the tests drive it directly.
 * decide: ``lifecycle`` (pure) decides, per root, what the failures do to its incident and
   which messages each channel is owed; changes are recorded (``change_log``) and may name the
   change that started an open incident;
-* write: ``storage``, every write conditional, in one transaction per batch; a message owed is
-  *claimed* in the same write (one claimer at a time, a lease);
+* write: ``storage``, every write conditional, in one atomic write per batch (one item: an
+  UpdateItem; several: a transaction); a message owed is *claimed* in the same write (one
+  claimer at a time, a lease);
 * send: each channel (SNS, EventBridge) gets the messages it is owed;
 * confirm: each channel's mark records what it confirmed, and the claim is released. A message
   that could not be sent stays owed: the next decision on its incident, or the scheduled run
@@ -318,10 +319,10 @@ class Pipeline:
                     break
                 try:
                     if len(ops) <= 100:
-                        self.state.table.transact(ops)
+                        self.state.table.write(ops)
                     else:  # only a batch of very many roots and halves: more than one transaction
                         for start in range(0, len(ops), 100):
-                            self.state.table.transact(ops[start:start + 100])
+                            self.state.table.write(ops[start:start + 100])
                 except Conflict:
                     counts[Metric.STATE_RETRIES] += 1
                     backoff(attempt)
@@ -478,7 +479,7 @@ class Pipeline:
                 return []
             try:
                 for start in range(0, len(plans), 100):
-                    self.state.table.transact([p.op for p in plans[start:start + 100]])
+                    self.state.table.write([p.op for p in plans[start:start + 100]])
             except Conflict:
                 report.counts[Metric.STATE_RETRIES] += 1
                 backoff(attempt)
@@ -590,21 +591,13 @@ class Pipeline:
         self._confirm(acks)
 
     def _confirm(self, acks: list[dict]) -> None:
-        """Write the confirmations: one alone as an UpdateItem (half a transaction's cost), several in
-        transactions of 100. One that fails (its claim lapsed and was taken over, the table did not
-        answer) leaves its message owed: sent again when its claim lapses."""
-        try:
-            if len(acks) == 1:
-                self.state.table.update(acks[0])
-                return
-        except (Conflict, StateUnavailable) as exc:
-            self.log.warning("could not confirm a sent message; it is sent again when its claim lapses",
-                             extra={"error": str(exc)[:300]})
-            return
-        for chunk, error in self.state.table.transact_all(acks) if acks else ():
+        """Write the confirmations (Table.write_all: one alone is an UpdateItem, several go in
+        transactions of 100). One that fails (its claim lapsed and was taken over, the table did
+        not answer) leaves its message owed: sent again when its claim lapses."""
+        for chunk, error in self.state.table.write_all(acks) if acks else ():
             if error is None:
                 continue
-            if isinstance(error, Conflict):  # one claim lapsed and was taken over: confirm the others alone
+            if isinstance(error, Conflict) and len(chunk) > 1:  # one claim lapsed and was taken over: the others alone
                 for op, code in zip(chunk, error.codes):
                     if code in ("None", ""):
                         try:
@@ -714,7 +707,7 @@ class Pipeline:
                 plans.append(_Plan(Decision("rearm", incident, incident), stored, None, [], state.writes.rearm(stored, due)))
         written: list[_Plan] = []
         by_op = {id(p.op): p for p in plans}
-        for chunk, error in state.table.transact_all([p.op for p in plans]):
+        for chunk, error in state.table.write_all([p.op for p in plans]):
             if error is None:
                 written += [by_op[id(op)] for op in chunk]
                 continue
@@ -723,7 +716,7 @@ class Pipeline:
                 retry = [op for op, code in zip(chunk, error.codes) if code in ("None", "")]
                 if retry:
                     try:
-                        state.table.transact(retry)
+                        state.table.write(retry)
                         written += [by_op[id(op)] for op in retry]
                     except (Conflict, StateUnavailable):
                         pass

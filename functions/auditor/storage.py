@@ -19,8 +19,12 @@ Items:
 Every write is conditional on what its decision read, so two invocations never undo each other:
 counts are atomic adds conditioned on the occurrence; a transition (open, resolve) on the status
 and occurrence; a document change on its version; a claim on no live claim and on the channel
-marks as read; an acknowledgement on its own claim token. A batch writes in one
-``TransactWriteItems`` (its idempotency token sent again, the same, after a timeout).
+marks as read; an acknowledgement on its own claim token. A batch's writes are atomic
+(``Table.write``): one item is one conditional ``UpdateItem`` (half a transaction's write cost,
+and faster), several are one ``TransactWriteItems`` (its idempotency token sent again, the same,
+after a timeout). Every write also sets the item's ``wt`` to a token of its own, so a single
+write whose first attempt was applied but whose answer was lost, and which the SDK therefore
+sent again, is recognised as applied when the repeat fails its condition.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ __all__ = ["Claim", "Stored", "StateUnavailable", "Table", "Conflict", "change_p
 PK, TTL = Names.PARTITION_KEY, Names.TTL_ATTRIBUTE
 DUE_SHARD, DUE_AT = Names.DUE_SHARD, Names.DUE_AT
 BREAKER_SECONDS = 30.0
+#: The attribute every write sets to its own token (``write_token``), and its value's placeholder.
+WRITE_TOKEN, _WRITE_TOKEN_VALUE = "wt", ":wt"
 #: A transaction holds at most 100 operations and 4 MB.
 TRANSACTION_OPS = 100
 TRANSACTION_BYTES = 3_500_000
@@ -284,9 +290,8 @@ class _Update:
         return self
 
     def op(self) -> dict:
-        clauses = []
-        if self.sets:
-            clauses.append("SET " + ", ".join(self.sets))
+        self.values[_WRITE_TOKEN_VALUE] = S(uuid.uuid4().hex)
+        clauses = ["SET " + ", ".join(self.sets + [f"{WRITE_TOKEN} = {_WRITE_TOKEN_VALUE}"])]
         if self.adds:
             clauses.append("ADD " + ", ".join(self.adds))
         if self.removes:
@@ -296,9 +301,13 @@ class _Update:
             update["ConditionExpression"] = " AND ".join(self.conditions)
         if self.names:
             update["ExpressionAttributeNames"] = self.names
-        if self.values:
-            update["ExpressionAttributeValues"] = self.values
+        update["ExpressionAttributeValues"] = self.values
         return {"Update": update}
+
+
+def write_token(op: dict) -> str:
+    """The token an ``op`` sets in its item's ``wt``: unique to that op."""
+    return op["Update"]["ExpressionAttributeValues"][_WRITE_TOKEN_VALUE]["S"]
 
 
 def _names_in(condition: str) -> list[str]:
@@ -504,7 +513,7 @@ class Table:
             return getattr(self.client, method)(**kwargs)
         except Exception as exc:  # noqa: BLE001
             code = error_code(exc)
-            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+            if code in ("ConditionalCheckFailedException", "TransactionCanceledException", "TransactionConflictException"):
                 raise
             self._breaker.record(code)
             raise StateUnavailable(f"{method} on {self.name}: {code}") from exc
@@ -565,9 +574,9 @@ class Table:
             self._breaker.record(code)
             raise StateUnavailable(f"TransactWriteItems on {self.name}: {code}") from exc
 
-    def transact_all(self, ops: Sequence[dict]) -> list[tuple[list[dict], Optional[Exception]]]:
-        """``ops`` in as few transactions as they fit (100 operations, ~3.5 MB each), run in
-        parallel; per transaction, its operations and what stopped it (None when written)."""
+    def write_all(self, ops: Sequence[dict]) -> list[tuple[list[dict], Optional[Exception]]]:
+        """``ops`` in as few atomic writes (``write``) as they fit (100 operations, ~3.5 MB each),
+        run in parallel; per write, its operations and what stopped it (None when written)."""
         chunks: list[list[dict]] = []
         size = 0
         for op in ops:
@@ -580,20 +589,36 @@ class Table:
 
         def write(chunk: list[dict]) -> tuple[list[dict], Optional[Exception]]:
             try:
-                self.transact(chunk)
+                self.write(chunk)
                 return chunk, None
             except (Conflict, StateUnavailable) as exc:
                 return chunk, exc
 
         return fan_out(write, chunks, workers=4)
 
-    def update(self, op: dict, **extra) -> dict:
-        """One conditional UpdateItem (an ``op`` from ``Writes``); raises Conflict when its condition fails."""
+    def write(self, ops: Sequence[dict]) -> None:
+        """Write ``ops`` (at most 100) atomically: one alone as a conditional UpdateItem, several
+        in one transaction. Raises Conflict (per operation) or StateUnavailable."""
+        if len(ops) == 1:
+            self.update(ops[0])
+        elif ops:
+            self.transact(ops)
+
+    def update(self, op: dict) -> None:
+        """One conditional UpdateItem (an ``op`` from ``Writes``); raises Conflict when its
+        condition fails or a transaction holds the item. A failed condition on an item whose
+        ``wt`` is this op's token means the op was applied and its answer lost (the SDK sent it
+        again): that is success, not a conflict."""
         try:
-            return self.call("update_item", **op["Update"], **extra)
+            self.call("update_item", **op["Update"], ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except StateUnavailable:
             raise
-        except Exception as exc:  # noqa: BLE001 - ConditionalCheckFailedException
+        except Exception as exc:  # noqa: BLE001 - ConditionalCheckFailedException, TransactionConflictException
+            if error_code(exc) == "TransactionConflictException":
+                raise Conflict(["TransactionConflict"]) from exc
+            item = getattr(exc, "response", {}).get("Item") or {}
+            if item.get(WRITE_TOKEN, {}).get("S") == write_token(op):
+                return
             raise Conflict(["ConditionalCheckFailed"]) from exc
 
 

@@ -106,14 +106,14 @@ def test_a_failure_arriving_during_resolution_keeps_it_open(stack, aws):
     pipe.handle(events(denied(1)))
     stack.drain()
     clock.now += 601
-    original = pipe.state.table.transact
+    original = pipe.state.table.write
 
     def failure_arrives_first(ops):
-        pipe.state.table.transact = original
+        pipe.state.table.write = original
         pipe.handle(events(denied(1, 700), "race"))  # counted between the read and the resolve
         return original(ops)
 
-    pipe.state.table.transact = failure_arrives_first
+    pipe.state.table.write = failure_arrives_first
     assert pipe.scheduled().notified == []
     assert [m.attributes["status"] for m in stack.drain()] == ["updated"]  # the new failure's update, no "resolved"
 
@@ -259,3 +259,69 @@ def test_a_storm_over_three_root_causes_costs_few_requests_per_event(stack, aws)
     assert len(stack.drain()) == 3
     assert sum(metrics.by_cause.values()) == 2000
     assert len(sent) / len(storm) <= 0.05, len(sent)
+
+
+def operations(client) -> list[str]:
+    """The names of the requests ``client`` sends, in order (botocore's hooks)."""
+    sent: list[str] = []
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **kw: sent.append(model.name))
+    return sent
+
+
+def test_one_root_is_one_update_item_and_several_roots_one_transaction(stack, aws):
+    """An item alone needs no transaction: a conditional UpdateItem is as atomic, half the write
+    cost, and faster; several items are one transaction."""
+    dynamodb = aws("dynamodb")
+    sent = operations(dynamodb)
+    pipe, clock, _ = make(stack, aws, dynamodb=dynamodb)
+    pipe.handle(events(denied(3)))
+    assert sent == ["BatchGetItem", "UpdateItem", "UpdateItem"]  # read; count and claim; confirm
+    sent.clear()
+    pipe.handle(events(denied(2, 10, role="other") + [s.expired(0, "batch-job", "prod/a")], "b"))
+    assert sent == ["BatchGetItem", "TransactWriteItems", "TransactWriteItems"]
+    assert sorted(m.attributes["status"] for m in stack.drain()) == ["opened"] * 3
+
+
+def test_a_single_write_applied_whose_answer_was_lost_is_not_applied_twice(stack, aws):
+    """DynamoDB applied the UpdateItem but its answer never came, so the SDK sent it again and
+    the repeat failed its condition. The write's own token on the item says it was applied: the
+    failures count once, the incident opens and its alert goes out now."""
+    dynamodb = aws("dynamodb")
+    lost = []
+
+    def answer_lost(attempts, caught_exception=None, operation=None, **kw):
+        if operation.name == "UpdateItem" and not lost and caught_exception is None:
+            lost.append(attempts)
+            return 0  # retry at once, as after a read timeout
+        return None
+
+    dynamodb.meta.events.register_first("needs-retry.dynamodb.UpdateItem", answer_lost)
+    pipe, clock, _ = make(stack, aws, dynamodb=dynamodb)
+    report = pipe.handle(events(denied(3)))
+    assert lost == [1]
+    assert report.counts.get("StateRetries", 0) == 0
+    (opened,) = stack.drain()
+    assert opened.attributes["status"] == "opened" and opened.body["incident"]["failures"] == 3
+    clock.now += 600
+    pipe.scheduled()
+    (resolved,) = stack.drain()
+    assert resolved.body["incident"]["failures"] == 3
+
+
+def test_a_transaction_holding_the_item_is_a_conflict_to_retry_not_an_unavailable_table():
+    from auditor.storage import Conflict, Table, Writes
+
+    class Busy:
+        calls = 0
+
+        def update_item(self, **kwargs):
+            Busy.calls += 1
+            raise ClientError({"Error": {"Code": "TransactionConflictException", "Message": "busy"}}, "UpdateItem")
+
+    table = Table("t", client=Busy())
+    op = Writes("t", open_ttl=60, resolved_ttl=60).update("inc#x").set("seen", {"N": "1"}).op()
+    for _ in range(2):
+        with pytest.raises(Conflict) as caught:
+            table.write([op])
+        assert caught.value.codes == ["TransactionConflict"]
+    assert Busy.calls == 2  # the breaker stayed closed: the table answered

@@ -237,14 +237,14 @@ def test_two_invocations_racing_on_one_incident_send_one_alert(stack, quiet):
 
     first, second = container(), container()
     records = [s.identity_denied(t, "checkout", f"prod/{t}") for t in range(40)]
-    transact = first.state.table.transact
+    write = first.state.table.write
 
     def the_other_one_writes_first(ops):
-        first.state.table.transact = transact
+        first.state.table.write = write
         second.handle([(f"b{i}", to_eventbridge(r)) for i, r in enumerate(records[20:])])
-        return transact(ops)
+        return write(ops)
 
-    first.state.table.transact = the_other_one_writes_first
+    first.state.table.write = the_other_one_writes_first
     report = first.handle([(f"a{i}", to_eventbridge(r)) for i, r in enumerate(records[:20])])
     assert report.counts["StateRetries"] == 1 and report.notified == []
     (opened,) = stack.drain()
