@@ -11,11 +11,12 @@ from constructs import Construct
 from auditor.contract import Table
 
 #: What the function calls on its table, and nothing more: BatchGetItem (consistent reads of a
-#: batch's incidents, join items and changes), UpdateItem (every count, claim, confirmation,
-#: change and resolution; also each ``Update`` of a TransactWriteItems, which IAM authorizes as
-#: the item's own action). No Scan, GetItem, PutItem, DeleteItem or BatchWriteItem: the code makes
-#: none of those calls; tests/infra/test_least_privilege.py reads the code to keep this list exact.
-STATE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:UpdateItem")
+#: batch's incidents, join items and changes), PutItem (a new incident written whole, on the
+#: condition that it does not exist), UpdateItem (every count, claim, confirmation, change and
+#: resolution); each ``Put`` and ``Update`` of a TransactWriteItems is authorized by IAM as that
+#: item's own action. No Scan, GetItem, DeleteItem or BatchWriteItem: the code makes none of those
+#: calls; tests/infra/test_least_privilege.py reads the code to keep this list exact.
+STATE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 #: ... and on its ``due`` index only: Query (the scheduled run).
 INDEX_ACTIONS = ("dynamodb:Query",)
 

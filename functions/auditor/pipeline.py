@@ -601,7 +601,7 @@ class Pipeline:
                 for op, code in zip(chunk, error.codes):
                     if code in ("None", ""):
                         try:
-                            self.state.table.update(op)
+                            self.state.table.write_one(op)
                         except (Conflict, StateUnavailable):
                             pass
             self.log.warning("could not confirm sent messages; they are sent again when their claim lapses",

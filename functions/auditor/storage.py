@@ -19,9 +19,10 @@ Items:
 Every write is conditional on what its decision read, so two invocations never undo each other:
 counts are atomic adds conditioned on the occurrence; a transition (open, resolve) on the status
 and occurrence; a document change on its version; a claim on no live claim and on the channel
-marks as read; an acknowledgement on its own claim token. A batch's writes are atomic
-(``Table.write``): one item is one conditional ``UpdateItem`` (half a transaction's write cost,
-and faster), several are one ``TransactWriteItems`` (its idempotency token sent again, the same,
+marks as read; an acknowledgement on its own claim token. A new item is written whole (a
+``Put`` conditioned on its absence), a known one updated. A batch's writes are atomic
+(``Table.write``): one item is one conditional ``PutItem`` or ``UpdateItem`` (half a
+transaction's write cost, and faster), several are one ``TransactWriteItems`` (its idempotency token sent again, the same,
 after a timeout). Every write also sets the item's ``wt`` to a token of its own, so a single
 write whose first attempt was applied but whose answer was lost, and which the SDK therefore
 sent again, is recognised as applied when the repeat fails its condition.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import string
 import time
 import uuid
@@ -243,16 +245,21 @@ class Claim:
 
 
 class _Update:
-    """One UpdateItem of a transaction, put together clause by clause with its own placeholders."""
+    """One conditional write of one item, put together clause by clause with its own placeholders.
 
-    def __init__(self, table: str, pk: str):
-        self.table, self.pk = table, pk
+    ``new``: the write creates the item (its condition says it does not exist), so it is a
+    ``Put`` of what it sets and adds, under the same condition: one item written whole, no
+    update expression for DynamoDB to evaluate. Otherwise an ``Update``."""
+
+    def __init__(self, table: str, pk: str, new: bool = False):
+        self.table, self.pk, self.new = table, pk, new
         self.sets: list[str] = []
         self.adds: list[str] = []
         self.removes: list[str] = []
         self.conditions: list[str] = []
         self.names: dict[str, str] = {}
         self.values: dict[str, dict] = {}
+        self.item: dict[str, dict] = {}  # what a new item holds (``new``)
 
     def name(self, attribute: str) -> str:
         for placeholder, known in self.names.items():
@@ -268,14 +275,18 @@ class _Update:
         return placeholder
 
     def set(self, attribute: str, value: dict) -> "_Update":
+        self.item[attribute] = value
         self.sets.append(f"{self.name(attribute)} = {self.value(value)}")
         return self
 
     def add(self, attribute: str, value: dict) -> "_Update":
+        self.item[attribute] = value  # added to nothing: the value itself
         self.adds.append(f"{self.name(attribute)} {self.value(value)}")
         return self
 
     def remove(self, *attributes: str) -> "_Update":
+        for attribute in attributes:
+            self.item.pop(attribute, None)
         self.removes.extend(self.name(a) for a in attributes)
         return self
 
@@ -290,23 +301,42 @@ class _Update:
         return self
 
     def op(self) -> dict:
-        self.values[_WRITE_TOKEN_VALUE] = S(uuid.uuid4().hex)
+        token = S(uuid.uuid4().hex)
+        condition = " AND ".join(self.conditions)
+        if self.new:
+            put: dict[str, Any] = {"TableName": self.table, "Item": {**self.item, PK: S(self.pk), WRITE_TOKEN: token},
+                                   "ConditionExpression": condition}
+            used = set(_PLACEHOLDER.findall(condition))
+            names = {k: v for k, v in self.names.items() if k in used}
+            values = {k: v for k, v in self.values.items() if k in used}
+            if names:
+                put["ExpressionAttributeNames"] = names
+            if values:
+                put["ExpressionAttributeValues"] = values
+            return {"Put": put}
+        self.values[_WRITE_TOKEN_VALUE] = token
         clauses = ["SET " + ", ".join(self.sets + [f"{WRITE_TOKEN} = {_WRITE_TOKEN_VALUE}"])]
         if self.adds:
             clauses.append("ADD " + ", ".join(self.adds))
         if self.removes:
             clauses.append("REMOVE " + ", ".join(self.removes))
         update: dict[str, Any] = {"TableName": self.table, "Key": {PK: S(self.pk)}, "UpdateExpression": " ".join(clauses)}
-        if self.conditions:
-            update["ConditionExpression"] = " AND ".join(self.conditions)
+        if condition:
+            update["ConditionExpression"] = condition
         if self.names:
             update["ExpressionAttributeNames"] = self.names
         update["ExpressionAttributeValues"] = self.values
         return {"Update": update}
 
 
+#: A placeholder in a condition: ``#a0`` (a name) or ``:v0`` (a value).
+_PLACEHOLDER = re.compile(r"[#:][a-z]\d+")
+
+
 def write_token(op: dict) -> str:
     """The token an ``op`` sets in its item's ``wt``: unique to that op."""
+    if "Put" in op:
+        return op["Put"]["Item"][WRITE_TOKEN]["S"]
     return op["Update"]["ExpressionAttributeValues"][_WRITE_TOKEN_VALUE]["S"]
 
 
@@ -352,7 +382,7 @@ class Writes:
         at it next (None: leave the index entry as it is)."""
         after = decision.after
         pk = incident_pk(after.id)
-        u = _Update(self.table, pk)
+        u = _Update(self.table, pk, new=stored is None and decision.action in ("open", "record"))
         added = decision.added
         if decision.action == "open":
             u.set("status", S(OPEN)).set("seq", N(after.occurrence)).set("failures", N(after.failures))
@@ -597,20 +627,23 @@ class Table:
         return fan_out(write, chunks, workers=4)
 
     def write(self, ops: Sequence[dict]) -> None:
-        """Write ``ops`` (at most 100) atomically: one alone as a conditional UpdateItem, several
-        in one transaction. Raises Conflict (per operation) or StateUnavailable."""
+        """Write ``ops`` (at most 100) atomically: one alone as a conditional PutItem or UpdateItem
+        (``write_one``), several in one transaction. Raises Conflict (per operation) or StateUnavailable."""
         if len(ops) == 1:
-            self.update(ops[0])
+            self.write_one(ops[0])
         elif ops:
             self.transact(ops)
 
-    def update(self, op: dict) -> None:
-        """One conditional UpdateItem (an ``op`` from ``Writes``); raises Conflict when its
-        condition fails or a transaction holds the item. A failed condition on an item whose
+    def write_one(self, op: dict) -> None:
+        """One conditional PutItem or UpdateItem (an ``op`` from ``Writes``); raises Conflict when
+        its condition fails or a transaction holds the item. A failed condition on an item whose
         ``wt`` is this op's token means the op was applied and its answer lost (the SDK sent it
         again): that is success, not a conflict."""
         try:
-            self.call("update_item", **op["Update"], ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            if "Put" in op:
+                self.call("put_item", **op["Put"], ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            else:
+                self.call("update_item", **op["Update"], ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except StateUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - ConditionalCheckFailedException, TransactionConflictException

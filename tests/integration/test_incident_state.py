@@ -268,44 +268,68 @@ def operations(client) -> list[str]:
     return sent
 
 
-def test_one_root_is_one_update_item_and_several_roots_one_transaction(stack, aws):
-    """An item alone needs no transaction: a conditional UpdateItem is as atomic, half the write
-    cost, and faster; several items are one transaction."""
+def test_one_root_is_one_put_or_update_item_and_several_roots_one_transaction(stack, aws):
+    """An item alone needs no transaction: a conditional PutItem (a new incident, written whole)
+    or UpdateItem is as atomic, half the write cost, and faster; several items are one transaction."""
     dynamodb = aws("dynamodb")
     sent = operations(dynamodb)
     pipe, clock, _ = make(stack, aws, dynamodb=dynamodb)
     pipe.handle(events(denied(3)))
-    assert sent == ["BatchGetItem", "UpdateItem", "UpdateItem"]  # read; count and claim; confirm
+    assert sent == ["BatchGetItem", "PutItem", "UpdateItem"]  # read; open and claim; confirm
+    sent.clear()
+    clock.now += 10
+    pipe.handle(events(denied(2, 3), "a"))
+    assert sent == ["BatchGetItem", "UpdateItem"]  # read; count (no message due yet)
     sent.clear()
     pipe.handle(events(denied(2, 10, role="other") + [s.expired(0, "batch-job", "prod/a")], "b"))
     assert sent == ["BatchGetItem", "TransactWriteItems", "TransactWriteItems"]
     assert sorted(m.attributes["status"] for m in stack.drain()) == ["opened"] * 3
 
 
-def test_a_single_write_applied_whose_answer_was_lost_is_not_applied_twice(stack, aws):
-    """DynamoDB applied the UpdateItem but its answer never came, so the SDK sent it again and
-    the repeat failed its condition. The write's own token on the item says it was applied: the
-    failures count once, the incident opens and its alert goes out now."""
-    dynamodb = aws("dynamodb")
-    lost = []
+def lose_one_answer(client, operation: str) -> list:
+    """The next ``operation`` is applied by the table but its answer never comes: the SDK sends
+    it again at once (as after a read timeout). Returns the attempts it was lost at."""
+    lost: list = []
 
     def answer_lost(attempts, caught_exception=None, operation=None, **kw):
-        if operation.name == "UpdateItem" and not lost and caught_exception is None:
+        if operation.name == lost_operation and not lost and caught_exception is None:
             lost.append(attempts)
-            return 0  # retry at once, as after a read timeout
+            return 0
         return None
 
-    dynamodb.meta.events.register_first("needs-retry.dynamodb.UpdateItem", answer_lost)
+    lost_operation = operation
+    client.meta.events.register_first(f"needs-retry.dynamodb.{operation}", answer_lost)
+    return lost
+
+
+def test_a_new_incident_whose_write_answer_was_lost_opens_once_and_counts_once(stack, aws):
+    """DynamoDB applied the PutItem of a new incident but its answer never came, so the SDK sent it
+    again and the repeat failed its condition (the item exists). The write's own token on the item
+    says it was applied: the failures count once, and the alert goes out now, not after a lease."""
+    dynamodb = aws("dynamodb")
+    lost = lose_one_answer(dynamodb, "PutItem")
     pipe, clock, _ = make(stack, aws, dynamodb=dynamodb)
     report = pipe.handle(events(denied(3)))
-    assert lost == [1]
-    assert report.counts.get("StateRetries", 0) == 0
+    assert lost == [1] and report.counts.get("StateRetries", 0) == 0
     (opened,) = stack.drain()
     assert opened.attributes["status"] == "opened" and opened.body["incident"]["failures"] == 3
     clock.now += 600
     pipe.scheduled()
     (resolved,) = stack.drain()
     assert resolved.body["incident"]["failures"] == 3
+
+
+def test_a_count_whose_write_answer_was_lost_is_counted_once(stack, aws):
+    dynamodb = aws("dynamodb")
+    pipe, clock, _ = make(stack, aws, dynamodb=dynamodb, update=60)
+    pipe.handle(events(denied(3)))
+    stack.drain()
+    clock.now += 61
+    lost = lose_one_answer(dynamodb, "UpdateItem")
+    report = pipe.handle(events(denied(4, 3), "b"))  # counted, and the update it owes claimed, in one UpdateItem
+    assert lost == [1] and report.counts.get("StateRetries", 0) == 0
+    (updated,) = stack.drain()
+    assert updated.attributes["status"] == "updated" and updated.body["incident"]["failures"] == 7
 
 
 def test_a_transaction_holding_the_item_is_a_conflict_to_retry_not_an_unavailable_table():
