@@ -48,8 +48,8 @@ class _Log:
 
 def _incidents(state, total: int, now: float) -> None:
     """``total`` open incidents, each opened by one failure of its own role and announced on SNS:
-    the items the function's own writes would leave (storage.Writes, its open and its
-    acknowledgement), put directly (the stand-in parses every update expression: ten thousand
+    the items the function's own writes would leave (storage.Writes: its open, a Put of the whole
+    item, and its acknowledgement applied to it), put directly (the stand-in parses every update expression: ten thousand
     transactions of them would only time moto)."""
     from auditor import lifecycle
     from auditor.classify import classify, root_of
@@ -69,19 +69,17 @@ def _incidents(state, total: int, now: float) -> None:
                           affected(call), when, note)
         decision = lifecycle.decide(None, [failure], now, state.settings)
         notice = Notice("opened", decision.after, finding, "", ("sns",))
-        item: dict = {}
-        for op in (state.writes.decision(decision, None, now, Claim(token, now + 90), None),
-                   state.writes.acknowledge(decision.after.id, token, {"sns": notice.mark(now)},
-                                            lifecycle.quiet_at(decision.after, state.settings))):
-            update = op["Update"]
-            names, values = update["ExpressionAttributeNames"], update.get("ExpressionAttributeValues", {})
-            clauses = update["UpdateExpression"].split(" REMOVE ")
-            for assignment in clauses[0].removeprefix("SET ").split(", "):
-                name, value = assignment.split(" = ")
-                item[names[name]] = values[value]
-            for name in (clauses[1].split(", ") if len(clauses) > 1 else ()):
-                item.pop(names[name.strip()], None)
-        item["pk"] = update["Key"]["pk"]
+        opened = state.writes.decision(decision, None, now, Claim(token, now + 90), None)
+        item = dict(opened["Put"]["Item"])  # a new incident is a Put of the whole item
+        update = state.writes.acknowledge(decision.after.id, token, {"sns": notice.mark(now)},
+                                          lifecycle.quiet_at(decision.after, state.settings))["Update"]
+        names, values = update["ExpressionAttributeNames"], update["ExpressionAttributeValues"]
+        clauses = update["UpdateExpression"].split(" REMOVE ")
+        for assignment in clauses[0].removeprefix("SET ").split(", "):
+            name, value = assignment.split(" = ")
+            item[names.get(name, name)] = values[value]
+        for name in (clauses[1].split(", ") if len(clauses) > 1 else ()):
+            item.pop(names[name.strip()], None)
         client.put_item(TableName=state.table.name, Item=item)
 
 

@@ -120,3 +120,13 @@ def test_log_files_round_trip(tmp_path, monkeypatch):
     total = sum(len(json.loads(gzip.decompress(f.read_bytes()))["Records"]) for f in files)
     assert total == 2_500
     assert bc.log_files(2_500, seed=1, per_file=1_000) == where  # cached
+
+
+def test_the_sweep_figure_resolves_every_incident_it_made_and_counts_its_requests():
+    """bench/sweep.py builds its incidents from the function's own writes: a change to those
+    writes must not leave the figure unmeasurable (it once did, unnoticed until `make bench`)."""
+    from bench import sweep
+
+    result = sweep.measure(30)
+    assert result["resolved"] == 30 and result["left_after"] == 0
+    assert 0 < result["requests"] < 30
