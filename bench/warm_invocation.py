@@ -17,7 +17,7 @@ import json
 import os
 import uuid
 
-from demo.stand_in import findings_stack
+from demo.stand_in import environment, findings_stack
 
 from .common import HANDLER_ENV, LambdaContext, median, start_moto, stop, timed
 from .corpus import corpus
@@ -27,20 +27,9 @@ from .corpus import corpus
 def moto_server():
     server, endpoint = start_moto()
     try:
-        saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                                 "AWS_SESSION_TOKEN", "AWS_PROFILE", *HANDLER_ENV)}
-        os.environ.pop("AWS_PROFILE", None)
-        os.environ.pop("AWS_SESSION_TOKEN", None)
-        os.environ.update(HANDLER_ENV, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
-                          AWS_SECRET_ACCESS_KEY="testing")
-        try:
+        with environment(**HANDLER_ENV, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
+                         AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN=None, AWS_PROFILE=None):
             yield endpoint
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
     finally:
         stop(server)
 
