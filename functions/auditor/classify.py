@@ -27,16 +27,16 @@ _PLANS: dict[tuple[str, Optional[str], Optional[str], bool], tuple] = {}
 def candidates(error_code: str, policy_type: Optional[str] = None, service: Optional[str] = None,
                facts: bool = True) -> tuple[Cause, ...]:
     """Causes that could explain ``error_code`` (and the policy type an access-denied message
-    names, ``None`` when there is no such message) for a call to ``service`` (``None``: any), with
-    facts at hand or not (without, the causes that need them cannot fit), most specific first;
-    memoised."""
+    names, ``""`` for none, ``None`` when the call is not an access denial) for a call to ``service``
+    (``None``: any), with facts at hand or not (without, the causes that need them cannot fit), most
+    specific first; memoised."""
     key = (error_code, policy_type, service, facts)
     found = _INDEX.get(key)
     if found is None:
         found = tuple(
             c for c in CATALOG
             if (c.error_codes is None or error_code in c.error_codes)
-            and (c.policy_types is None or policy_type in c.policy_types)
+            and (c.policy_types is None or policy_type is None or policy_type in c.policy_types)
             and (service is None or c.services is None or service in c.services)
             and (facts or not c.needs_facts)
         )

@@ -373,8 +373,19 @@ _SESSION_ARN = re.compile(r"^arn:([\w-]+):sts::(\d*):assumed-role/([^/]+)/")
 
 
 def _role_of_session(arn: str) -> str:
-    """arn:aws:sts::1:assumed-role/Role/session -> arn:aws:iam::1:role/Role (the path is not in the ARN)."""
-    m = _SESSION_ARN.match(arn)
+    """arn:aws:sts::1:assumed-role/Role/session -> arn:aws:iam::1:role/Role (the path is not in the ARN).
+
+    _SESSION_ARN's match ends at a slash, so it lies in the ARN up to its last slash: the session
+    name, which differs from session to session of the same role, is cut off and the rest memoised.
+    """
+    return _role_of(arn[: arn.rfind("/") + 1])
+
+
+# Memoised: a role's sessions repeat it (one per SDK client, instance or function). Bounded: the
+# ARNs come from the records.
+@functools.lru_cache(maxsize=4096)
+def _role_of(head: str) -> str:
+    m = _SESSION_ARN.match(head)
     return f"arn:{m.group(1)}:iam::{m.group(2)}:role/{m.group(3)}" if m else ""
 
 

@@ -227,6 +227,29 @@ def test_fingerprint_groups_sessions_of_one_role_and_separates_causes():
     assert classify(call("a")).fingerprint != classify(call("a", "DisabledException")).fingerprint
 
 
+@pytest.mark.parametrize("tail, untyped_cause", [
+    (". The security token included in the request is expired", "credentials.expired"),
+    (". This secret is managed by Amazon RDS, and you must use that service to update it", "secret.service-managed"),
+    (" (the secret's KMS key)", "access-denied.kms-key"),
+])
+def test_a_denial_that_names_a_policy_type_is_that_policy_whatever_else_its_message_says(tail, untyped_cause):
+    """IAM's wording names the refused action and the policy that refused it: an expired token is refused
+    before any policy is read, Secrets Manager refuses a managed secret in its own words, and a refused
+    secretsmanager: action is not KMS refusing. The same extra words without IAM's verdict still name
+    their own cause."""
+    def call(message):
+        return parse_record({
+            "eventSource": "secretsmanager.amazonaws.com", "eventName": "PutSecretValue", "awsRegion": "eu-west-1",
+            "recipientAccountId": "111122223333", "errorCode": "AccessDeniedException",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/app"},
+            "requestParameters": {"secretId": "rds!db-0123"}, "errorMessage": message,
+        })
+    verdict = ("User: arn:aws:iam::111122223333:user/app is not authorized to perform: secretsmanager:PutSecretValue "
+               "on resource: rds!db-0123 because no identity-based policy allows the secretsmanager:PutSecretValue action")
+    assert classify(call(verdict + tail)).cause == "access-denied.identity-policy"
+    assert classify(call("Access denied" + tail)).cause == untyped_cause
+
+
 def test_the_index_offers_every_cause_that_names_the_code_plus_catch_alls():
     offered = {c.id for c in candidates("ResourceNotFoundException")}
     assert {"secret.partial-arn", "secret.not-found", "consistency.not-yet-visible", "unknown"} <= offered

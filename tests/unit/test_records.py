@@ -54,6 +54,21 @@ def test_bare_record_becomes_a_typed_failed_call():
     assert call.denial.policy_arn.endswith("p-deny1234")
 
 
+@pytest.mark.parametrize("arn, role", [
+    ("arn:aws:sts::111122223333:assumed-role/app/session-1", "arn:aws:iam::111122223333:role/app"),
+    ("arn:aws:sts::111122223333:assumed-role/app/session-2", "arn:aws:iam::111122223333:role/app"),
+    ("arn:aws-cn:sts::111122223333:assumed-role/app/a/b/c", "arn:aws-cn:iam::111122223333:role/app"),
+    ("arn:aws:sts::111122223333:assumed-role/app/", "arn:aws:iam::111122223333:role/app"),
+    ("arn:aws:sts::111122223333:assumed-role/app", ""),
+    ("arn:aws:sts::111122223333:assumed-role//s", ""),
+    ("arn:aws:sts::111122223333:federated-user/app/s", ""),
+    ("", ""),
+])
+def test_an_assumed_role_session_is_keyed_by_its_role_whatever_its_session_name(arn, role):
+    call = parse_record({**DENIED, "userIdentity": {"type": "AssumedRole", "arn": arn}})
+    assert call.principal.identity_arn == (role or arn)
+
+
 def test_request_parameters_that_could_hold_secret_material_are_never_copied():
     call = parse_record(DENIED)
     assert "CANARY" not in repr(call)

@@ -81,7 +81,8 @@ class Cause:
     root: RootRule
     #: A catch-all for its error codes (it matches whenever they do): never named as "also fits".
     fallback: bool = False
-    #: For causes that read IAM's access-denied message: the policy types it can name (index key).
+    #: The access denials it can explain, by the policy type their message names ("" for none):
+    #: index key; ``None``: any. Calls that are not access denials are not filtered by it.
     policy_types: Optional[frozenset[str]] = None
     #: Whether ``match`` would return a Match, decided cheaply (see the module's docstring).
     applies: Optional[Callable[[FailedCall, Optional[Facts]], bool]] = None

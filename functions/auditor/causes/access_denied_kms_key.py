@@ -32,6 +32,12 @@ def _mentions_kms(message: str) -> bool:
     return ("KMS" in message or "kms" in message or "aster key" in message) and _KMS_TEXT.search(message) is not None
 
 
+def _kms_refused(denial, message: str) -> bool:
+    """Secrets Manager's denial is KMS's: IAM's wording names the refused action, a kms: one; a
+    message in other words (Secrets Manager's "Access to KMS is not allowed") mentions KMS."""
+    return denial.action.startswith("kms:") if denial.action else _mentions_kms(message)
+
+
 def _for_secrets_manager(call) -> str:
     p = call.principal
     if p.invoked_by == _SM:
@@ -66,7 +72,7 @@ def applies(call, facts):
     if call.service == "kms":
         p = call.principal
         return d is not None and bool(p.invoked_by == _SM or call.secret_arn or call.source_ip == _SM or call.user_agent == _SM)
-    if d is not None and (d.action.startswith("kms:") or _mentions_kms(call.error_message)):
+    if d is not None and _kms_refused(d, call.error_message):
         return True
     return call.error_code in _SM_FAILURE_CODES and not _names_key_problem(call)
 
@@ -84,7 +90,7 @@ def match(call, facts):
         return Match(evidence, "high", _statement(call, call.resource, call.action))
     # Secrets Manager reports the KMS failure itself.
     d = call.denial
-    if d is not None and (d.action.startswith("kms:") or _mentions_kms(call.error_message)):
+    if d is not None and _kms_refused(d, call.error_message):
         text = f'Secrets Manager says: "{call.error_message[:120]}"'
         return Match((text, *_described(facts), who(call)), "high", _statement(call, _sm_key(call, facts), call.action))
     if call.error_code in _SM_FAILURE_CODES and not _names_key_problem(call):

@@ -37,6 +37,7 @@ CAUSE = Cause(
     doc_url="https://docs.aws.amazon.com/secretsmanager/latest/userguide/troubleshoot.html#troubleshoot_general_access-denied-temp-creds",
     precedence=70,
     error_codes=ACCESS_DENIED_CODES,
+    policy_types=frozenset({""}),  # applies' own test, in the index
     match=match,
     remediation=remediation,
     applies=applies,

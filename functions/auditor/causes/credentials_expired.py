@@ -40,6 +40,8 @@ CAUSE = Cause(
     doc_url="https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_request.html",
     precedence=20,
     error_codes=_CODES | ACCESS_DENIED_CODES | {"UnrecognizedClientException", "InvalidClientTokenId"},
+    # An expired token is refused before any policy is read: a denial that names a policy type is not this.
+    policy_types=frozenset({""}),
     match=match,
     remediation=remediation,
     applies=applies,

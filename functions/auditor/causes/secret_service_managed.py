@@ -88,6 +88,8 @@ CAUSE = Cause(
     doc_url=SM_DOC + "#troubleshoot-service-linked-secrets",
     precedence=30,
     error_codes=_CODES,
+    # Secrets Manager's own refusal, in its own words: a denial that names a policy type is IAM's, not this.
+    policy_types=frozenset({""}),
     match=match,
     remediation=remediation,
     applies=applies,
