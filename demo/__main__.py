@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import scenarios as story
-from .stand_in import findings_stack, free_port, queue_arn
+from .stand_in import findings_stack, free_port, one_table_request_at_a_time, queue_arn
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -66,6 +66,7 @@ def start_moto() -> object:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    one_table_request_at_a_time()  # the function writes transactions in parallel: atomic, as on AWS
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -90,6 +90,30 @@ def one_backup_per_transaction() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def one_table_request_at_a_time() -> None:
+    """moto serves concurrent requests without a per-table lock: two TransactWriteItems can
+    interleave, and a failed one restores its copy of the table over the other's writes, where
+    real DynamoDB transactions are atomic (ARCHITECTURE.md). Serialise moto's DynamoDB requests
+    (in this process: the in-process mock or a ThreadedMotoServer), so that parallel writers (the
+    scheduled run writes four transactions at once) meet what they would meet on AWS, not moto.
+    Other services are left alone (an SQS long poll must not hold the table's lock)."""
+    import threading
+
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_one_at_a_time", False):
+        return
+    lock = threading.RLock()
+    original = DynamoHandler.call_action
+
+    def call_action(self):
+        with lock:
+            return original(self)
+
+    call_action._one_at_a_time = True
+    DynamoHandler.call_action = call_action
+
+
 @contextlib.contextmanager
 def environment(**values):
     """The process environment with ``values`` set (a value of None: unset), restored afterwards."""

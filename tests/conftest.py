@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from demo.stand_in import free_port, one_backup_per_transaction
+from demo.stand_in import free_port, one_backup_per_transaction, one_table_request_at_a_time
 
 REGION = "us-east-1"
 
@@ -22,6 +22,7 @@ def moto_server():
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
 
     one_backup_per_transaction()
+    one_table_request_at_a_time()  # transactions atomic, as on AWS (the race tests interleave by hand)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
