@@ -318,11 +318,9 @@ class Pipeline:
                 if not ops:
                     break
                 try:
-                    if len(ops) <= 100:
-                        self.state.table.write(ops)
-                    else:  # only a batch of very many roots and halves: more than one transaction
-                        for start in range(0, len(ops), 100):
-                            self.state.table.write(ops[start:start + 100])
+                    # one atomic write; more than one only for a batch of very many roots and halves
+                    for start in range(0, len(ops), 100):
+                        self.state.table.write(ops[start:start + 100])
                 except Conflict:
                     counts[Metric.STATE_RETRIES] += 1
                     backoff(attempt)
