@@ -123,6 +123,37 @@ def test_huge_strings_are_bounded():
     assert len(call.error_message) <= 1024 and len(call.user_agent) <= 512
 
 
+#: Where each field of _CALL_FIELDS and _IDENTITY_FIELDS lands in the FailedCall.
+_CALL_ATTRS = {"eventID": "event_id", "eventTime": "event_time", "recipientAccountId": "account", "awsRegion": "region",
+               "eventType": "event_type", "sourceIPAddress": "source_ip", "userAgent": "user_agent",
+               "vpcEndpointId": "vpc_endpoint_id", "errorMessage": "error_message"}
+_IDENTITY_ATTRS = {"type": "type", "arn": "arn", "accessKeyId": "access_key_id", "accountId": "account",
+                   "invokedBy": "invoked_by"}
+
+
+@pytest.mark.parametrize("where", ["record", "userIdentity"])
+def test_every_field_read_is_bounded_and_encodable_as_its_table_says(where):
+    """The reads are written out one by one for speed: each must keep to its bound in records._CALL_FIELDS /
+    _IDENTITY_FIELDS, turn a lone surrogate into '?', and read a value that is not a string as ''."""
+    from auditor.records import _CALL_FIELDS, _IDENTITY_FIELDS
+
+    table, attrs = (_CALL_FIELDS, _CALL_ATTRS) if where == "record" else (_IDENTITY_FIELDS, _IDENTITY_ATTRS)
+    assert {name for name, _ in table} == set(attrs)  # every field of the table is checked here
+
+    def read(name, value):
+        if where == "record":
+            return getattr(parse_record({**DENIED, name: value}), attrs[name])
+        identity = {**DENIED["userIdentity"], name: value}
+        return getattr(parse_record({**DENIED, "userIdentity": identity}).principal, attrs[name])
+
+    for name, bound in table:
+        assert read(name, "a" * bound) == read(name, "a" * (bound + 1)) == read(name, "a" * 10 * bound) == "a" * bound, name
+        assert read(name, "é\ud800z") == "é?z", name
+        # not a string: '' (but the account falls back to the caller's, and a type is then "Unknown")
+        empty = {("record", "recipientAccountId"): "111122223333", ("userIdentity", "type"): "Unknown"}.get((where, name), "")
+        assert read(name, 12) == read(name, None) == read(name, ["x"]) == read(name, {"a": 1}) == empty, name
+
+
 def _outcomes(data: bytes, name="f"):
     return list(iter_outcomes(data, name))
 
