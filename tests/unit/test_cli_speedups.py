@@ -42,16 +42,29 @@ def _findings():
 
 
 def _same(a, b) -> bool:
-    """Equal JSON values, NaN included, and of the same types (an int stays an int)."""
-    if type(a) is not type(b):
-        return False
-    if type(a) is dict:
-        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
-    if type(a) is list:
-        return len(a) == len(b) and all(map(_same, a, b))
-    if type(a) is float and a != a:
-        return b != b
-    return a == b
+    """Equal JSON values, NaN included, and of the same types (an int stays an int).
+
+    Without recursion: from Python 3.12 on, json.loads reads arrays nested deeper than the
+    interpreter's recursion limit (3.11 refuses them), so a recursive comparison would fail here."""
+    pending = [(a, b)]
+    while pending:
+        a, b = pending.pop()
+        if type(a) is not type(b):
+            return False
+        if type(a) is dict:
+            if list(a) != list(b):
+                return False
+            pending.extend((a[k], b[k]) for k in a)
+        elif type(a) is list:
+            if len(a) != len(b):
+                return False
+            pending.extend(zip(a, b))
+        elif type(a) is float and a != a:
+            if b == b:
+                return False
+        elif a != b:
+            return False
+    return True
 
 
 def _outcome(load, data):
