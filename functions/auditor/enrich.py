@@ -17,6 +17,7 @@ the ARN first, then by the name. A lookup that fails stops the sequence.
 from __future__ import annotations
 
 import ipaddress
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -45,7 +46,14 @@ LINK_TTL = 600.0
 LINK_LOOKUPS_PER_INVOCATION = 25
 #: Managed policies whose principals are listed (ListEntitiesForPolicy) per invocation at most.
 ENTITY_LOOKUPS_PER_INVOCATION = 5
-_IAM_PRINCIPAL = __import__("re").compile(r"^arn:[\w-]+:iam::(\d{12}):(role|user)/(?:.*/)?([^/]+)$")
+_IAM_PRINCIPAL = re.compile(r"^arn:[\w-]+:iam::(\d{12}):(role|user)/(?:.*/)?([^/]+)$")
+
+#: An AWS Region's name (us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1, eusc-de-east-1). A
+#: record's awsRegion names the endpoint its lookups call: any other value is not looked up.
+_REGION_NAME = re.compile(r"[a-z]{2,4}(?:-[a-z]+)+-[0-9]{1,2}")
+#: Regions one container looks up in, at most (AWS has about 40): records cannot make it build a
+#: client for every name they make up.
+MAX_REGIONS = 64
 
 FAILURE_TTL = 30.0  # a storm must not hammer AWS, and a transient failure must not stick
 BREAKER_SECONDS = 30.0  # an endpoint that did not answer is not asked again for this long
@@ -110,6 +118,7 @@ class Enricher:
         self.timeout = timeout_seconds
         self._session = session
         self._clients: dict[tuple[str, str], Any] = {}
+        self._regions: set[str] = set()  # the Regions looked up in so far (MAX_REGIONS at most)
         self.cache = cache or TTLCache()
         self.failures = 0
         self.requests = 0
@@ -172,6 +181,8 @@ class Enricher:
                 pass  # noted: own account unknown, nothing looked up
             elif call.account and call.account != own:
                 notes.append(f"not looked up: resource in another account ({call.account}; the auditor runs in {own})")
+            elif not self._region_allowed(call.region, notes):
+                pass  # noted
             else:
                 if wants_secret:
                     secret = self._secret(call, own, notes)
@@ -199,6 +210,22 @@ class Enricher:
         if call.service == "secretsmanager" and call.error_code in SM_KEY_CODES:
             return call.kms_key_id
         return ""
+
+    def _region_allowed(self, region: str, notes: list[str]) -> bool:
+        """Whether lookups may go to ``region`` ("": the function's own): a Region's name, and one of
+        the first MAX_REGIONS this container looks up in. Noted when not."""
+        if not region or region in self._regions:
+            return True
+        if _REGION_NAME.fullmatch(region) is None:
+            notes.append(f"not looked up: the record's awsRegion {region!r} is not the name of an AWS Region")
+            return False
+        with self._lock:
+            if len(self._regions) >= MAX_REGIONS:
+                notes.append(f"not looked up: this function already looks up in {MAX_REGIONS} Regions, the most it will "
+                             f"(the record names {region})")
+                return False
+            self._regions.add(region)
+        return True
 
     # -- own account ---------------------------------------------------------------------------
     def _account(self, notes: list[str]) -> Optional[str]:

@@ -381,6 +381,37 @@ def test_resources_of_other_accounts_are_not_looked_up(enricher):
     assert any("another account" in e for e in finding.evidence)
 
 
+@pytest.mark.parametrize("region", ["yesterday", "us-east-1\n", "evil.example.com/x", "a" * 64, "US-EAST-1"])
+def test_a_record_whose_region_is_not_a_region_name_is_not_looked_up(enricher, region):
+    """awsRegion names the endpoint a lookup calls: a made-up one gets no client and no request, and says so."""
+    call = sm_failure("prod/db")
+    call.region = region
+    facts = enricher.facts_for(call)
+    assert enricher.requests == 0 and enricher.failures == 0 and set(enricher._clients) == {("sts", "")}  # its own account
+    assert any(f"the record's awsRegion {region!r} is not the name of an AWS Region" in n for n in facts.notes)
+    finding = classify(call, facts)
+    assert finding.cause == "secret.not-found" and finding.confidence == "medium"
+
+
+def test_lookups_go_to_a_bounded_number_of_regions(monkeypatch, enricher):
+    """Records naming ever new well-formed Regions cannot make a container build a client for each."""
+    from auditor import enrich
+
+    monkeypatch.setattr(enrich, "MAX_REGIONS", 3)
+    asked = []
+    monkeypatch.setattr(enricher, "_describe_secret", lambda region, secret_id: asked.append(region) or enrich.SecretFacts(
+        found=False))
+    notes = []
+    for i, region in enumerate(("us-east-1", "eu-west-1", "ap-south-1", "sa-east-1", "us-east-1", "me-central-1")):
+        call = sm_failure(f"prod/{i}")
+        call.region = region
+        facts = enricher.facts_for(call)
+        notes.append([n for n in (facts.notes if facts else ()) if "Regions" in n])
+    assert asked == ["us-east-1", "eu-west-1", "ap-south-1", "us-east-1"]
+    assert notes[3] == ["not looked up: this function already looks up in 3 Regions, the most it will "
+                        "(the record names sa-east-1)"] and notes[5] and not any(notes[:3]) and not notes[4]
+
+
 def test_a_record_forwarded_from_another_account_is_not_looked_up_here(aws, enricher):
     """Organization mode: a member account's record names a secret by name; the same name here proves nothing."""
     name = f"shared/{uuid.uuid4().hex[:6]}"
