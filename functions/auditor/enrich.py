@@ -57,7 +57,11 @@ MAX_REGIONS = 64
 
 FAILURE_TTL = 30.0  # a storm must not hammer AWS, and a transient failure must not stick
 BREAKER_SECONDS = 30.0  # an endpoint that did not answer is not asked again for this long
-_IAM_REGION = {"aws": "us-east-1", "aws-cn": "cn-north-1", "aws-us-gov": "us-gov-west-1"}
+#: The Region IAM is asked in: the function's own ("" for the client). IAM is global per partition, and
+#: botocore resolves the endpoint of the partition the function runs in (iam.amazonaws.com,
+#: iam.cn-north-1.amazonaws.com.cn, iam.us-gov.amazonaws.com, ...): the callers asked about are in its
+#: own account, so in that partition.
+_IAM_HOME = ""
 
 
 class TTLCache:
@@ -386,10 +390,10 @@ class Enricher:
         return self._once(("links", key), lambda: self._look_up_links(key, kind, name))
 
     def _look_up_links(self, key: str, kind: str, name: str) -> LinkFacts:
-        why = self._breaker.why_open(("iam", ""))
+        why = self._breaker.why_open(("iam", _IAM_HOME))
         if why is not None:
             return LinkFacts(key, note=f"not looked up: IAM did not answer a moment ago ({why})")
-        iam = self.client("iam", "us-east-1")
+        iam = self.client("iam", _IAM_HOME)
         try:
             self._requested()
             if kind == "role":
@@ -411,7 +415,7 @@ class Enricher:
                 self.cache.put(("links", key), found, ttl=NOT_FOUND_TTL)
                 return found
             self._failed()
-            self._breaker.record(code, ("iam", ""))
+            self._breaker.record(code, ("iam", _IAM_HOME))
             found = LinkFacts(key, note=f"not looked up: IAM answered {code}")
             self.cache.put(("links", key), found, ttl=FAILURE_TTL)
             return found
@@ -462,9 +466,9 @@ class Enricher:
             allowed = self._entity_budget > 0
             if allowed:
                 self._entity_budget -= 1
-        if not allowed or self._breaker.why_open(("iam", "")) is not None:
+        if not allowed or self._breaker.why_open(("iam", _IAM_HOME)) is not None:
             return None
-        iam = self.client("iam", "us-east-1")
+        iam = self.client("iam", _IAM_HOME)
         keys: set[str] = set()
         try:
             marker = None
@@ -479,7 +483,7 @@ class Enricher:
                     break
         except Exception as exc:  # noqa: BLE001
             self._failed()
-            self._breaker.record(error_code(exc), ("iam", ""))
+            self._breaker.record(error_code(exc), ("iam", _IAM_HOME))
             return None
         listed = frozenset(keys)
         self._entities[policy_arn] = (time.monotonic() + LINK_TTL, listed)
@@ -524,7 +528,7 @@ class Enricher:
 
     def _simulate(self, cache_key, principal: str, action: str, resource: str, context: list) -> SimulationFacts:
         self._requested()
-        iam = self.client("iam", _IAM_REGION.get(principal.split(":")[1], "us-east-1"))
+        iam = self.client("iam", _IAM_HOME)
         base: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": [action]}
         if resource:
             base["ResourceArns"] = [resource]

@@ -452,6 +452,29 @@ def evaluation(decision, statements=(), missing=(), resource=f"arn:aws:secretsma
     }]}
 
 
+@pytest.mark.parametrize("region, endpoint", [("cn-north-1", "https://iam.cn-north-1.amazonaws.com.cn/"),
+                                              ("us-gov-west-1", "https://iam.us-gov.amazonaws.com/"),
+                                              ("eu-west-1", "https://iam.amazonaws.com/")])
+def test_iam_is_asked_in_the_partition_the_function_runs_in(monkeypatch, region, endpoint):
+    """A function in China or GovCloud asks its own partition's IAM (its credentials are valid
+    nowhere else) for what governs a caller, who is attached to a policy, and the simulation."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    session = boto3.session.Session(region_name=region, aws_access_key_id="a", aws_secret_access_key="b")
+    sent = []
+
+    def refuse(request, **_):  # where it would have gone; then no network
+        sent.append(request.url)
+        raise ConnectionRefusedError("test: no network")
+
+    session.events.register("before-send.iam", refuse)
+    partition = {"cn-north-1": "aws-cn", "us-gov-west-1": "aws-us-gov"}.get(region, "aws")
+    enricher = Enricher(session=session, own_account=ACCOUNT, simulate_policies=True, look_up_links=False)
+    enricher.links(f"arn:{partition}:iam::{ACCOUNT}:role/app", ACCOUNT)
+    enricher.entities(f"arn:{partition}:iam::{ACCOUNT}:policy/shared")
+    enricher._simulate(("s",), f"arn:{partition}:iam::{ACCOUNT}:user/night", "secretsmanager:GetSecretValue", "", [])
+    assert sent and all(url == endpoint for url in sent), sent
+
+
 def test_policy_simulation_names_the_condition(moto_server):
     iam = stub("iam")
     resource = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:x-AbCdEf"
