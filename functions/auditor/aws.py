@@ -1,6 +1,7 @@
 """What every AWS edge of the package shares: reading an error's code, telling a transport
-failure from an answer, a breaker that stops asking an endpoint that did not answer, and
-running one call per item (serially for one, a few threads for several).
+failure from an answer, a breaker that stops asking an endpoint that did not answer, running
+one call per item (serially for one, a few threads for several), and the partition a Region
+belongs to (an ARN built for a record's resource carries it).
 
 No botocore import here: the edges create their own clients lazily.
 """
@@ -12,7 +13,8 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
-__all__ = ["ACCOUNT_ID", "Breaker", "TRANSPORT_ERRORS", "client", "error_code", "fan_out", "is_transport"]
+__all__ = ["ACCOUNT_ID", "Breaker", "TRANSPORT_ERRORS", "client", "error_code", "fan_out", "is_transport",
+           "partition_of_region"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -23,6 +25,20 @@ ACCOUNT_ID = re.compile(r"^\d{12}$")
 #: Substrings of botocore's exception names (or AWS codes) that mean the endpoint did not answer.
 TRANSPORT_ERRORS = ("Timeout", "EndpointConnectionError", "ConnectionError", "ConnectionClosedError",
                     "ProxyConnectionError")
+
+
+#: A Region name's prefix -> its partition (botocore's partitions.json); every other Region is in "aws".
+_PARTITIONS = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-iso-", "aws-iso"), ("us-isob-", "aws-iso-b"),
+               ("eu-isoe-", "aws-iso-e"), ("us-isof-", "aws-iso-f"), ("eusc-", "aws-eusc"))
+
+
+def partition_of_region(region: str) -> str:
+    """The partition of a Region: ``cn-north-1`` -> ``aws-cn``, ``us-gov-west-1`` -> ``aws-us-gov``,
+    ``us-isob-east-1`` -> ``aws-iso-b``; "aws" for a commercial Region (and for "" or any other name)."""
+    for prefix, partition in _PARTITIONS:
+        if region.startswith(prefix):
+            return partition
+    return "aws"
 
 
 def error_code(exc: BaseException) -> str:

@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from .aws import partition_of_region
 from .contract import CHANGE_EVENTS
 
 __all__ = ["Change", "CHANGE_ACTIONS", "link_of", "links_from_records", "parse_change", "secret_key", "key_key",
@@ -93,7 +94,7 @@ def key_key(key: str, account: str, region: str) -> str:
     if key.startswith("alias/"):
         return f"alias:{account}:{region}:{key}"
     if _KEY_ID.match(key):
-        return f"key:arn:aws:kms:{region}:{account}:key/{key}"
+        return f"key:arn:{partition_of_region(region)}:kms:{region}:{account}:key/{key}"
     return ""
 
 

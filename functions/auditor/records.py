@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Union
 
+from .aws import partition_of_region
 from .changes import CHANGE_ACTIONS, Change, parse_change
 from .contract import API_CALL, FAILURE_SERVICE_EVENTS as _FAILURE_SERVICE_EVENTS, NETWORK_ACTIVITY, SERVICE_EVENT
 from .denial import ACCESS_DENIED_CODES, Denial, parse_denial
@@ -333,7 +334,7 @@ def _key_arn(obj: dict, resource: str, account: str, region: str) -> str:
     if _is_key_arn(resource):
         return resource
     if _KEY_ID.match(resource) and account and region:
-        return f"arn:aws:kms:{region}:{account}:key/{resource}"
+        return f"arn:{partition_of_region(region)}:kms:{region}:{account}:key/{resource}"
     return ""
 
 

@@ -33,6 +33,40 @@ def test_disable_key_named_by_id_without_resources_becomes_the_same_key_arn():
     assert keys(record) == {"key:" + s.KEY_ARN: "state"}
 
 
+@pytest.mark.parametrize("region, partition", [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"),
+                                               ("us-isob-east-1", "aws-iso-b"), ("eu-west-1", "aws")])
+def test_a_key_named_by_id_outside_the_commercial_partition_is_spelled_as_its_record_spells_it(region, partition):
+    """A key's ARN built from its id carries the partition of the record's Region, so a failure that
+    names the key by id and a change whose record carries the key's ARN (or the other way round)
+    are about the same key: in China, GovCloud and the isolated Regions too."""
+    arn = f"arn:{partition}:kms:{region}:{s.ACCOUNT}:key/{s.KEY_ID}"
+    by_id = s.disable_key(0)
+    del by_id["resources"]
+    by_id.update(awsRegion=region, requestParameters={"keyId": s.KEY_ID})
+    by_arn = s.disable_key(0, key_arn=arn)
+    by_arn["awsRegion"] = region
+    assert keys(by_id) == keys(by_arn) == {"key:" + arn: "state"}
+    failure = s.decrypt_disabled(0, "app", "secretsmanager.amazonaws.com", key_arn=arn)
+    del failure["resources"]
+    failure.update(awsRegion=region, requestParameters={"keyId": s.KEY_ID})
+    assert parse_record(failure).key_arn == arn
+
+
+def test_every_region_botocore_knows_is_in_its_partition():
+    """partition_of_region agrees with botocore's partitions (a new partition fails here first)."""
+    import json
+    from pathlib import Path
+
+    import botocore
+
+    from auditor.aws import partition_of_region
+
+    data = json.loads((Path(botocore.__file__).parent / "data" / "partitions.json").read_text())
+    regions = {(region, p["id"]) for p in data["partitions"] for region in p["regions"] if not region.endswith("-global")}
+    assert len(regions) > 30 and {p for _, p in regions} >= {"aws", "aws-cn", "aws-us-gov", "aws-iso-b"}
+    assert [(r, p) for r, p in sorted(regions) if partition_of_region(r) != p] == []
+
+
 def test_alias_changes_touch_the_alias_and_the_key():
     record = s.record("kms", "UpdateAlias", 0, s.admin_identity(), {"aliasName": "alias/orders", "targetKeyId": s.KEY_ID})
     assert keys(record) == {f"key:{s.KEY_ARN}": "alias", f"alias:{s.ACCOUNT}:{s.REGION}:alias/orders": "alias"}
