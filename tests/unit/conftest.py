@@ -21,6 +21,14 @@ def fixture_records():
     return out
 
 
+def botocore_regions() -> dict[str, str]:
+    """Every Region botocore knows (its partitions.json, without the ``*-global`` pseudo-Regions) -> its partition."""
+    import botocore
+
+    data = json.loads((Path(botocore.__file__).parent / "data" / "partitions.json").read_text())
+    return {region: p["id"] for p in data["partitions"] for region in p["regions"] if not region.endswith("-global")}
+
+
 @pytest.fixture(scope="session")
 def corpus():
     return fixture_records()
