@@ -257,6 +257,38 @@ def test_a_truncated_plain_log_and_json_lines_keep_every_complete_record(tmp_pat
     assert "cut.json: the JSON breaks off after 7 complete record(s)" in err
 
 
+@pytest.mark.parametrize("cut", [0.05, 0.5, 0.95])
+def test_a_pretty_printed_record_cut_short_is_one_unreadable_input_not_lines_of_malformed_records(tmp_path, cut):
+    text = json.dumps(dict(DENIED, eventID="whole"), indent=2)  # one record as `aws cloudtrail` or an editor saves it
+    (tmp_path / "cut.json").write_text(text[: int(len(text) * cut)])
+    (tmp_path / "good.json").write_text(log(DENIED, event_id="good"))
+    result = run("classify", tmp_path, "--format", "jsonl")
+    err = clean_stderr(result)
+    assert result.returncode == 2, err
+    assert [f["event_id"] for f in findings(result)] == ["good-0"]
+    assert "cut.json: the JSON breaks off after 0 complete record(s)" in err
+    assert "0 malformed" in err and "1 unreadable" in err
+
+
+def test_json_lines_with_a_broken_first_line_are_still_read_as_lines(tmp_path):
+    broken = json.dumps(dict(DENIED, eventID="broken"))[:-40]  # damaged inside the line, not cut at the file's end
+    (tmp_path / "lines.json").write_text("\n".join([broken, json.dumps(dict(DENIED, eventID="next"))]) + "\n")
+    result = run("classify", tmp_path / "lines.json", "--format", "jsonl")
+    err = clean_stderr(result)
+    assert [f["event_id"] for f in findings(result)] == ["next"]
+    assert "lines.json:1: line is not JSON" in err and "1 malformed" in err
+
+
+@pytest.mark.parametrize("records, named", [("null", "null"), ("5", "number"), ('{"eventSource": "kms.amazonaws.com"}', "object"),
+                                            ('"x"', "string")])
+def test_a_log_whose_records_is_not_an_array_says_so(tmp_path, records, named):
+    (tmp_path / "odd.json").write_text('{"Records": %s}' % records)
+    result = run("classify", tmp_path / "odd.json", "--format", "jsonl")
+    err = clean_stderr(result)
+    assert findings(result) == []
+    assert f"odd.json: Records is a JSON {named}, not an array" in err and "1 malformed" in err
+
+
 def test_concatenated_gzip_members_are_all_read(tmp_path):
     members = [gzip.compress(log(DENIED, DENIED, event_id=f"m{n}").encode()) for n in range(3)]
     (tmp_path / "cat.json.gz").write_bytes(b"".join(members))

@@ -204,10 +204,10 @@ def _iter_text(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
 def _iter_doc(doc: Any, name: str, line: int | None = None) -> Iterator[tuple[str, Any]]:
     where = name if line is None else f"{name}:{line}"
     if type(doc) is dict:
-        records = doc.get("Records")
-        if records is not None and "eventSource" not in doc:
+        if "Records" in doc and "eventSource" not in doc:  # a log file (a record has an eventSource)
+            records = doc["Records"]
             if type(records) is not list:
-                yield where, Malformed(where, "Records is not an array")
+                yield where, Malformed(where, f"Records is a JSON {json_type(records)}, not an array")
                 return
             for i, rec in enumerate(records):
                 yield f"{where}#{i}", rec
@@ -252,13 +252,24 @@ def _recover(data: bytes, name: str) -> Iterator[tuple[str, Any]]:
 
 
 def _spans_lines(text: str) -> bool:
-    """The first JSON value is complete and runs past the first line (pretty-printed)."""
+    """The first JSON value runs past the first line (pretty-printed): complete, or cut short by
+    the end of the text (a pretty-printed record whose file breaks off is one document cut short,
+    not lines of JSON that are each broken)."""
     start = _SPACE.match(text).end()
     try:
         _, end = _DECODER.raw_decode(text, start)
+    except json.JSONDecodeError as exc:
+        if not _runs_to_the_end(text, exc):
+            return False
+        end = len(text)
     except (ValueError, RecursionError):
         return False
     return "\n" in text[start:end]
+
+
+def _runs_to_the_end(text: str, exc: json.JSONDecodeError) -> bool:
+    """The value ``exc`` stopped in was cut short by the end of ``text`` (not damaged before it)."""
+    return exc.pos >= len(text) or exc.msg.startswith("Unterminated string")
 
 
 def _is_json(line: bytes) -> bool:
@@ -278,8 +289,7 @@ def _iter_concatenated(text: str, name: str) -> Iterator[tuple[str, Any]]:
 
     def broken(at: int, exc: Exception | None = None) -> tuple[str, Unreadable]:
         """Where the JSON stops making sense: at the end of the text (cut short), or before it."""
-        cut = at >= end or isinstance(exc, json.JSONDecodeError) and (
-            exc.pos >= end or exc.msg.startswith("Unterminated string"))  # a string running to the end
+        cut = at >= end or isinstance(exc, json.JSONDecodeError) and _runs_to_the_end(text, exc)
         where = "the JSON breaks off" if cut else f"the JSON is damaged at character {at}"
         return name, Unreadable(name, f"{where} after {count} complete record(s)")
 
