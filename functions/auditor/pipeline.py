@@ -44,8 +44,8 @@ from .lifecycle import Decision, Notice, Settings
 from .pairing import Half, half_of, pair
 from .records import FailedCall, Malformed, parse_record
 from .roots import affected
-from .storage import (Claim, Conflict, StateUnavailable, Stored, Table, Writes, backoff, change_pk, incident_pk,
-                      join_pk, new_token, stored_incident)
+from .storage import (Claim, Conflict, StateUnavailable, Stored, Table, Writes, backoff, change_pk, event_keys,
+                      incident_pk, join_pk, new_token, stored_incident)
 
 __all__ = ["Pipeline", "Report", "State", "StateUnavailable"]
 
@@ -313,10 +313,8 @@ class Pipeline:
             unit_halves = halves if number == 0 else []
             unit_extra = extra if number == 0 else None
             for attempt in range(ATTEMPTS):
-                plans, joined, decided = self._plan(unit, unit_halves, changes, now, token)
+                plans, joined, decided, again = self._plan(unit, unit_halves, changes, now, token)
                 ops = [p.op for p in plans] + list(joined.ops) + (unit_extra.ops if unit_extra else [])
-                if not ops:
-                    break
                 try:
                     # one atomic write; more than one only for a batch of very many roots and halves
                     for start in range(0, len(ops), 100):
@@ -325,6 +323,12 @@ class Pipeline:
                     counts[Metric.STATE_RETRIES] += 1
                     backoff(attempt)
                     continue
+                for failure, incident_id in again:  # counted by an earlier batch: delivered again
+                    counts[Metric.REDELIVERED_EVENTS] += 1
+                    for event_id in failure.event_ids:
+                        outcomes.setdefault(event_id, (Log.REDELIVERED, incident_id))
+                if not ops:
+                    break
                 written += plans
                 outcomes.update(joined.outcomes)
                 counts.update(joined.counts)
@@ -349,9 +353,10 @@ class Pipeline:
         return written, outcomes, counts
 
     def _plan(self, unit: list[list[Failure]], halves: list[Half], changes: list[Change], now: float,
-              token: str) -> tuple[list[_Plan], "joins.Joined", dict[str, list[Failure]]]:
+              token: str) -> tuple[list[_Plan], "joins.Joined", dict[str, list[Failure]], list[tuple[Failure, str]]]:
         """Read what the unit's incidents, join items and (for roots not known open) changes are,
-        and decide each root: the plans, what the halves became, and the failures of each root."""
+        and decide each root: the plans, what the halves became, the failures of each root it
+        counts, and the failures it does not count because an earlier batch did (with their incident)."""
         state = self.state
         roots = [members[0].root for members in unit] + [h.failure.root for h in halves if h.failure.root.known]
         if len(state.open_until) > 4096:
@@ -382,9 +387,17 @@ class Pipeline:
             items.update(state.table.read(missing + sorted(more)))
             candidates = change_log.candidates({pk: item for pk, item in items.items() if pk.startswith("chg#")}, changes)
             candidates += change_log.by_target(candidates)
-        plans = [self._decide(members, stored_incident(items.get(incident_pk(members[0].root.incident_id))), now, token,
-                              candidates) for members in groups.values()]
-        return plans, joined, groups
+        plans, again = [], []
+        for key, members in list(groups.items()):
+            incident_id = members[0].root.incident_id
+            stored = stored_incident(items.get(incident_pk(incident_id)))
+            if stored is not None:
+                counted = [stored.counted(m) for m in members]
+                again += [(m, incident_id) for m, before in zip(members, counted) if before]
+                members = groups[key] = [m for m, before in zip(members, counted) if not before]
+            if members:
+                plans.append(self._decide(members, stored, now, token, candidates))
+        return plans, joined, groups, again
 
     def _linked(self, failure: Failure, candidates: list) -> Failure:
         """A principal's failure, with what governs the principal, when a managed policy of its
@@ -434,10 +447,12 @@ class Pipeline:
                 candidates: list) -> _Plan:
         settings = self.state.settings
         decision = lifecycle.decide(stored.incident if stored else None, members, now, settings, candidates)
-        return self._plan_for(decision, stored, now, token)
+        return self._plan_for(decision, stored, now, token, frozenset().union(*map(event_keys, members)))
 
-    def _plan_for(self, decision: Decision, stored: Optional[Stored], now: float, token: str) -> _Plan:
-        """The write of a decision: a claim on the messages it owes when nobody else holds one."""
+    def _plan_for(self, decision: Decision, stored: Optional[Stored], now: float, token: str,
+                  events: frozenset[str] = frozenset()) -> _Plan:
+        """The write of a decision: a claim on the messages it owes when nobody else holds one.
+        ``events``: the hashes of the events of the failures it counts, kept against redelivery."""
         settings = self.state.settings
         owed = lifecycle.notices(decision.after, self.channel_names, now, settings, decision.latest)
         claim = None
@@ -449,7 +464,7 @@ class Pipeline:
             owed = []
         if decision.action == "open" and claim is None and due is None:
             due = lifecycle.quiet_at(decision.after, settings)
-        op = self.state.writes.decision(decision, stored, now, claim, due)
+        op = self.state.writes.decision(decision, stored, now, claim, due, events)
         return _Plan(decision, stored, claim, owed if claim else [], op)
 
     def _write_changes(self, changes: list[Change], now: float, token: str, report: Report) -> list[_Plan]:

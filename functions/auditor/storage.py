@@ -11,7 +11,8 @@ Items:
   and resources by hash, ``principals``/``resources``: the first names, ``late``), its document
   (``doc``: root, cause, the representative finding, the change found, remediation, later
   changes, what ended it; versioned by ``docv``), per channel the mark of what it last confirmed
-  (``m#sns``, ``m#events``), and the claim of a message being sent (``claim``, ``claim_until``).
+  (``m#sns``, ``m#events``), the claim of a message being sent (``claim``, ``claim_until``), and
+  the hashes of the last events counted into it (``ekeys``, ``ekeys0``: see ``EVENT_KEYS``).
 * ``chg#<change key>``: the recent changes to one resource (``c#<event id>`` attributes).
 * ``join#<join key>``: records of one caller and secret (or one rotation) that belong with a
   partner (auditor.joins).
@@ -44,11 +45,11 @@ from .aws import Breaker, error_code, fan_out
 from .aws import client as aws_client
 from .contract import Table as Names
 from .finding import Finding
-from .incidents import OPEN, RESOLVED, Attribution, Incident, Mark, dumps
+from .incidents import OPEN, RESOLVED, Attribution, Failure, Incident, Mark, distinct, dumps
 from .lifecycle import Decision
 from .roots import Root
 
-__all__ = ["Claim", "Stored", "StateUnavailable", "Table", "Conflict", "change_pk", "incident_pk", "join_pk",
+__all__ = ["Claim", "Stored", "StateUnavailable", "Table", "Conflict", "change_pk", "event_keys", "incident_pk", "join_pk",
            "finding_from_dict", "root_from_dict", "root_to_dict", "stored_incident"]
 
 PK, TTL = Names.PARTITION_KEY, Names.TTL_ATTRIBUTE
@@ -56,6 +57,14 @@ DUE_SHARD, DUE_AT = Names.DUE_SHARD, Names.DUE_AT
 BREAKER_SECONDS = 30.0
 #: The attribute every write sets to its own token (``write_token``), and its value's placeholder.
 WRITE_TOKEN, _WRITE_TOKEN_VALUE = "wt", ":wt"
+#: The hashes (``incidents.distinct``) of the CloudTrail events last counted into an incident, in
+#: two generations of at most ``EVENT_KEYS_KEPT`` each (when the current one would outgrow it, it
+#: becomes the one before, and the one before is dropped): a record delivered again in a later batch
+#: (SQS after a function timeout, EventBridge at least once) whose event is among them is not
+#: counted again. ~12 KB per generation; a record older than the last 1,000 to 2,000 events of its
+#: incident counts again.
+EVENT_KEYS, EVENT_KEYS_BEFORE = "ekeys", "ekeys0"
+EVENT_KEYS_KEPT = 1000
 #: A transaction holds at most 100 operations and 4 MB.
 TRANSACTION_OPS = 100
 TRANSACTION_BYTES = 3_500_000
@@ -183,9 +192,23 @@ class Stored:
     version: int = 0
     raw_marks: Mapping[str, str] = field(default_factory=dict)
     due_at: float = 0.0
+    #: The events last counted into it, by hash: the current generation and the one before (EVENT_KEYS).
+    event_keys: frozenset[str] = frozenset()
+    event_keys_before: frozenset[str] = frozenset()
 
     def claim_free(self, now: float) -> bool:
         return not self.claim or self.claim_until < now
+
+    def counted(self, failure: Failure) -> bool:
+        """Whether a record of ``failure`` is among the events last counted into this incident:
+        the failure was delivered again, and is counted already."""
+        keys = event_keys(failure)
+        return not (keys.isdisjoint(self.event_keys) and keys.isdisjoint(self.event_keys_before))
+
+
+def event_keys(failure: Failure) -> frozenset[str]:
+    """The hashes of the CloudTrail events of ``failure`` (its records joined into it included)."""
+    return frozenset(distinct(event_id) for event_id in failure.event_ids if event_id)
 
 
 CHANNEL_PREFIX = "m#"
@@ -220,7 +243,8 @@ def stored_incident(item: Optional[Mapping]) -> Optional[Stored]:
         superseded_by=str(doc.get("superseded_by") or ""), late=int(num(item, "late")),
         late_span=(num(item, "late_first"), num(item, "late_last")), notes=tuple(strings(item, "notes")), marks=marks,
     )
-    return Stored(incident, text(item, "claim"), num(item, "claim_until"), int(num(item, "docv")), raw, num(item, DUE_AT))
+    return Stored(incident, text(item, "claim"), num(item, "claim_until"), int(num(item, "docv")), raw, num(item, DUE_AT),
+                  frozenset(strings(item, EVENT_KEYS)), frozenset(strings(item, EVENT_KEYS_BEFORE)))
 
 
 def _doc(incident: Incident) -> str:
@@ -348,6 +372,23 @@ def _names_in(condition: str) -> list[str]:
 _FORMATTER = string.Formatter()
 
 
+def _keep_events(update: _Update, stored: Optional[Stored], events: frozenset[str]) -> None:
+    """Keep the hashes of the events a write counts (EVENT_KEYS): added to the current generation,
+    or, when it would outgrow EVENT_KEYS_KEPT, a new generation, on condition that the current one
+    is still as read (another writer's keys are never dropped unseen: its write conflicts)."""
+    have = stored.event_keys if stored is not None else frozenset()
+    if update.new or len(have) + len(events) <= EVENT_KEYS_KEPT:
+        update.add(EVENT_KEYS, {"SS": sorted(events)})
+        return
+    if have:
+        update.set(EVENT_KEYS_BEFORE, {"SS": sorted(have)})
+        update.when("size({" + EVENT_KEYS + "}) = {v_kept}", v_kept=N(len(have)))
+    else:
+        update.remove(EVENT_KEYS_BEFORE)
+        update.when("attribute_not_exists({" + EVENT_KEYS + "})")
+    update.set(EVENT_KEYS, {"SS": sorted(events)})
+
+
 def _arm(update: _Update, pk: str, due: Optional[float]) -> None:
     """Put the item in the ``due`` index from ``due`` on (None: take it out)."""
     if due is None:
@@ -377,9 +418,10 @@ class Writes:
         self.table, self.open_ttl, self.resolved_ttl = table, open_ttl, resolved_ttl
 
     def decision(self, decision: Decision, stored: Optional[Stored], now: float, claim: Optional[Claim],
-                 due: Optional[float]) -> dict:
+                 due: Optional[float], events: frozenset[str] = frozenset()) -> dict:
         """The write a lifecycle decision stands for. ``due``: when the scheduled run must look
-        at it next (None: leave the index entry as it is)."""
+        at it next (None: leave the index entry as it is). ``events``: the hashes of the events
+        of the failures it counts (``event_keys``), kept on the item (EVENT_KEYS)."""
         after = decision.after
         pk = incident_pk(after.id)
         u = _Update(self.table, pk, new=stored is None and decision.action in ("open", "record"))
@@ -441,6 +483,8 @@ class Writes:
                    v_seq=N(stored.incident.occurrence), v_docv=N(stored.version))
         else:  # pragma: no cover - the lifecycle has no other decision
             raise ValueError(decision.action)
+        if events:
+            _keep_events(u, stored, events)
         if claim is not None:
             _claim(u, stored, claim, now)
         if claim is not None or due is not None:

@@ -192,10 +192,13 @@ def emitted(template, aws, moto_server, tmp_path_factory) -> Emitted:
     out += run_handler([{"kind": "invoke", "event": sqs_batch(fresh(records[:5], soon, 0), "p")}],
                        {**env, Env.TOPIC_ARN: missing_topic}, tmp)
     # Secrets Manager and KMS endpoints that do not answer: lookups fail (EnrichmentFailures), confidence is lowered.
+    # Other failures at the times of the first ones (new event ids): older than the resolutions, so old news
+    # (LateFailures); the same events again would be records delivered again (RedeliveredEvents, the "again" step).
     from demo.stand_in import free_port
 
     closed = f"http://127.0.0.1:{free_port()}"
-    out += run_handler([{"kind": "invoke", "event": sqs_batch(records, "e")}],
+    others = [dict(r, eventID=f"{r.get('eventID') or i}-other") for i, r in enumerate(records)]
+    out += run_handler([{"kind": "invoke", "event": sqs_batch(others, "e")}],
                        {**env, "AWS_ENDPOINT_URL_KMS": closed, "AWS_ENDPOINT_URL_SECRETS_MANAGER": closed}, tmp)
     # A table that does not exist: the function notifies anyway (StateUnavailable).
     out += run_handler([{"kind": "invoke", "event": sqs_batch(records[:5], "t")}, {"kind": "invoke", "event": SCHEDULED}],
