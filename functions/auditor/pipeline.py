@@ -323,8 +323,8 @@ class Pipeline:
                     counts[Metric.STATE_RETRIES] += 1
                     backoff(attempt)
                     continue
-                for failure, incident_id in again:  # counted by an earlier batch: delivered again
-                    counts[Metric.REDELIVERED_EVENTS] += 1
+                for failure, incident_id in again:  # counted by an earlier batch: its records delivered again
+                    counts[Metric.REDELIVERED_EVENTS] += max(1, len(failure.event_ids))
                     for event_id in failure.event_ids:
                         outcomes.setdefault(event_id, (Log.REDELIVERED, incident_id))
                 if not ops:
