@@ -44,8 +44,8 @@ from .lifecycle import Decision, Notice, Settings
 from .pairing import Half, half_of, pair
 from .records import FailedCall, Malformed, parse_record
 from .roots import affected
-from .storage import (Claim, Conflict, StateUnavailable, Stored, Table, Writes, backoff, change_pk, event_keys,
-                      incident_pk, join_pk, new_token, stored_incident)
+from .storage import (EVENT_KEYS_KEPT, Claim, Conflict, StateUnavailable, Stored, Table, Writes, backoff, change_pk,
+                      event_keys, incident_pk, join_pk, new_token, stored_incident)
 
 __all__ = ["Pipeline", "Report", "State", "StateUnavailable"]
 
@@ -543,12 +543,14 @@ class Pipeline:
         if result is None:
             return []
         decision, superseded = result
-        plan = self._plan_for(decision, before, now, token)
+        # the events counted into what it takes over come with their counts (those a record delivered again finds)
+        events = frozenset(sorted(frozenset().union(*(st.event_keys | st.event_keys_before for st in taken)))[:EVENT_KEYS_KEPT])
+        plan = self._plan_for(decision, before, now, token, events)
         if decision.action == "count" and plan.claim is None and (before is None or before.claim_free(now)):
             reason = decision.after.notes[-1] if decision.after.notes else "took over incidents opened before the change was known"
             notice = Notice(Status.UPDATED, decision.after, decision.after.finding, reason, self.channel_names)
             claim = Claim(token, now + CLAIM_SECONDS)
-            plan = _Plan(decision, before, claim, [notice], self.state.writes.decision(decision, before, now, claim, None))
+            plan = _Plan(decision, before, claim, [notice], self.state.writes.decision(decision, before, now, claim, None, events))
         by_id = {st.incident.id: st for st in taken}
         return [plan] + [self._plan_for(d, by_id[d.before.id], now, token) for d in superseded]
 

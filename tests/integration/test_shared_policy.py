@@ -189,3 +189,19 @@ def test_a_policy_version_that_arrives_after_its_failures_takes_their_incidents_
     assert all(m.body["incident"]["superseded_by"] == incident["id"] for m in superseded)
     send([s.identity_denied(s.since_t0() + 1, role, "prod/late", seed=f"again-{role}") for role in roles], prefix="again")
     assert stack.drain() == []  # counted into the policy's incident: no page per role again
+
+
+def test_failures_delivered_again_after_the_policys_incident_took_theirs_over_are_not_counted_again(stack, aws, quiet):
+    """The IAM event came late and the policy's incident took over the roles' incidents; then SQS
+    hands the roles' failures over again: the policy's incident knows them (their events came
+    with the incidents it took over), so it counts 6, not 12."""
+    arn, roles = iam_world(aws, "again", 6, attach="yes")
+    start = s.since_t0() - 120
+    failures = [s.identity_denied(start + 10 + i, role, "prod/again") for i, role in enumerate(roles)]
+    send(failures, batch_size=20)
+    send([s.create_policy_version(start, arn)], prefix="iam")
+    stack.drain()
+    send(failures, batch_size=20, prefix="again")
+    assert stack.drain() == []
+    resolved = [m.body["incident"] for m in resolve(stack) if m.body["incident"]["root"]["id"] == f"policy:{arn}"]
+    assert [i["failures"] for i in resolved] == [6]
