@@ -44,8 +44,8 @@ from .lifecycle import Decision, Notice, Settings
 from .pairing import Half, half_of, pair
 from .records import FailedCall, Malformed, parse_record
 from .roots import affected
-from .storage import (EVENT_KEYS_KEPT, Claim, Conflict, StateUnavailable, Stored, Table, Writes, backoff, change_pk,
-                      event_keys, incident_pk, join_pk, new_token, stored_incident)
+from .storage import (Claim, Conflict, StateUnavailable, Stored, Table, Writes, backoff, change_pk, event_keys,
+                      incident_pk, join_pk, new_token, stored_incident)
 
 __all__ = ["Pipeline", "Report", "State", "StateUnavailable"]
 
@@ -544,7 +544,7 @@ class Pipeline:
             return []
         decision, superseded = result
         # the events counted into what it takes over come with their counts (those a record delivered again finds)
-        events = frozenset(sorted(frozenset().union(*(st.event_keys | st.event_keys_before for st in taken)))[:EVENT_KEYS_KEPT])
+        events = frozenset().union(*(st.event_keys | st.event_keys_before for st in taken))
         plan = self._plan_for(decision, before, now, token, events)
         if decision.action == "count" and plan.claim is None and (before is None or before.claim_free(now)):
             reason = decision.after.notes[-1] if decision.after.notes else "took over incidents opened before the change was known"

@@ -373,9 +373,12 @@ _FORMATTER = string.Formatter()
 
 
 def _keep_events(update: _Update, stored: Optional[Stored], events: frozenset[str]) -> None:
-    """Keep the hashes of the events a write counts (EVENT_KEYS): added to the current generation,
-    or, when it would outgrow EVENT_KEYS_KEPT, a new generation, on condition that the current one
-    is still as read (another writer's keys are never dropped unseen: its write conflicts)."""
+    """Keep the hashes of the events a write counts (EVENT_KEYS), at most EVENT_KEYS_KEPT of them:
+    added to the current generation, or, when it would outgrow EVENT_KEYS_KEPT, a new generation,
+    on condition that the current one is still as read (another writer's keys are never dropped
+    unseen: its write conflicts)."""
+    if len(events) > EVENT_KEYS_KEPT:  # e.g. the events of every incident a policy's incident takes over
+        events = frozenset(sorted(events)[:EVENT_KEYS_KEPT])
     have = stored.event_keys if stored is not None else frozenset()
     if update.new or len(have) + len(events) <= EVENT_KEYS_KEPT:
         update.add(EVENT_KEYS, {"SS": sorted(events)})
