@@ -61,6 +61,15 @@ def statuses(messages) -> list[tuple[str, str]]:
     return [(m.attributes["status"], m.attributes["incident_id"]) for m in messages]
 
 
+def container():
+    """A pipeline as one function container builds it (two of them: two invocations that can race)."""
+    import auditor.handler as handler
+    from auditor.config import Config
+    from auditor.pipeline import Pipeline
+
+    return Pipeline.from_config(Config.from_env(), metrics=handler.PowertoolsMetrics(), logger=handler.logger)
+
+
 def key_policy_records():
     """The issue's first scenario: a key policy replaced; two roles, three secrets each; every
     GetSecretValue with the Decrypt Secrets Manager made for it."""
@@ -275,16 +284,9 @@ def test_a_new_generation_of_kept_events_never_drops_another_writers_events(stac
     """The first container starts a new generation of kept events from what it read; the second
     added an event in between: the first one's write conflicts, it reads again, and the second's
     event is still known when its record is delivered again. (Interleaved by hand, as below.)"""
-    import auditor.handler as handler
     import auditor.storage as storage
-    from auditor.config import Config
-    from auditor.pipeline import Pipeline
 
     monkeypatch.setattr(storage, "EVENT_KEYS_KEPT", 4)
-
-    def container():
-        return Pipeline.from_config(Config.from_env(), metrics=handler.PowertoolsMetrics(), logger=handler.logger)
-
     first, second = container(), container()
     records = [s.identity_denied(t, "checkout", "prod/orders/db") for t in range(7)]
     first.handle([(f"a{i}", to_eventbridge(r)) for i, r in enumerate(records[:3])])
@@ -310,13 +312,6 @@ def test_two_invocations_racing_on_one_incident_send_one_alert(stack, quiet):
     claim then fails its condition, it reads again and counts into the incident the second
     opened. (Interleaved by hand: moto's server does not serialise concurrent transactions as
     DynamoDB does, so real threads against it would test moto, not the claim.)"""
-    import auditor.handler as handler
-    from auditor.config import Config
-    from auditor.pipeline import Pipeline
-
-    def container():
-        return Pipeline.from_config(Config.from_env(), metrics=handler.PowertoolsMetrics(), logger=handler.logger)
-
     first, second = container(), container()
     records = [s.identity_denied(t, "checkout", f"prod/{t}") for t in range(40)]
     write = first.state.table.write
