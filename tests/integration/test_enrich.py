@@ -467,6 +467,8 @@ def evaluation(decision, statements=(), missing=(), resource=f"arn:aws:secretsma
 def test_iam_is_asked_in_the_partition_the_function_runs_in(monkeypatch, region, endpoint):
     """A function in China or GovCloud asks its own partition's IAM (its credentials are valid
     nowhere else) for what governs a caller, who is attached to a policy, and the simulation."""
+    from auditor.aws import partition_of_region
+
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     session = boto3.session.Session(region_name=region, aws_access_key_id="a", aws_secret_access_key="b")
     sent = []
@@ -476,7 +478,7 @@ def test_iam_is_asked_in_the_partition_the_function_runs_in(monkeypatch, region,
         raise ConnectionRefusedError("test: no network")
 
     session.events.register("before-send.iam", refuse)
-    partition = {"cn-north-1": "aws-cn", "us-gov-west-1": "aws-us-gov"}.get(region, "aws")
+    partition = partition_of_region(region)
     enricher = Enricher(session=session, own_account=ACCOUNT, simulate_policies=True, look_up_links=False)
     enricher.links(f"arn:{partition}:iam::{ACCOUNT}:role/app", ACCOUNT)
     enricher.entities(f"arn:{partition}:iam::{ACCOUNT}:policy/shared")
